@@ -1,0 +1,32 @@
+"""compress: YAML recipes that prune, quantize and distill Keras and PyTorch models, export ONNX
+and measure the result against the original.
+
+The public API is loaded lazily so that `import compress` imports neither torch nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Recipe", "Report", "apply", "load_recipe"]
+
+_LAZY = {
+    "apply": "compress.pipeline",
+    "load_recipe": "compress.recipe",
+    "Recipe": "compress.recipe",
+    "Report": "compress.report.schema",
+}
+
+if TYPE_CHECKING:
+    from compress.pipeline import apply
+    from compress.recipe import Recipe, load_recipe
+    from compress.report.schema import Report
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'compress' has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""What every backend provides to the framework-neutral pipeline and passes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.data import Splits
+from compress.passes.targets import LayerInfo
+from compress.progress import Reporter
+from compress.recipe import Recipe
+
+
+@dataclass
+class PassContext:
+    """What a pass handler may use besides the model and its config."""
+
+    recipe: Recipe
+    data: Splits
+    reporter: Reporter
+
+
+@dataclass
+class ExportInfo:
+    """How a model was exported."""
+
+    exporter: str
+    notes: list[str] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """One framework: load, describe, train/compress, predict and export models."""
+
+    name: str
+
+    @staticmethod
+    @abstractmethod
+    def owns(model: Any) -> bool:
+        """True when the in-memory model object belongs to this framework."""
+
+    @abstractmethod
+    def load(self, recipe: Recipe, built: Any = None) -> Any:
+        """Load the recipe's model, or finish one its builder returned (weights, checks)."""
+
+    @abstractmethod
+    def copy(self, model: Any) -> Any:
+        """An independent copy of the model (passes must not change the caller's object)."""
+
+    @abstractmethod
+    def layers(self, model: Any) -> list[LayerInfo]:
+        """The model's layers in order, with their weight counts and whether they can be pruned."""
+
+    @abstractmethod
+    def apply_pass(self, model: Any, config: Any, context: PassContext) -> tuple[Any, dict]:
+        """Run one model-stage pass; returns the new model and what the pass did."""
+
+    @abstractmethod
+    def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the framework model on numpy inputs (inference mode)."""
+
+    @abstractmethod
+    def export_onnx(self, model: Any, recipe: Recipe, path: Path) -> ExportInfo:
+        """Write a single self-contained ONNX file at `path`."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Framework versions for the report's environment section."""
+
+
+def owner_module(model: Any) -> str:
+    """The top-level package that defines the model's class or one of its bases."""
+    for cls in type(model).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("torch", "keras", "tf_keras", "tensorflow", "onnx"):
+            return root
+    return type(model).__module__.split(".")[0]

@@ -1,0 +1,1 @@
+"""ONNX files: inspection (onnx) and execution (onnxruntime), shared by every framework."""

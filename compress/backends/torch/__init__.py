@@ -1,0 +1,60 @@
+"""The PyTorch backend (imports torch; loaded only when a torch model is used)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from compress.backends.base import Backend, ExportInfo, PassContext, owner_module
+from compress.backends.torch.export import export_module
+from compress.backends.torch.layers import module_layers
+from compress.backends.torch.loading import load_module
+from compress.backends.torch.pruning import apply_prune
+from compress.errors import ModelError
+from compress.passes.targets import LayerInfo
+from compress.recipe import Recipe
+
+PASS_HANDLERS = {"prune": apply_prune}
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    @staticmethod
+    def owns(model: Any) -> bool:
+        return owner_module(model) == "torch"
+
+    def load(self, recipe: Recipe, built: Any = None) -> nn.Module:
+        return load_module(recipe, built)
+
+    def copy(self, model: nn.Module) -> nn.Module:
+        """A deep copy, so passes never change the caller's model object."""
+        return copy.deepcopy(model)
+
+    def layers(self, model: nn.Module) -> list[LayerInfo]:
+        return module_layers(model)
+
+    def apply_pass(self, model: nn.Module, config: Any, context: PassContext) -> tuple[Any, dict]:
+        handler = PASS_HANDLERS.get(config.type)
+        if handler is None:
+            raise ModelError(f"pass {config.type!r} is not available for PyTorch models")
+        return handler(model, config, context)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        model.eval()
+        outputs = model(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return [o.detach().cpu().numpy() for o in outputs]
+
+    def export_onnx(self, model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
+        return export_module(model, recipe, path)
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}

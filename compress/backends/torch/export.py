@@ -1,0 +1,117 @@
+"""PyTorch -> ONNX: one self-contained file, dynamo exporter first, TorchScript as fallback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from compress.backends.base import ExportInfo
+from compress.backends.torch.training import DTYPES
+from compress.errors import ModelError
+from compress.recipe import InputSpec, Recipe
+
+#: Size given to dynamic dimensions in the example inputs (not 0 or 1, which exporters specialize).
+EXAMPLE_DIM = 2
+
+
+def example_inputs(specs: list[InputSpec]) -> tuple[torch.Tensor, ...]:
+    """Deterministic example tensors matching the declared inputs."""
+    generator = torch.Generator().manual_seed(0)
+    tensors = []
+    for spec in specs:
+        shape = [dim if isinstance(dim, int) and dim > 0 else EXAMPLE_DIM for dim in spec.shape]
+        dtype = DTYPES[spec.dtype]
+        if dtype.is_floating_point:
+            tensors.append(torch.randn(shape, generator=generator).to(dtype))
+        else:
+            tensors.append(torch.zeros(shape, dtype=dtype))
+    return tuple(tensors)
+
+
+def dim_name(spec: InputSpec, axis: int) -> str:
+    """Name of a dynamic dimension: its own name, "batch" for axis 0, else input_dimN."""
+    dim = spec.shape[axis]
+    if isinstance(dim, str):
+        return dim
+    return "batch" if axis == 0 else f"{spec.name}_dim{axis}"
+
+
+def _dynamic_axes(spec: InputSpec) -> dict[int, str]:
+    return {
+        axis: dim_name(spec, axis)
+        for axis, dim in enumerate(spec.shape)
+        if isinstance(dim, str) or dim == -1
+    }
+
+
+def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
+    """Export in eval mode; external data is never written for models under 2 GB."""
+    specs = recipe.model.inputs
+    args = example_inputs(specs)
+    names = [spec.name for spec in specs]
+    opset = recipe.export.opset
+    model.eval()
+    notes: list[str] = []
+    try:
+        dims = {n: torch.export.Dim(n) for spec in specs for n in _dynamic_axes(spec).values()}
+        dynamic_shapes = tuple(
+            {axis: dims[n] for axis, n in _dynamic_axes(spec).items()} or None for spec in specs
+        )
+        with _quiet():
+            torch.onnx.export(
+                model,
+                args,
+                str(path),
+                dynamo=True,
+                external_data=False,
+                opset_version=opset,
+                input_names=names,
+                dynamic_shapes=dynamic_shapes,
+            )
+        return ExportInfo(exporter="dynamo", notes=notes)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        notes.append(f"the dynamo ONNX exporter failed ({reason}); used the TorchScript exporter")
+    for stale in (path, path.with_name(path.name + ".data")):
+        stale.unlink(missing_ok=True)
+    try:
+        with _quiet():
+            torch.onnx.export(
+                model,
+                args,
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=names,
+                dynamic_axes={spec.name: _dynamic_axes(spec) for spec in specs},
+            )
+    except Exception as exc:
+        raise ModelError(f"ONNX export failed with both exporters: {exc}") from exc
+    return ExportInfo(exporter="torchscript", notes=notes)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress, warnings and log lines; the toolkit reports what matters
+    (exporter used, opset in the file, parity) itself."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo")]
+    levels = [logger.level for logger in loggers]
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)

@@ -1,0 +1,1 @@
+"""Measurements of exported ONNX artifacts: size, weights/sparsity, latency, accuracy."""

@@ -1,0 +1,251 @@
+"""The engine behind `compress apply`: load -> export baseline -> passes -> export -> measure
+-> report. Every figure is measured on the exported ONNX files, both models in the same run."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress import __version__
+from compress.backends import load_model
+from compress.backends.base import Backend, PassContext
+from compress.backends.onnx import inspect as onnx_inspect
+from compress.backends.onnx import runtime
+from compress.check import evaluate_budgets
+from compress.data import Split, Splits, load_data
+from compress.errors import ModelError
+from compress.measure.accuracy import fidelity, score
+from compress.measure.latency import latency_inputs, measure_latency
+from compress.measure.size import model_size
+from compress.measure.weights import summarize
+from compress.outputs import OutputPlan, plan_outputs
+from compress.progress import Reporter, progress_wanted
+from compress.recipe import LatencySpec, Recipe, load_recipe
+from compress.report.markdown import render_markdown
+from compress.report.schema import ExportRecord, Report
+
+PARITY_SAMPLES = 8
+
+
+def apply(
+    recipe: Recipe | str | Path,
+    model: Any = None,
+    output_dir: str | Path | None = None,
+    progress: bool | None = None,
+) -> Report:
+    """Run a recipe end to end and return its report (also written to the output directory).
+
+    `model` replaces the recipe's model source with an in-memory model (it is not modified).
+    Budget results are in `report.budgets`; this function does not raise for a failed budget.
+    """
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    reporter = Reporter(progress_wanted(progress))
+    plan = plan_outputs(recipe, output_dir)
+    plan.open()
+    try:
+        report = _run(recipe, model, plan, reporter)
+        plan.publish()
+    finally:
+        plan.close()
+    return report
+
+
+def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Report:
+    reporter.stage("loading model")
+    backend, model = load_model(recipe, given)
+    if given is not None:
+        model = backend.copy(given)
+    data = load_data(recipe)
+    samples = _parity_samples(recipe, data)
+
+    reporter.stage("exporting the baseline")
+    baseline_path = plan.stage(plan.baseline_name)
+    baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
+
+    records = []
+    context = PassContext(recipe=recipe, data=data, reporter=reporter)
+    for index, config in enumerate(recipe.passes, start=1):
+        reporter.stage(f"pass {index}/{len(recipe.passes)}: {config.type}")
+        started = time.perf_counter()
+        model, info = backend.apply_pass(model, config, context)
+        records.append(
+            {"type": config.type, "seconds": round(time.perf_counter() - started, 3), **info}
+        )
+
+    reporter.stage("exporting the compressed model")
+    compressed_path = plan.stage(plan.onnx_name)
+    compressed_export = export_verified(backend, model, recipe, compressed_path, samples, reporter)
+
+    reporter.stage("measuring both models")
+    metrics, outputs = measure_models(
+        recipe, data, {"baseline": baseline_path, "compressed": compressed_path}
+    )
+    metrics["baseline"]["export"] = baseline_export
+    metrics["compressed"]["export"] = compressed_export
+    summaries = {
+        label: summarize(path)
+        for label, path in (("baseline", baseline_path), ("compressed", compressed_path))
+    }
+    before = {layer["name"]: layer["sparsity"] for layer in summaries["baseline"].layers}
+    layers = [
+        {**layer, "baseline_sparsity": before.get(layer["name"])}
+        for layer in summaries["compressed"].layers
+    ]
+
+    report = Report(
+        tool_version=__version__,
+        recipe={
+            "name": recipe.name,
+            "path": str(recipe.path) if recipe.path else None,
+            "spec": recipe.model_dump(mode="json"),
+        },
+        framework=backend.name,
+        baseline=metrics["baseline"],
+        compressed=metrics["compressed"],
+        fidelity=fidelity(recipe.evaluate.metric if recipe.evaluate else None, *outputs)
+        if outputs
+        else None,
+        layers=layers,
+        passes=records,
+        artifacts={
+            "onnx": plan.onnx_name,
+            "baseline_onnx": plan.baseline_name,
+            "report_json": "report.json",
+            "report_md": "report.md",
+        },
+        environment=_environment(recipe, backend),
+        notes=reporter.notes,
+    )
+    _add_honesty_notes(report)
+    report.budgets = evaluate_budgets(report, recipe.budgets)
+    plan.stage("report.json").write_text(report.to_json(), encoding="utf-8")
+    plan.stage("report.md").write_text(render_markdown(report), encoding="utf-8")
+    report.artifacts.onnx = str(plan.directory / plan.onnx_name)
+    report.artifacts.baseline_onnx = str(plan.directory / plan.baseline_name)
+    report.artifacts.report_json = str(plan.directory / "report.json")
+    report.artifacts.report_md = str(plan.directory / "report.md")
+    return report
+
+
+def export_verified(
+    backend: Backend,
+    model: Any,
+    recipe: Recipe,
+    path: Path,
+    samples: list[np.ndarray],
+    reporter: Reporter,
+) -> ExportRecord:
+    """Export, run onnx.checker, and compare onnxruntime's outputs with the framework's."""
+    info = backend.export_onnx(model, recipe, path)
+    for note in info.notes:
+        reporter.note(note)
+    onnx_inspect.check(path)
+    expected = backend.predict(model, samples)
+    actual = runtime.run(runtime.make_session(path), samples)
+    diff, scale = 0.0, 1.0
+    for want, got in zip(expected, actual, strict=True):
+        diff = max(diff, float(np.max(np.abs(want.astype(np.float64) - got))))
+        scale = max(scale, float(np.max(np.abs(want))))
+    tolerance = recipe.export.parity_tolerance * scale
+    if not diff <= tolerance:
+        raise ModelError(
+            f"exported {path.name} disagrees with the {backend.name} model: max abs diff "
+            f"{diff:.3g} > {tolerance:.3g} (export.parity_tolerance)"
+        )
+    opset = onnx_inspect.opset(path)
+    if opset != recipe.export.opset:
+        reporter.note(
+            f"{path.name} was exported at opset {opset} (export.opset asks {recipe.export.opset})"
+        )
+    return ExportRecord(exporter=info.exporter, opset=opset, parity_max_abs_diff=diff)
+
+
+def measure_models(
+    recipe: Recipe, data: Splits, paths: dict[str, Path]
+) -> tuple[dict[str, dict], tuple[np.ndarray, np.ndarray] | None]:
+    """Size, weights, latency and accuracy of each ONNX file; plus both models' val outputs."""
+    metrics: dict[str, dict] = {}
+    for label, path in paths.items():
+        raw, gz = model_size(path)
+        weights = summarize(path)
+        metrics[label] = {
+            "size_bytes": raw,
+            "size_gzip_bytes": gz,
+            "params": weights.params,
+            "nonzero_params": weights.nonzero_params,
+            "sparsity": round(weights.sparsity, 6),
+        }
+    latency = recipe.measure.latency
+    if latency is not None:
+        val = data.get("val")
+        inputs = latency_inputs(recipe.model.inputs, latency, val.inputs if val else None)
+        for label, stats in measure_latency(paths, latency, inputs).items():
+            metrics[label]["latency_ms"] = stats
+    val = data.get("val")
+    if val is None:
+        return metrics, None
+    batch = _eval_batch(recipe)
+    outputs = {
+        label: runtime.predict(runtime.make_session(path), val.inputs, batch)[0]
+        for label, path in paths.items()
+    }
+    if recipe.evaluate is not None and val.targets is not None:
+        for label in paths:
+            metrics[label]["accuracy"] = round(
+                score(recipe.evaluate.metric, recipe.base_dir, outputs[label], val.targets), 6
+            )
+    return metrics, (outputs["baseline"], outputs["compressed"])
+
+
+def _eval_batch(recipe: Recipe) -> int:
+    first = recipe.model.inputs[0].shape[0]
+    if isinstance(first, int) and first > 0:
+        return first
+    return recipe.data.batch_size if recipe.data else 64
+
+
+def _parity_samples(recipe: Recipe, data: Splits) -> list[np.ndarray]:
+    """Real validation samples when there are enough, else deterministic random inputs."""
+    first = recipe.model.inputs[0].shape[0]
+    count = first if isinstance(first, int) and first > 0 else PARITY_SAMPLES
+    split: Split | None = data.get("val") or data.get("calibration")
+    if split is not None and len(split) >= count:
+        return [np.ascontiguousarray(x) for x in split.take(count).inputs]
+    return latency_inputs(recipe.model.inputs, LatencySpec(batch_size=count), None)
+
+
+def _environment(recipe: Recipe, backend: Backend) -> dict:
+    latency = recipe.measure.latency
+    return {
+        "python": platform.python_version(),
+        **runtime.versions(),
+        **backend.versions(),
+        "cpu": _cpu_name(),
+        "platform": platform.platform(),
+        "threads": latency.threads if latency else None,
+        "device": latency.device if latency else "cpu",
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _add_honesty_notes(report: Report) -> None:
+    """Say plainly what the figures mean where users are often misled."""
+    gained = report.compressed.sparsity - report.baseline.sparsity
+    if gained > 0.05 and report.compressed.params == report.baseline.params:
+        report.notes.append(
+            "unstructured sparsity shrinks the gzip size, not the raw size or latency: "
+            "onnxruntime has no sparse kernels, so zeros are still multiplied"
+        )

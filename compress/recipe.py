@@ -1,0 +1,274 @@
+"""The recipe (version 1): its pydantic schema, and loading YAML with file:line:col errors.
+
+Read this first: every other module takes a `Recipe`. Unknown keys are errors everywhere;
+paths are relative to the recipe file; sizes accept units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+
+from compress.errors import RecipeError
+from compress.passes import AnyPass, pass_names
+from compress.schema import StrictModel
+from compress.units import parse_size
+from compress.yaml_source import Located, load_yaml, locate
+
+MODEL_FILE_SUFFIXES = (".pt", ".pth")
+
+
+class InputSpec(StrictModel):
+    """One model input: a dimension is a size, -1 or a name (both dynamic)."""
+
+    name: str
+    shape: list[int | str] = Field(..., min_length=1)
+    dtype: Literal["float32", "float16", "int64", "int32", "bool"] = "float32"
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, shape: list[int | str]) -> list[int | str]:
+        for dim in shape:
+            if isinstance(dim, int) and dim < 1 and dim != -1:
+                raise ValueError("a dimension is a positive size, -1 or a name")
+        return shape
+
+
+class ModelSpec(StrictModel):
+    """Where the model comes from: a builder ("file.py:fn" / "pkg.mod:fn") or a model file."""
+
+    source: str
+    weights: str | None = Field(None, description=".safetensors or a .pt/.pth state dict")
+    framework: Literal["torch"] | None = None
+    inputs: list[InputSpec] = Field(..., min_length=1)
+    trust: bool = Field(
+        False, description="allow model files that run code when loaded (full pickles)"
+    )
+
+
+class DataSpec(StrictModel):
+    """A callable returning {"train": (x, y), "val": (x, y), "calibration": x or (x, y)}."""
+
+    source: str
+    batch_size: int = Field(64, ge=1)
+
+
+class OptimizerSpec(StrictModel):
+    type: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainSpec(StrictModel):
+    """Fine-tuning used by passes that train."""
+
+    epochs: int = Field(..., ge=1)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    loss: Literal["cross_entropy", "mse", "bce_with_logits"] = "cross_entropy"
+    seed: int = 0
+
+
+class EvaluateSpec(StrictModel):
+    metric: str = Field("accuracy", description='accuracy | top5 | mse | cosine | "file.py:fn"')
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, metric: str) -> str:
+        if metric not in ("accuracy", "top5", "mse", "cosine") and ":" not in metric:
+            raise ValueError('use accuracy, top5, mse, cosine or a function "file.py:fn"')
+        return metric
+
+
+class ExportSpec(StrictModel):
+    format: Literal["onnx"] = "onnx"
+    opset: int = Field(18, ge=13, le=23)
+    path: str = "out/model.onnx"
+    parity_tolerance: float = Field(
+        1e-4, gt=0, description="max |onnx - framework| allowed, relative to max(1, |output|)"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _onnx_suffix(cls, path: str) -> str:
+        if not path.endswith(".onnx"):
+            raise ValueError("the export path must end with .onnx")
+        return path
+
+
+class LatencySpec(StrictModel):
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: int = Field(1, ge=1)
+    warmup: int = Field(10, ge=0)
+    runs: int = Field(100, ge=1)
+    batch_size: int = Field(1, ge=1)
+    dims: dict[str, int] = Field(
+        default_factory=dict, description="sizes of named dynamic dimensions other than batch"
+    )
+
+
+class MeasureSpec(StrictModel):
+    latency: LatencySpec | None = Field(default_factory=LatencySpec)
+
+
+class Limit(StrictModel):
+    """A budget: an upper and/or lower bound."""
+
+    max: float | None = None
+    min: float | None = None
+
+
+class SizeLimit(Limit):
+    @field_validator("max", "min", mode="before")
+    @classmethod
+    def _units(cls, value: Any) -> Any:
+        return None if value is None else parse_size(value)
+
+
+class Budgets(StrictModel):
+    """Limits checked after apply and by `compress check`."""
+
+    size_bytes: SizeLimit | None = None
+    size_gzip_bytes: SizeLimit | None = None
+    params: Limit | None = None
+    nonzero_params: Limit | None = None
+    sparsity: Limit | None = None
+    latency_p50_ms: Limit | None = None
+    latency_p90_ms: Limit | None = None
+    accuracy: Limit | None = None
+    accuracy_drop: Limit | None = None
+
+
+class Recipe(StrictModel):
+    version: Literal[1]
+    name: str = Field(..., min_length=1)
+    model: ModelSpec
+    data: DataSpec | None = None
+    train: TrainSpec | None = None
+    evaluate: EvaluateSpec | None = None
+    passes: list[AnyPass] = Field(default_factory=list)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    measure: MeasureSpec = Field(default_factory=MeasureSpec)
+    budgets: Budgets | None = None
+
+    _path: Path | None = PrivateAttr(None)
+    _source: Located | None = PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory recipe paths are relative to (the cwd for in-memory recipes)."""
+        return self._path.parent if self._path else Path.cwd()
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def resolve(self, relative: str) -> Path:
+        """A recipe path made absolute against the recipe's directory."""
+        return (self.base_dir / relative).resolve()
+
+    def error_at(self, loc: tuple[str | int, ...], message: str) -> RecipeError:
+        """A RecipeError pointing at the recipe location of `loc` (when loaded from a file)."""
+        dotted = ".".join(str(part) for part in loc)
+        if self._source is None:
+            return RecipeError(f"{dotted}: {message}")
+        return RecipeError(f"{locate(self._source, loc)}: {dotted}: {message}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Load and validate a recipe file; raises RecipeError with file:line:col messages."""
+    source = load_yaml(Path(path))
+    recipe = parse_recipe(source)
+    _check_consistency(recipe)
+    return recipe
+
+
+def parse_recipe(source: Located) -> Recipe:
+    """Validate parsed YAML against the schema, translating errors to file:line:col lines."""
+    if not isinstance(source.data, dict):
+        raise RecipeError(f"{source.path}:1:1: a recipe is a mapping with version, name, model")
+    try:
+        recipe = Recipe.model_validate(source.data)
+    except ValidationError as exc:
+        lines = [_format_error(source, error) for error in exc.errors()]
+        raise RecipeError("\n".join(dict.fromkeys(lines))) from None
+    recipe._path = source.path.resolve()
+    recipe._source = source
+    return recipe
+
+
+def _format_error(source: Located, error: Any) -> str:
+    loc = _without_tags(tuple(error["loc"]))
+    where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
+    dotted = ".".join(str(part) for part in loc)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (not part of recipe version 1)"
+    return f"{where}: {dotted}: {message}"
+
+
+def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop discriminated-union tags (the pass type after a list index) from an error location."""
+    tags = set(pass_names())
+    return tuple(
+        part
+        for i, part in enumerate(loc)
+        if not (part in tags and i > 0 and isinstance(loc[i - 1], int))
+    )
+
+
+def _check_consistency(recipe: Recipe) -> None:
+    """Checks that span sections: files exist, training passes have training data, budgets
+    refer to figures the recipe measures."""
+    problems: list[RecipeError] = []
+    spec = recipe.model
+    referenced = [
+        (("model", "source"), spec.source),
+        (("model", "weights"), spec.weights),
+        (("data", "source"), recipe.data.source if recipe.data else None),
+    ]
+    for loc, reference in referenced:
+        file = _referenced_file(reference) if reference else None
+        if file and not recipe.resolve(file).is_file():
+            problems.append(recipe.error_at(loc, f"no such file: {file}"))
+    if recipe.evaluate and recipe.data is None:
+        problems.append(recipe.error_at(("evaluate",), "evaluation needs a data section"))
+    for index, config in enumerate(recipe.passes):
+        if not getattr(config, "trains", False):
+            continue
+        if recipe.train is None or recipe.data is None:
+            problems.append(
+                recipe.error_at(("passes", index), "this pass fine-tunes: add train and data")
+            )
+            continue
+        schedule = getattr(config, "schedule", None)
+        if schedule and schedule.end_epoch and schedule.end_epoch > recipe.train.epochs:
+            problems.append(
+                recipe.error_at(
+                    ("passes", index, "schedule", "end_epoch"),
+                    f"end_epoch {schedule.end_epoch} is after the last training epoch "
+                    f"(train.epochs = {recipe.train.epochs})",
+                )
+            )
+    budgets = recipe.budgets
+    if budgets and (budgets.accuracy or budgets.accuracy_drop) and recipe.evaluate is None:
+        problems.append(recipe.error_at(("budgets",), "accuracy budgets need an evaluate section"))
+    if (
+        budgets
+        and (budgets.latency_p50_ms or budgets.latency_p90_ms)
+        and (recipe.measure.latency is None)
+    ):
+        problems.append(recipe.error_at(("budgets",), "latency budgets need measure.latency"))
+    if problems:
+        raise RecipeError("\n".join(str(problem) for problem in problems))
+
+
+def _referenced_file(reference: str) -> str | None:
+    """The file a reference names: "dir/file.py:fn" -> "dir/file.py", a plain path -> itself,
+    "pkg.module:fn" -> None (found by import, not a file)."""
+    if ":" not in reference:
+        return reference
+    module = reference.rsplit(":", 1)[0]
+    return module if module.endswith(".py") else None

@@ -1,0 +1,122 @@
+"""The report contract (schema_version 1). Fields keep their meaning; new ones may be added,
+so reading tolerates unknown keys and keeps them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from compress.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Latency(Section):
+    p50: float
+    p90: float
+    mean: float
+    runs: int
+
+
+class ExportRecord(Section):
+    exporter: str
+    opset: int
+    parity_max_abs_diff: float
+
+
+class ModelMetrics(Section):
+    size_bytes: int
+    size_gzip_bytes: int
+    params: int
+    nonzero_params: int
+    sparsity: float
+    latency_ms: Latency | None = None
+    accuracy: float | None = None
+    export: ExportRecord | None = None
+
+
+class Fidelity(Section):
+    metric: str
+    value: float
+    max_abs_error: float | None = None
+
+
+class Layer(Section):
+    name: str
+    params: int
+    sparsity: float
+    dtype: str
+    baseline_sparsity: float | None = None
+
+
+class Artifacts(Section):
+    onnx: str
+    baseline_onnx: str | None = None
+    report_json: str
+    report_md: str | None = None
+    report_html: str | None = None
+
+
+class Environment(Section):
+    python: str
+    onnxruntime: str
+    cpu: str
+    threads: int | None = None
+    device: str | None = None
+    torch: str | None = None
+    tensorflow: str | None = None
+
+
+class BudgetResult(Section):
+    metric: str
+    limit: str
+    value: float | None
+    status: Literal["pass", "warn", "fail", "new"]
+
+
+class Report(Section):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tool_version: str
+    recipe: dict
+    framework: str
+    baseline: ModelMetrics
+    compressed: ModelMetrics
+    fidelity: Fidelity | None = None
+    layers: list[Layer]
+    passes: list[dict]
+    artifacts: Artifacts
+    environment: Environment
+    budgets: list[BudgetResult] = []
+    notes: list[str] = []
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude_none=False) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> Report:
+        """Load a report file; an unknown schema version or invalid content is a UsageError."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read report: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from exc
+        if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+            found = data.get("schema_version") if isinstance(data, dict) else None
+            raise UsageError(
+                f"{path}: unsupported report schema_version {found!r} (this tool reads "
+                f"{SCHEMA_VERSION})"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise UsageError(f"{path}: invalid report: {where}: {first['msg']}") from exc

@@ -1,0 +1,31 @@
+"""The side-by-side table printed after `compress apply`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from compress.report.rows import comparison_rows
+from compress.report.schema import Report
+
+
+def print_table(report: Report, console: Console | None = None) -> None:
+    """Print baseline vs compressed, budgets and notes."""
+    console = console or Console()
+    title = f"{report.recipe.get('name', '')} ({report.framework})"
+    table = Table(title=title, title_justify="left")
+    for column in ("metric", "baseline", "compressed", "change"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in comparison_rows(report):
+        style = "bold red" if row.flag else None
+        table.add_row(row.metric, row.baseline, row.compressed, row.change, style=style)
+    console.print(table)
+    for budget in report.budgets:
+        color = {"pass": "green", "fail": "red"}.get(budget.status, "yellow")
+        console.print(
+            f"budget {budget.metric} {budget.limit}: value {budget.value} "
+            f"[{color}]{budget.status}[/]"
+        )
+    for note in report.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
+    console.print(f"report: {report.artifacts.report_json}", markup=False)

@@ -1,0 +1,75 @@
+"""Resolve "file.py:callable" and "pkg.module:callable" references from recipes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from compress.errors import ModelError
+
+
+def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
+    """Import the callable named by a reference; files are relative to base_dir."""
+    module_part, sep, attr = reference.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ModelError(
+            f"{reference!r} is not of the form 'file.py:callable' or 'pkg.mod:callable'"
+        )
+    if module_part.endswith(".py"):
+        module = _import_file((base_dir / module_part).resolve())
+    else:
+        try:
+            module = importlib.import_module(module_part)
+        except Exception as exc:
+            raise ModelError(f"cannot import {module_part!r}: {_one_line(exc)}") from exc
+    target: Any = module
+    for name in attr.split("."):
+        target = getattr(target, name, None)
+        if target is None:
+            raise ModelError(f"{reference}: {module_part} has no attribute {attr!r}")
+    if not callable(target):
+        raise ModelError(f"{reference}: {attr!r} is not callable")
+    return target
+
+
+def call_reference(reference: str, base_dir: Path, *args: Any, **kwargs: Any) -> Any:
+    """Load and call a referenced callable; its exceptions become one-line ModelErrors."""
+    function = load_callable(reference, base_dir)
+    try:
+        return function(*args, **kwargs)
+    except Exception as exc:
+        raise ModelError(f"{reference} raised {_one_line(exc)}") from exc
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelError(f"no such file: {path}")
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    name = f"compress_user_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    # Let a builder import its neighbours (e.g. models/digits.py from models/digits_cnn.py).
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelError(f"importing {path.name} failed: {_one_line(exc)}") from exc
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,87 @@
+"""YAML loading that remembers where every value came from, so errors can say file:line:col."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compress.errors import RecipeError
+
+
+@dataclass(frozen=True)
+class Located:
+    """Parsed YAML data plus the node tree that holds each value's position."""
+
+    data: Any
+    root: yaml.Node | None
+    path: Path
+
+
+def load_yaml(path: Path) -> Located:
+    """Parse YAML with safe_load semantics; duplicate keys and syntax errors are RecipeErrors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise RecipeError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: invalid YAML: {exc}") from None
+    if root is not None:
+        _reject_duplicate_keys(root, path)
+    return Located(data=data, root=root, path=path)
+
+
+def _reject_duplicate_keys(node: yaml.Node, path: Path) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    mark = key.start_mark
+                    raise RecipeError(
+                        f"{path}:{mark.line + 1}:{mark.column + 1}: duplicate key {key.value!r}"
+                    )
+                seen.add(key.value)
+            _reject_duplicate_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _reject_duplicate_keys(item, path)
+
+
+def locate(source: Located, loc: tuple[str | int, ...], at_key: bool = False) -> str:
+    """Return "file:line:col" of the deepest YAML node on a pydantic-style error location.
+
+    Parts missing from the YAML (a required key, say) stop nowhere: the parent's position is
+    used. The key's position is used when `at_key` is set (for a key that should not be there)
+    or when the value is empty.
+    """
+    node = source.root
+    mark = node.start_mark if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                continue
+            key, node = match
+            mark = key.start_mark if at_key or not _has_content(node) else node.start_mark
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            mark = node.start_mark
+    return f"{source.path}:{mark.line + 1}:{mark.column + 1}" if mark else str(source.path)
+
+
+def _has_content(node: yaml.Node) -> bool:
+    return not (isinstance(node, yaml.ScalarNode) and node.value == "")
