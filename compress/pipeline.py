@@ -23,6 +23,7 @@ from compress.measure.latency import latency_inputs, measure_latency
 from compress.measure.size import model_size
 from compress.measure.weights import summarize
 from compress.outputs import OutputPlan, plan_outputs
+from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import LatencySpec, Recipe, load_recipe
 from compress.report.markdown import render_markdown
@@ -71,7 +72,10 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
     for index, config in enumerate(recipe.passes, start=1):
         reporter.stage(f"pass {index}/{len(recipe.passes)}: {config.type}")
         started = time.perf_counter()
-        model, info = backend.apply_pass(model, config, context)
+        try:
+            model, info = backend.apply_pass(model, config, context)
+        except TargetError as exc:
+            raise recipe.error_at(("passes", index - 1, *exc.loc), exc.message) from None
         records.append(
             {"type": config.type, "seconds": round(time.perf_counter() - started, 3), **info}
         )

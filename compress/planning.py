@@ -7,6 +7,7 @@ from typing import Any
 
 from compress.backends import load_model
 from compress.passes import PLANNERS
+from compress.passes.targets import TargetError
 from compress.recipe import Recipe
 
 
@@ -21,7 +22,10 @@ def plan(recipe: Recipe) -> Plan:
     """Load the model and describe what each pass will touch (raises on unmatched targets)."""
     backend, model = load_model(recipe)
     layers = backend.layers(model)
-    passes = [
-        {"type": config.type, **PLANNERS[config.type](config, layers)} for config in recipe.passes
-    ]
+    passes = []
+    for index, config in enumerate(recipe.passes):
+        try:
+            passes.append({"type": config.type, **PLANNERS[config.type](config, layers)})
+        except TargetError as exc:
+            raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
     return Plan(framework=backend.name, params=sum(layer.params for layer in layers), passes=passes)

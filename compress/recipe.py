@@ -204,8 +204,13 @@ def _format_error(source: Located, error: Any) -> str:
     where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
     dotted = ".".join(str(part) for part in loc)
     message = error["msg"].removeprefix("Value error, ")
+    known = ", ".join(pass_names())
     if error["type"] == "extra_forbidden":
         message = "unknown key (not part of recipe version 1)"
+    elif error["type"] == "union_tag_invalid":
+        message = f"unknown pass type {error['ctx']['tag']!r}; known types: {known}"
+    elif error["type"] == "union_tag_not_found":
+        message = f"a pass needs a type; known types: {known}"
     return f"{where}: {dotted}: {message}"
 
 

@@ -10,7 +10,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compress.errors import ModelError
+from compress.errors import RecipeError
+
+
+class TargetError(RecipeError):
+    """A targets/ignore entry that does not fit the model; `loc` is relative to the pass."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
 
 
 @dataclass(frozen=True)
@@ -39,21 +48,25 @@ def resolve_targets(
 ) -> list[LayerInfo]:
     """Return the prunable layers selected by targets minus ignore, in model order.
 
-    `targets=None` means every layer that can take the pass. Raises ModelError naming the
+    `targets=None` means every layer that can take the pass. Raises TargetError naming the
     pattern that matched nothing, or the layer that cannot take the pass.
     """
-    for pattern in [*(targets or []), *ignore]:
+    patterns = [("targets", i, p) for i, p in enumerate(targets or [])]
+    patterns += [("ignore", i, p) for i, p in enumerate(ignore)]
+    for field, index, pattern in patterns:
         matched = [layer for layer in layers if matches(pattern, layer.name)]
         if not matched:
             known = ", ".join(layer.name for layer in layers if layer.prunable) or "none"
-            raise ModelError(
-                f"{pass_name}: target {pattern!r} matches no layer of the model "
-                f"(layers it can take: {known})"
+            raise TargetError(
+                f"{pass_name}: {pattern!r} matches no layer of the model (layers it can take: "
+                f"{known})",
+                (field, index),
             )
-        if pattern in (targets or []) and not any(layer.prunable for layer in matched):
+        if field == "targets" and not any(layer.prunable for layer in matched):
             bad = matched[0]
-            raise ModelError(
-                f"{pass_name}: layer {bad.name!r} ({bad.kind}) has no weight this pass can take"
+            raise TargetError(
+                f"{pass_name}: layer {bad.name!r} ({bad.kind}) has no weight this pass can take",
+                (field, index),
             )
     chosen = [
         layer
@@ -63,5 +76,5 @@ def resolve_targets(
         and not any(matches(p, layer.name) for p in ignore)
     ]
     if not chosen:
-        raise ModelError(f"{pass_name}: targets and ignore leave no layer to work on")
+        raise TargetError(f"{pass_name}: targets and ignore leave no layer to work on", ())
     return chosen
