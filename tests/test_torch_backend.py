@@ -206,3 +206,12 @@ def test_exporter_falls_back_to_torchscript_and_says_so(write_recipe, tmp_path):
     assert info.exporter == "torchscript"
     assert "dynamo ONNX exporter failed" in info.notes[0]
     onnx.checker.check_model(str(path))
+
+
+def test_export_carries_no_local_paths(write_recipe, tmp_path):
+    recipe = recipe_with(write_recipe)
+    backend, model = load_model(recipe)
+    path = tmp_path / "clean.onnx"
+    backend.export_onnx(model, recipe, path)
+    assert str(MODELS) not in path.read_bytes().decode("latin-1")
+    assert b"stack_trace" not in path.read_bytes()
