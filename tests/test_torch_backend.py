@@ -215,3 +215,42 @@ def test_export_carries_no_local_paths(write_recipe, tmp_path):
     backend.export_onnx(model, recipe, path)
     assert str(MODELS) not in path.read_bytes().decode("latin-1")
     assert b"stack_trace" not in path.read_bytes()
+
+
+def test_builder_from_an_importable_module(write_recipe, tmp_path, monkeypatch):
+    package = tmp_path / "zoo"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(
+        "from torch import nn\n\ndef tiny():\n    return nn.Sequential(nn.Linear(10, 2))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    backend, model = load_model(recipe_with(write_recipe, source="zoo.nets:tiny", weights=None))
+    assert backend.name == "torch" and model[0].out_features == 2
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_trainer_optimizers_reduce_the_loss(write_recipe, optimizer):
+    raw = seed_mlp_recipe(
+        train={
+            "epochs": 3,
+            "optimizer": {"type": optimizer, "lr": 0.05, "momentum": 0.9}
+            if optimizer == "sgd"
+            else {"type": optimizer, "lr": 0.01},
+        },
+        passes=[{"type": "prune", "sparsity": 0.3, "fine_tune": True}],
+    )
+    raw["model"].pop("weights")  # start from random weights: the loss must fall
+    recipe = load_recipe(write_recipe(raw))
+    backend, model = load_model(recipe)
+    context = PassContext(recipe=recipe, data=load_data(recipe), reporter=Reporter(False))
+    x, y = context.data["val"].inputs[0], context.data["val"].targets
+
+    def val_loss() -> float:
+        with torch.no_grad():
+            outputs = model(torch.from_numpy(x))
+        return float(torch.nn.functional.cross_entropy(outputs, torch.from_numpy(y)))
+
+    before = val_loss()
+    model, _ = backend.apply_pass(model, recipe.passes[0], context)
+    assert val_loss() < before * 0.8
