@@ -17,7 +17,9 @@ from compress.schema import StrictModel
 from compress.units import parse_size
 from compress.yaml_source import Located, load_yaml, locate
 
-MODEL_FILE_SUFFIXES = (".pt", ".pth")
+TORCH_FILE_SUFFIXES = (".pt", ".pth")
+KERAS_FILE_SUFFIXES = (".keras", ".h5")
+MODEL_FILE_SUFFIXES = TORCH_FILE_SUFFIXES + KERAS_FILE_SUFFIXES
 
 
 class InputSpec(StrictModel):
@@ -40,8 +42,12 @@ class ModelSpec(StrictModel):
     """Where the model comes from: a builder ("file.py:fn" / "pkg.mod:fn") or a model file."""
 
     source: str
-    weights: str | None = Field(None, description=".safetensors or a .pt/.pth state dict")
-    framework: Literal["torch"] | None = None
+    weights: str | None = Field(
+        None, description="torch: .safetensors or .pt/.pth state dict; Keras: .weights.h5"
+    )
+    framework: Literal["torch", "keras", "tf_keras"] | None = Field(
+        None, description="inferred from the model; keras = Keras 3, tf_keras = Keras 2"
+    )
     inputs: list[InputSpec] = Field(..., min_length=1)
     trust: bool = Field(
         False, description="allow model files that run code when loaded (full pickles)"

@@ -27,3 +27,8 @@ def load(layout: str = "nchw") -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "val": (images[val], labels[val]),
         "calibration": (images[train[:CALIBRATION_SAMPLES]], labels[train[:CALIBRATION_SAMPLES]]),
     }
+
+
+def load_nhwc() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The same splits in Keras' channels-last layout (N, 8, 8, 1)."""
+    return load("nhwc")

@@ -1,13 +1,19 @@
-"""Train the example models from scratch and save their weights as safetensors.
+"""Train the example models from scratch and save their weights.
 
     python models/train.py [OUT_DIR]    # default: models/
 
-Deterministic (fixed seeds); takes a few seconds on a CPU.
+PyTorch models are saved as safetensors, Keras models as `.weights.h5` (arrays only).
+Deterministic for PyTorch (fixed seeds); takes well under a minute on a CPU.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras = tf-keras, as compress sets it
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +50,27 @@ def fit(model: nn.Module, data: dict, epochs: int, lr: float, batch: int = 64) -
     return float(np.mean(predicted == vy))
 
 
+def fit_keras(model, data: dict, epochs: int, lr: float, from_logits: bool, batch: int = 64):
+    """Train a Keras 3 or tf-keras model with Adam; return validation accuracy."""
+    api = importlib.import_module(type(model).__module__.split(".")[0])  # keras or tf_keras
+    api.utils.set_random_seed(0)
+    x, y = data["train"]
+    loss = (
+        api.losses.SparseCategoricalCrossentropy
+        if y.ndim == 1
+        else (api.losses.CategoricalCrossentropy)
+    )
+    model.compile(
+        optimizer=api.optimizers.Adam(learning_rate=lr), loss=loss(from_logits=from_logits)
+    )
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+    vx, vy = data["val"]
+    labels = vy if vy.ndim == 1 else vy.argmax(1)
+    return float(np.mean(model.predict(vx, verbose=0).argmax(1) == labels))
+
+
 def main(out_dir: Path = HERE, epochs_scale: float = 1.0) -> dict[str, float]:
-    """Train both models into out_dir; returns their validation accuracies."""
+    """Train every example model into out_dir; returns their validation accuracies."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     for name, module, data, epochs, lr in (
@@ -56,6 +81,20 @@ def main(out_dir: Path = HERE, epochs_scale: float = 1.0) -> dict[str, float]:
         model = module.build()
         results[name] = fit(model, data, max(1, round(epochs * epochs_scale)), lr)
         save_file(model.state_dict(), str(out_dir / f"{name}.safetensors"))
+    import keras_digits_cnn
+    import seed_keras
+
+    for name, module, data, epochs, lr, from_logits in (
+        ("keras_digits_cnn", keras_digits_cnn, digits.load_nhwc(), 20, 2e-3, True),
+        ("seed_keras", seed_keras, seed_keras.load(), 30, 3e-3, False),
+    ):
+        model = module.build()
+        results[name] = fit_keras(
+            model, data, max(1, round(epochs * epochs_scale)), lr, from_logits
+        )
+        clean = module.build()  # saved without optimizer state
+        clean.set_weights(model.get_weights())
+        clean.save_weights(str(out_dir / f"{name}.weights.h5"))
     return results
 
 

@@ -5,47 +5,66 @@ Frameworks are imported only when their backend is first used.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from compress.backends.base import Backend, owner_module
+from compress.backends.native_logs import filtered_native_stderr
 from compress.errors import ModelError, UsageError
-from compress.recipe import MODEL_FILE_SUFFIXES, Recipe
+from compress.recipe import KERAS_FILE_SUFFIXES, TORCH_FILE_SUFFIXES, Recipe
 from compress.sources import call_reference
+
+FRAMEWORKS = ("torch", "keras", "tf_keras")
 
 
 def backend_named(name: str) -> Backend:
-    """The backend for a framework name."""
+    """The backend for a framework name: torch, keras (Keras 3) or tf_keras (Keras 2)."""
     if name == "torch":
         from compress.backends.torch import TorchBackend
 
         return TorchBackend()
-    raise UsageError(f"framework {name!r} is not supported (supported: torch)")
+    if name in ("keras", "tf_keras"):
+        from compress.backends.keras import KerasBackend
+
+        return KerasBackend(name)
+    raise UsageError(f"framework {name!r} is not supported (supported: {', '.join(FRAMEWORKS)})")
 
 
-def backend_for_model(model: Any) -> Backend:
-    """The backend that owns an in-memory model object."""
+def framework_of(model: Any) -> str:
+    """The framework an in-memory model belongs to, from its class hierarchy."""
     owner = owner_module(model)
-    if owner == "torch":
-        return backend_named("torch")
+    if owner in FRAMEWORKS:
+        return owner
     raise UsageError(
-        f"cannot compress a {type(model).__name__} from {owner!r}: "
-        "expected a torch.nn.Module (the only framework supported so far)"
+        f"cannot compress a {type(model).__name__} from {owner!r}: expected a torch.nn.Module, "
+        "a Keras 3 model or a tf-keras model"
     )
 
 
 def load_model(recipe: Recipe, model: Any = None) -> tuple[Backend, Any]:
     """Return (backend, model): the given in-memory model, or the recipe's model loaded."""
+    from compress.backends.keras.environment import prepare
+
+    prepare()  # before any builder can import TensorFlow
     if model is not None:
-        return backend_for_model(model), model
+        return backend_named(framework_of(model)), model
     spec = recipe.model
-    if spec.framework:
-        backend = backend_named(spec.framework)
+    if spec.source.endswith(TORCH_FILE_SUFFIXES):
+        backend = backend_named(spec.framework or "torch")
         return backend, backend.load(recipe)
-    if spec.source.endswith(MODEL_FILE_SUFFIXES):
-        backend = backend_named("torch")
+    if spec.source.endswith(KERAS_FILE_SUFFIXES):
+        from compress.backends.keras.loading import flavor_of_file
+
+        backend = backend_named(flavor_of_file(Path(spec.source), spec.framework))
         return backend, backend.load(recipe)
-    built = call_reference(spec.source, recipe.base_dir)
+    with filtered_native_stderr():  # a builder may import TensorFlow
+        built = call_reference(spec.source, recipe.base_dir)
     if built is None:
         raise ModelError(f"{spec.source} returned None instead of a model")
-    backend = backend_for_model(built)
+    detected = framework_of(built)
+    if spec.framework and spec.framework != detected:
+        raise ModelError(
+            f"model.framework is {spec.framework} but {spec.source} built a {detected} model"
+        )
+    backend = backend_named(detected)
     return backend, backend.load(recipe, built)

@@ -34,13 +34,21 @@ def score(name: str, base_dir: Path, outputs: np.ndarray, targets: np.ndarray) -
     return value
 
 
+def class_labels(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Integer labels from integer targets or from one-hot / probability targets."""
+    if targets.ndim == outputs.ndim and targets.shape[-1] == outputs.shape[-1] > 1:
+        return np.argmax(targets, axis=-1).reshape(-1)
+    return targets.reshape(-1)
+
+
 def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
-    return float(np.mean(np.argmax(outputs, axis=-1) == targets.reshape(-1)))
+    return float(np.mean(np.argmax(outputs, axis=-1) == class_labels(outputs, targets)))
 
 
 def top5(outputs: np.ndarray, targets: np.ndarray) -> float:
     best = np.argsort(outputs, axis=-1)[:, -5:]
-    return float(np.mean(np.any(best == targets.reshape(-1, 1), axis=-1)))
+    labels = class_labels(outputs, targets).reshape(-1, 1)
+    return float(np.mean(np.any(best == labels, axis=-1)))
 
 
 def mse(outputs: np.ndarray, targets: np.ndarray) -> float:

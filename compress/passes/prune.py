@@ -20,12 +20,16 @@ SPARSITY_TOLERANCE = 0.005
 
 
 class PruneSchedule(StrictModel):
-    """How sparsity grows over fine-tuning: from `initial_sparsity` at `start_epoch` to the
-    pass's `sparsity` at `end_epoch`, then held while training continues."""
+    """How sparsity grows over fine-tuning: from `initial_sparsity` at the start to the pass's
+    `sparsity` at the end (in epochs, or in optimizer steps), then held while training goes on."""
 
     kind: Literal["polynomial", "linear", "constant"] = "polynomial"
     start_epoch: int = Field(0, ge=0)
-    end_epoch: int | None = Field(None, ge=1, description="required for polynomial and linear")
+    end_epoch: int | None = Field(
+        None, ge=1, description="polynomial/linear: end_epoch or end_step"
+    )
+    start_step: int | None = Field(None, ge=0, description="instead of start_epoch")
+    end_step: int | None = Field(None, ge=1, description="instead of end_epoch")
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     exponent: float = Field(3.0, gt=0.0, description="polynomial decay exponent")
     frequency: int | None = Field(
@@ -33,22 +37,44 @@ class PruneSchedule(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _check_epochs(self) -> PruneSchedule:
-        if self.kind != "constant":
-            if self.end_epoch is None:
-                raise ValueError(f"a {self.kind} schedule needs end_epoch")
-            if self.end_epoch <= self.start_epoch:
-                raise ValueError("end_epoch must be greater than start_epoch")
+    def _check_bounds(self) -> PruneSchedule:
+        in_steps = self.start_step is not None or self.end_step is not None
+        if in_steps and (self.end_epoch is not None or self.start_epoch):
+            raise ValueError("give the schedule in epochs or in steps, not both")
+        if self.kind == "constant":
+            return self
+        start, end = (
+            (self.start_step or 0, self.end_step)
+            if in_steps
+            else (self.start_epoch, self.end_epoch)
+        )
+        if end is None:
+            raise ValueError(f"a {self.kind} schedule needs end_epoch (or end_step)")
+        if end <= start:
+            raise ValueError("the schedule must end after it starts")
         return self
+
+    def begin_step(self, steps_per_epoch: int) -> int:
+        if self.start_step is not None:
+            return self.start_step
+        return self.start_epoch * steps_per_epoch
+
+    def end_step_for(self, steps_per_epoch: int) -> int:
+        """The step at which the final sparsity is reached (the start for constant)."""
+        if self.kind == "constant":
+            return self.begin_step(steps_per_epoch)
+        if self.end_step is not None:
+            return self.end_step
+        return (self.end_epoch or 0) * steps_per_epoch
 
     def sparsity_at(self, step: int, steps_per_epoch: int, final: float) -> float:
         """Sparsity to hold after `step` optimizer steps (step 0 = before training)."""
-        begin = self.start_epoch * steps_per_epoch
+        begin = self.begin_step(steps_per_epoch)
         if step < begin:
             return 0.0
         if self.kind == "constant":
             return final
-        end = (self.end_epoch or 0) * steps_per_epoch
+        end = self.end_step_for(steps_per_epoch)
         progress = min(1.0, (step - begin) / max(1, end - begin))
         exponent = 1.0 if self.kind == "linear" else self.exponent
         return final + (self.initial_sparsity - final) * (1.0 - progress) ** exponent
@@ -62,12 +88,21 @@ class PrunePass(StrictModel):
     """Zero the smallest-magnitude weights of the targeted layers."""
 
     type: Literal["prune"] = "prune"
-    method: Literal["magnitude"] = "magnitude"
-    sparsity: float = Field(..., ge=0.0, lt=1.0, description="fraction of weights set to zero")
+    method: Literal["magnitude", "n:m"] = Field(
+        "magnitude", description="magnitude: unstructured; n:m: keep n of every m input weights"
+    )
+    sparsity: float = Field(
+        ..., ge=0.0, lt=1.0, description="fraction of weights set to zero (n:m: 1 - n/m)"
+    )
+    n: int = Field(2, ge=1, description="n:m only: weights kept per group")
+    m: int = Field(4, ge=2, description="n:m only: group size along the input channels")
     scope: Literal["layer", "global"] = Field(
         "layer", description="layer: each layer reaches the sparsity; global: one threshold"
     )
     schedule: PruneSchedule | None = Field(None, description="omitted = one-shot")
+    engine: Literal["auto", "native", "tfmot"] = Field(
+        "auto", description="tf-keras only: auto/tfmot prune with tfmot, native with own masks"
+    )
     fine_tune: bool | None = Field(
         None, description="train with masks held; default: true with a schedule, else false"
     )
@@ -81,13 +116,44 @@ class PrunePass(StrictModel):
         """Whether the pass runs the trainer."""
         return self.schedule is not None or bool(self.fine_tune)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _n_m_sparsity(cls, data: object) -> object:
+        """n:m fixes the sparsity: fill it in when omitted."""
+        if isinstance(data, dict) and data.get("method") == "n:m" and "sparsity" not in data:
+            n, m = data.get("n", 2), data.get("m", 4)
+            if isinstance(n, int) and isinstance(m, int) and m > 0:
+                return {**data, "sparsity": 1 - n / m}
+        return data
+
     @model_validator(mode="after")
     def _check_fine_tune(self) -> PrunePass:
+        if self.method == "n:m":
+            if self.n >= self.m:
+                raise ValueError("n:m pruning needs n < m")
+            if abs(self.sparsity - (1 - self.n / self.m)) > 1e-9:
+                raise ValueError(f"{self.n}:{self.m} pruning means sparsity {1 - self.n / self.m}")
+            if self.schedule is not None and self.schedule.kind != "constant":
+                raise ValueError("n:m pruning takes no gradual schedule (use kind: constant)")
+            if self.scope == "global":
+                raise ValueError("n:m pruning is per group of weights: scope cannot be global")
         if self.schedule is not None and self.fine_tune is False:
             raise ValueError("a schedule prunes during fine-tuning: fine_tune cannot be false")
         if self.schedule is not None and self.schedule.initial_sparsity > self.sparsity:
             raise ValueError("schedule.initial_sparsity cannot exceed sparsity")
         return self
+
+
+def check_schedule_fits(config: PrunePass, steps_per_epoch: int, total_steps: int) -> None:
+    """Fail before training when the schedule would end after the last training step."""
+    if config.schedule is None:
+        return
+    end = config.schedule.end_step_for(steps_per_epoch)
+    if end > total_steps:
+        raise ModelError(
+            f"prune: the schedule reaches its final sparsity at step {end}, but training runs "
+            f"{total_steps} steps ({steps_per_epoch} per epoch): raise train.epochs or end earlier"
+        )
 
 
 def check_achieved(config: PrunePass, achieved: float) -> None:
@@ -115,4 +181,24 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
         "layers": rows,
         "weights_before": sum(row["weights"] for row in rows),
         "nonzero_after": sum(row["nonzero_after"] for row in rows),
+    }
+
+
+def prune_record(
+    config: PrunePass,
+    achieved: float,
+    per_layer: dict[str, float],
+    mask_updates: int,
+    training: dict | None,
+) -> dict:
+    """What a prune pass did, for the report (the same keys for every backend)."""
+    return {
+        "method": config.method,
+        "scope": config.scope,
+        "schedule": config.schedule.kind if config.schedule else "one-shot",
+        "target_sparsity": config.sparsity,
+        "achieved_sparsity": round(achieved, 6),
+        "mask_updates": mask_updates,
+        "layers": {name: round(value, 6) for name, value in per_layer.items()},
+        "training": training,
     }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 
 def strip_debug_metadata(path: Path) -> None:
@@ -26,3 +29,37 @@ def strip_debug_metadata(path: Path) -> None:
                 elif attribute.type == onnx.AttributeProto.GRAPHS:
                     graphs.extend(attribute.graphs)
     onnx.save(model, str(path))
+
+
+def name_initializers(path: Path, weights: Mapping[str, np.ndarray]) -> None:
+    """Rename initializers after the framework weights they hold (e.g. "conv1/kernel").
+
+    Converters name weights after graph operations ("sequential/conv1/Conv2D/ReadVariableOp:0")
+    and may transpose them, so tensors are matched by their sorted values; only unique matches
+    are renamed.
+    """
+    model = onnx.load(str(path))
+    by_signature: dict[tuple, list[str]] = {}
+    for name, array in weights.items():
+        by_signature.setdefault(_signature(array), []).append(name)
+    renames = {}
+    taken = {tensor.name for tensor in model.graph.initializer}
+    for tensor in model.graph.initializer:
+        candidates = by_signature.get(_signature(numpy_helper.to_array(tensor)), [])
+        if len(candidates) == 1 and candidates[0] not in taken:
+            renames[tensor.name] = candidates[0]
+            taken.add(candidates[0])
+    if not renames:
+        return
+    for tensor in model.graph.initializer:
+        tensor.name = renames.get(tensor.name, tensor.name)
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name in renames:
+                node.input[index] = renames[name]
+    onnx.save(model, str(path))
+
+
+def _signature(array: np.ndarray) -> tuple:
+    flat = np.sort(np.asarray(array, dtype=np.float32).ravel()) + np.float32(0.0)  # -0.0 -> 0.0
+    return (flat.size, flat.tobytes())

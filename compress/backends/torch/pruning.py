@@ -10,12 +10,13 @@ from compress.backends.base import PassContext
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.training import train
 from compress.errors import ModelError
-from compress.passes.prune import PrunePass, check_achieved
+from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
+from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
 from compress.passes.targets import resolve_targets
 
 
 class MagnitudePruner:
-    """Keeps the smallest-magnitude weights of the chosen layers at zero, on a schedule."""
+    """Training hook that keeps the chosen layers' smallest weights at zero, on a schedule."""
 
     def __init__(self, model: nn.Module, layer_names: list[str], config: PrunePass) -> None:
         modules = dict(model.named_modules())
@@ -24,28 +25,17 @@ class MagnitudePruner:
             name: torch.ones_like(w, dtype=torch.bool) for name, w in self.weights.items()
         }
         self.config = config
-        self.steps_per_epoch = 1
-        self.current = 0.0
-        self.updates = 0
+        self.stepper = SparsityStepper(config)
+        # torch weights are (out, in, *kernel): input channels are axis 1
+        self.axis = {name: 1 for name in self.weights}
+        check_n_m_fits(config, {n: tuple(w.shape) for n, w in self.weights.items()}, self.axis)
 
     @torch.no_grad()
     def set_sparsity(self, sparsity: float) -> None:
-        """Recompute masks so `sparsity` of the weights (per layer or globally) are zero."""
-        if self.config.scope == "global":
-            magnitudes = torch.cat([w.detach().abs().flatten() for w in self.weights.values()])
-            pruned = _smallest(magnitudes, sparsity)
-            offset = 0
-            for name, weight in self.weights.items():
-                size = weight.numel()
-                self.masks[name] = ~pruned[offset : offset + size].view_as(weight)
-                offset += size
-        else:
-            for name, weight in self.weights.items():
-                self.masks[name] = ~_smallest(weight.detach().abs().flatten(), sparsity).view_as(
-                    weight
-                )
-        self.current = sparsity
-        self.updates += 1
+        """Recompute the masks (numpy, shared with the other backends) and apply them."""
+        arrays = {name: w.detach().cpu().numpy() for name, w in self.weights.items()}
+        for name, mask in compute_masks(self.config, arrays, sparsity, self.axis).items():
+            self.masks[name] = torch.from_numpy(mask).to(self.weights[name].device)
         self.apply_masks()
 
     @torch.no_grad()
@@ -53,54 +43,36 @@ class MagnitudePruner:
         for name, weight in self.weights.items():
             weight.mul_(self.masks[name])
 
-    def on_train_begin(self, steps_per_epoch: int) -> None:
-        self.steps_per_epoch = steps_per_epoch
-        if self.config.schedule is not None:
-            self.set_sparsity(self._scheduled(0))
+    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
+        check_schedule_fits(self.config, steps_per_epoch, total_steps)
+        sparsity = self.stepper.start(steps_per_epoch)
+        if sparsity is not None:
+            self.set_sparsity(sparsity)
 
     def after_step(self, step: int) -> None:
-        """Update masks every few steps while the schedule moves (and on its last step)."""
-        schedule = self.config.schedule
-        target = self._scheduled(step) if schedule is not None else self.current
-        due = schedule is not None and step % schedule.update_every(self.steps_per_epoch) == 0
-        if target != self.current and (due or target == self.config.sparsity):
-            self.set_sparsity(target)
-        else:
+        sparsity = self.stepper.after(step)
+        if sparsity is None:
             self.apply_masks()
+        else:
+            self.set_sparsity(sparsity)
 
     def on_train_end(self) -> None:
         self.apply_masks()
 
-    def _scheduled(self, step: int) -> float:
-        assert self.config.schedule is not None
-        return self.config.schedule.sparsity_at(step, self.steps_per_epoch, self.config.sparsity)
-
-    @torch.no_grad()
     def achieved(self) -> tuple[float, dict[str, float]]:
-        """Measured sparsity of the targeted weights: overall and per layer."""
-        zeros = {name: int((w == 0).sum()) for name, w in self.weights.items()}
-        total = sum(w.numel() for w in self.weights.values())
-        per_layer = {name: zeros[name] / w.numel() for name, w in self.weights.items()}
-        return sum(zeros.values()) / total, per_layer
-
-
-def _smallest(magnitudes: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Boolean mask of exactly round(fraction * n) smallest entries."""
-    count = round(fraction * magnitudes.numel())
-    pruned = torch.zeros_like(magnitudes, dtype=torch.bool)
-    if count > 0:
-        pruned[torch.topk(magnitudes, count, largest=False).indices] = True
-    return pruned
+        return achieved_sparsity({n: w.detach().cpu().numpy() for n, w in self.weights.items()})
 
 
 def apply_prune(
     model: nn.Module, config: PrunePass, context: PassContext
 ) -> tuple[nn.Module, dict]:
     """Run a prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
+    if config.engine == "tfmot":
+        raise ModelError("prune: engine tfmot is for tf-keras models; PyTorch uses native masks")
     layers = resolve_targets(config.targets, config.ignore, module_layers(model), "prune")
     pruner = MagnitudePruner(model, [layer.name for layer in layers], config)
     if config.schedule is None:
-        pruner.set_sparsity(config.sparsity)
+        pruner.set_sparsity(pruner.stepper.record_one_shot())
     training = None
     if config.trains:
         recipe = context.recipe
@@ -119,13 +91,4 @@ def apply_prune(
         )
     achieved, per_layer = pruner.achieved()
     check_achieved(config, achieved)
-    return model, {
-        "method": config.method,
-        "scope": config.scope,
-        "schedule": config.schedule.kind if config.schedule else "one-shot",
-        "target_sparsity": config.sparsity,
-        "achieved_sparsity": round(achieved, 6),
-        "mask_updates": pruner.updates,
-        "layers": {name: round(value, 6) for name, value in per_layer.items()},
-        "training": training,
-    }
+    return model, prune_record(config, achieved, per_layer, pruner.stepper.updates, training)

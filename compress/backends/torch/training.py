@@ -29,7 +29,7 @@ DTYPES = {
 class TrainingHook(Protocol):
     """Called by the trainer; pruning schedules and masks live in hooks."""
 
-    def on_train_begin(self, steps_per_epoch: int) -> None: ...
+    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None: ...
 
     def after_step(self, step: int) -> None: ...
 
@@ -80,7 +80,7 @@ def train(
     criterion = loss_function(spec.loss)
     steps_per_epoch = math.ceil(len(split) / batch_size)
     for hook in hooks:
-        hook.on_train_begin(steps_per_epoch)
+        hook.on_train_begin(steps_per_epoch, spec.epochs * steps_per_epoch)
     model.train()
     step, loss_value = 0, float("nan")
     with reporter.bar(description, spec.epochs * steps_per_epoch) as advance:

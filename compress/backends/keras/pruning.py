@@ -1,0 +1,205 @@
+"""Pruning for Keras. Keras 3 (and tf-keras with `engine: native`): the toolkit's own numpy
+masks, applied during `fit` by a callback. tf-keras with `engine: auto|tfmot`: tfmot's
+prune_low_magnitude, with a pruning frequency derived so the final sparsity is reached."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from compress.backends.base import PassContext
+from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
+from compress.backends.keras.layers import keras_layers, kernels
+from compress.backends.keras.training import fit
+from compress.errors import ModelError
+from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
+from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
+from compress.passes.targets import resolve_targets
+
+
+class KernelMasks:
+    """Masks over Keras kernels, recomputed on the neutral schedule (numpy)."""
+
+    def __init__(self, model: Any, names: list[str], config: PrunePass) -> None:
+        self.kernels = kernels(model, names)
+        self.config = config
+        self.stepper = SparsityStepper(config)
+        # Keras kernels are (*kernel, in, out): input channels are the second-to-last axis
+        self.axis = {name: len(k.shape) - 2 for name, k in self.kernels.items()}
+        check_n_m_fits(config, {n: tuple(k.shape) for n, k in self.kernels.items()}, self.axis)
+        self.masks: dict[str, np.ndarray] = {}
+
+    def set_sparsity(self, sparsity: float) -> None:
+        arrays = {name: np.asarray(k.numpy()) for name, k in self.kernels.items()}
+        self.masks = compute_masks(self.config, arrays, sparsity, self.axis)
+        self.apply()
+
+    def apply(self) -> None:
+        for name, kernel in self.kernels.items():
+            if name in self.masks:
+                kernel.assign(np.asarray(kernel.numpy()) * self.masks[name])
+
+    def achieved(self) -> tuple[float, dict[str, float]]:
+        return achieved_sparsity({n: np.asarray(k.numpy()) for n, k in self.kernels.items()})
+
+    def callback(self, api: ModuleType, steps_per_epoch: int, total_steps: int) -> Any:
+        """A callback that moves the masks with the schedule after every optimizer step."""
+        masks = self
+
+        class MaskCallback(api.callbacks.Callback):
+            step = 0
+
+            def on_train_begin(self, logs=None):
+                check_schedule_fits(masks.config, steps_per_epoch, total_steps)
+                sparsity = masks.stepper.start(steps_per_epoch)
+                if sparsity is not None:
+                    masks.set_sparsity(sparsity)
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.step += 1
+                sparsity = masks.stepper.after(self.step)
+                if sparsity is None:
+                    masks.apply()
+                else:
+                    masks.set_sparsity(sparsity)
+
+        return MaskCallback()
+
+
+def apply_prune(
+    model: Any, config: PrunePass, context: PassContext, flavor: str
+) -> tuple[Any, dict]:
+    """Run a prune pass on a Keras model; returns the (possibly new) model and its record."""
+    layers = resolve_targets(config.targets, config.ignore, keras_layers(model), "prune")
+    names = [layer.name for layer in layers]
+    engine = _engine(config, flavor)
+    if engine == "tfmot":
+        model, updates, training = _prune_with_tfmot(model, names, config, context)
+        achieved, per_layer = achieved_sparsity(
+            {n: np.asarray(k.numpy()) for n, k in kernels(model, names).items()}
+        )
+    else:
+        masks = KernelMasks(model, names, config)
+        if config.schedule is None:
+            masks.set_sparsity(masks.stepper.record_one_shot())
+        training = None
+        if config.trains:
+            api = keras_api(flavor)
+            steps, total = _steps(context)
+            training = _fit(api, model, context, [masks.callback(api, steps, total)])
+        updates = masks.stepper.updates
+        achieved, per_layer = masks.achieved()
+    check_achieved(config, achieved)
+    record = prune_record(config, achieved, per_layer, updates, training)
+    return model, {**record, "engine": engine}
+
+
+def _engine(config: PrunePass, flavor: str) -> str:
+    """tfmot for tf-keras when training is involved (it cannot prune without a step)."""
+    if config.engine == "tfmot" and flavor != "tf_keras":
+        raise ModelError(
+            "prune: engine tfmot needs a tf-keras (Keras 2) model; this is a Keras 3 model, which "
+            "tfmot refuses. Use engine: native (the default for Keras 3)"
+        )
+    if config.engine == "native" or flavor != "tf_keras":
+        return "native"
+    if not config.trains:
+        if config.engine == "tfmot":
+            raise ModelError("prune: tfmot prunes during training: add a schedule or fine_tune")
+        return "native"
+    if config.scope == "global":
+        if config.engine == "tfmot":
+            raise ModelError(
+                "prune: tfmot prunes each layer separately: scope global needs engine: native"
+            )
+        return "native"
+    return "tfmot"
+
+
+def _steps(context: PassContext) -> tuple[int, int]:
+    recipe = context.recipe
+    if "train" not in context.data:
+        raise ModelError("prune: fine-tuning needs a 'train' split from data.source")
+    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
+    per_epoch = math.ceil(len(context.data["train"]) / recipe.data.batch_size)
+    return per_epoch, per_epoch * recipe.train.epochs
+
+
+def _fit(api: ModuleType, model: Any, context: PassContext, callbacks: list[Any]) -> dict:
+    recipe = context.recipe
+    assert recipe.train is not None and recipe.data is not None
+    return fit(
+        api,
+        model,
+        recipe.train,
+        context.data["train"],
+        recipe.data.batch_size,
+        callbacks,
+        context.reporter,
+        "pruning + fine-tuning",
+    )
+
+
+def tfmot_frequency(desired: int, span: int) -> int:
+    """The largest frequency <= desired that divides the schedule's span, so tfmot's last
+    mask update lands exactly on its end step (otherwise the final sparsity is never set)."""
+    for frequency in range(min(desired, max(span, 1)), 0, -1):
+        if span % frequency == 0:
+            return frequency
+    return 1
+
+
+def _prune_with_tfmot(
+    model: Any, names: list[str], config: PrunePass, context: PassContext
+) -> tuple[Any, int, dict]:
+    require_legacy_tf_keras()
+    import tensorflow_model_optimization as tfmot
+
+    api = keras_api("tf_keras")
+    per_epoch, total = _steps(context)
+    check_schedule_fits(config, per_epoch, total)
+    sparsity = tfmot.sparsity.keras
+    schedule = config.schedule
+    # tfmot updates masks before step k's batch, for k in [0, total): the last reachable step
+    # is total - 1, where ours is "after the last step" (the same weights either way).
+    begin = min(schedule.begin_step(per_epoch) if schedule else 0, total - 1)
+    end = min(schedule.end_step_for(per_epoch) if schedule else 0, total - 1)
+    desired = schedule.update_every(per_epoch) if schedule else 1
+    frequency = tfmot_frequency(desired, end - begin)
+    if schedule is None or schedule.kind == "constant":
+        tfmot_schedule = sparsity.ConstantSparsity(config.sparsity, begin, frequency=frequency)
+        updates = 1 + (total - 1 - begin) // frequency
+    else:
+        tfmot_schedule = sparsity.PolynomialDecay(
+            initial_sparsity=schedule.initial_sparsity,
+            final_sparsity=config.sparsity,
+            begin_step=begin,
+            end_step=end,
+            power=1.0 if schedule.kind == "linear" else schedule.exponent,
+            frequency=frequency,
+        )
+        updates = 1 + (end - begin) // frequency
+    extra = {}
+    if config.method == "n:m":
+        extra["sparsity_m_by_n"] = (config.m - config.n, config.m)  # tfmot: zeros by group
+
+    # Unwrapped layers are reused as they are and wrapped ones keep their layer: the clone
+    # shares the original weights.
+    def wrap(layer: Any) -> Any:
+        if layer.name in names:
+            return sparsity.prune_low_magnitude(layer, pruning_schedule=tfmot_schedule, **extra)
+        return layer
+
+    try:
+        wrapped = api.models.clone_model(model, clone_function=wrap)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(
+            f"prune: tfmot cannot wrap this {type(model).__name__} ({str(exc).splitlines()[0]}); "
+            "tfmot needs a Sequential or Functional model: use engine: native"
+        ) from exc
+    training = _fit(api, wrapped, context, [sparsity.UpdatePruningStep()])
+    stripped = sparsity.strip_pruning(wrapped)
+    return stripped, updates, training

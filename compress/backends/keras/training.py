@@ -1,0 +1,101 @@
+"""The built-in trainer for Keras: `model.fit` driven by the recipe's `train` section."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from compress.data import Split
+from compress.errors import ModelError
+from compress.progress import Reporter
+from compress.recipe import OptimizerSpec, TrainSpec
+
+
+def make_optimizer(api: ModuleType, spec: OptimizerSpec) -> Any:
+    extra = {"weight_decay": spec.weight_decay} if spec.weight_decay else {}
+    if spec.type == "sgd":
+        return api.optimizers.SGD(learning_rate=spec.lr, momentum=spec.momentum, **extra)
+    if spec.type == "adamw":
+        return api.optimizers.AdamW(learning_rate=spec.lr, weight_decay=spec.weight_decay)
+    return api.optimizers.Adam(learning_rate=spec.lr, **extra)
+
+
+def outputs_probabilities(model: Any) -> bool:
+    """True when the model ends in a softmax (its outputs are probabilities, not logits)."""
+    last = model.layers[-1]
+    last = getattr(last, "layer", last)  # look through wrappers such as tfmot's pruning wrapper
+    activation = getattr(last, "activation", None)
+    return type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax"
+
+
+def make_loss(api: ModuleType, name: str, model: Any, targets: np.ndarray) -> Any:
+    losses = api.losses
+    if name == "cross_entropy":
+        from_logits = not outputs_probabilities(model)
+        if targets.ndim == 1:
+            return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+        return losses.CategoricalCrossentropy(from_logits=from_logits)
+    if name == "bce_with_logits":
+        return losses.BinaryCrossentropy(from_logits=True)
+    return losses.MeanSquaredError()
+
+
+def fit(
+    api: ModuleType,
+    model: Any,
+    spec: TrainSpec,
+    split: Split,
+    batch_size: int,
+    callbacks: list[Any],
+    reporter: Reporter,
+    description: str,
+) -> dict:
+    """Compile and fit in place; returns {"epochs", "steps", "final_loss"}."""
+    if split.targets is None:
+        raise ModelError("training needs targets in the train split")
+    api.utils.set_random_seed(spec.seed)
+    model.compile(
+        optimizer=make_optimizer(api, spec.optimizer),
+        loss=make_loss(api, spec.loss, model, split.targets),
+    )
+    steps_per_epoch = math.ceil(len(split) / batch_size)
+    inputs = split.inputs[0] if len(split.inputs) == 1 else split.inputs
+    with reporter.bar(description, spec.epochs * steps_per_epoch) as advance:
+        progress = progress_callback(api, advance, spec.epochs)
+        history = model.fit(
+            inputs,
+            split.targets,
+            batch_size=batch_size,
+            epochs=spec.epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=[*callbacks, progress],
+        )
+    losses = history.history.get("loss", [float("nan")])
+    if not np.isfinite(losses[-1]):
+        raise ModelError(f"training diverged: loss is {losses[-1]}")
+    return {
+        "epochs": spec.epochs,
+        "steps": spec.epochs * steps_per_epoch,
+        "final_loss": round(float(losses[-1]), 6),
+    }
+
+
+def progress_callback(api: ModuleType, advance: Any, epochs: int) -> Any:
+    """A Keras callback that moves the progress bar once per batch."""
+
+    class Progress(api.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            status = f"epoch {self.epoch + 1}/{epochs}" + (f" loss {loss:.4f}" if loss else "")
+            advance(status=status)
+
+    return Progress()
