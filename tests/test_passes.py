@@ -95,3 +95,12 @@ def test_plan_counts_nonzero_weights_after_the_pass():
     planned = plan_prune(PrunePass(sparsity=0.5, targets=["fc1"]), LAYERS)
     assert planned["weights_before"] == 32768
     assert planned["nonzero_after"] == 16384
+
+
+def test_tfmot_frequency_divides_the_schedule_span():
+    from compress.backends.keras.pruning import tfmot_frequency
+
+    assert tfmot_frequency(3, 24) == 3
+    assert tfmot_frequency(5, 24) == 4
+    assert tfmot_frequency(10, 7) == 7
+    assert tfmot_frequency(100, 999) == 37
