@@ -33,6 +33,11 @@ class OutputPlan:
             self.staged.append(name)
         return self.staging / name
 
+    def scratch(self, name: str) -> Path:
+        """Path inside the staging directory for an intermediate file that is not published."""
+        assert self.staging is not None, "open() the plan first"
+        return self.staging / name
+
     def open(self) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,14 @@ from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
 from compress.backends.onnx import inspect as onnx_inspect
 from compress.backends.onnx import runtime
+from compress.backends.onnx.passes import apply_onnx_pass
 from compress.check import evaluate_budgets
 from compress.data import Split, Splits, load_data
 from compress.errors import ModelError
 from compress.measure.accuracy import fidelity, score
 from compress.measure.latency import latency_inputs, measure_latency
 from compress.measure.size import model_size
-from compress.measure.weights import summarize
+from compress.measure.weights import WeightSummary, summarize
 from compress.outputs import OutputPlan, plan_outputs
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
@@ -67,33 +68,20 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
     baseline_path = plan.stage(plan.baseline_name)
     baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
 
-    records = []
     context = PassContext(recipe=recipe, data=data, reporter=reporter)
-    for index, config in enumerate(recipe.passes, start=1):
-        reporter.stage(f"pass {index}/{len(recipe.passes)}: {config.type}")
-        started = time.perf_counter()
-        try:
-            model, info = backend.apply_pass(model, config, context)
-        except TargetError as exc:
-            raise recipe.error_at(("passes", index - 1, *exc.loc), exc.message) from None
-        records.append(
-            {"type": config.type, "seconds": round(time.perf_counter() - started, 3), **info}
-        )
+    model, records = _model_passes(backend, model, context)
 
     reporter.stage("exporting the compressed model")
+    float_path = plan.scratch("compressed.float.onnx")
+    compressed_export = export_verified(backend, model, recipe, float_path, samples, reporter)
     compressed_path = plan.stage(plan.onnx_name)
-    compressed_export = export_verified(backend, model, recipe, compressed_path, samples, reporter)
+    records += _onnx_passes(float_path, compressed_path, context)
 
     reporter.stage("measuring both models")
-    metrics, outputs = measure_models(
-        recipe, data, {"baseline": baseline_path, "compressed": compressed_path}
-    )
+    paths = {"baseline": baseline_path, "compressed": compressed_path}
+    metrics, outputs, summaries = measure_models(recipe, data, paths)
     metrics["baseline"]["export"] = baseline_export
     metrics["compressed"]["export"] = compressed_export
-    summaries = {
-        label: summarize(path)
-        for label, path in (("baseline", baseline_path), ("compressed", compressed_path))
-    }
     before = {layer["name"]: layer["sparsity"] for layer in summaries["baseline"].layers}
     layers = [
         {**layer, "baseline_sparsity": before.get(layer["name"])}
@@ -135,6 +123,46 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
     return report
 
 
+def _model_passes(backend: Backend, model: Any, context: PassContext) -> tuple[Any, list[dict]]:
+    """Run the passes that work on the framework model (training-time ones), in order."""
+    records = []
+    recipe = context.recipe
+    for index, config in enumerate(recipe.passes):
+        if getattr(config, "on_onnx", False):
+            continue
+        context.reporter.stage(f"pass {index + 1}/{len(recipe.passes)}: {config.type}")
+        started = time.perf_counter()
+        try:
+            model, info = backend.apply_pass(model, config, context)
+        except TargetError as exc:
+            raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
+        records.append({"type": config.type, "seconds": _since(started), **info})
+    return model, records
+
+
+def _onnx_passes(source: Path, target: Path, context: PassContext) -> list[dict]:
+    """Run the passes that work on the exported ONNX file (post-training quantization), each
+    reading the previous file; the last one writes `target`."""
+    recipe = context.recipe
+    chosen = [(i, c) for i, c in enumerate(recipe.passes) if getattr(c, "on_onnx", False)]
+    if not chosen:
+        source.replace(target)
+        return []
+    records = []
+    for step, (index, config) in enumerate(chosen):
+        context.reporter.stage(f"pass {index + 1}/{len(recipe.passes)}: {config.type} (ONNX)")
+        output = target if step == len(chosen) - 1 else source.with_suffix(f".{step}.onnx")
+        started = time.perf_counter()
+        info = apply_onnx_pass(config, source, output, context)
+        records.append({"type": config.type, "seconds": _since(started), **info})
+        source = output
+    return records
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
+
+
 def export_verified(
     backend: Backend,
     model: Any,
@@ -170,12 +198,14 @@ def export_verified(
 
 def measure_models(
     recipe: Recipe, data: Splits, paths: dict[str, Path]
-) -> tuple[dict[str, dict], tuple[np.ndarray, np.ndarray] | None]:
-    """Size, weights, latency and accuracy of each ONNX file; plus both models' val outputs."""
+) -> tuple[dict[str, dict], tuple[np.ndarray, np.ndarray] | None, dict[str, WeightSummary]]:
+    """Size, weights, latency and accuracy of each ONNX file; both models' val outputs; and
+    each file's weight summary."""
     metrics: dict[str, dict] = {}
+    summaries = {label: summarize(path) for label, path in paths.items()}
     for label, path in paths.items():
         raw, gz = model_size(path)
-        weights = summarize(path)
+        weights = summaries[label]
         metrics[label] = {
             "size_bytes": raw,
             "size_gzip_bytes": gz,
@@ -191,7 +221,7 @@ def measure_models(
             metrics[label]["latency_ms"] = stats
     val = data.get("val")
     if val is None:
-        return metrics, None
+        return metrics, None, summaries
     batch = _eval_batch(recipe)
     outputs = {
         label: runtime.predict(runtime.make_session(path), val.inputs, batch)[0]
@@ -202,7 +232,7 @@ def measure_models(
             metrics[label]["accuracy"] = round(
                 score(recipe.evaluate.metric, recipe.base_dir, outputs[label], val.targets), 6
             )
-    return metrics, (outputs["baseline"], outputs["compressed"])
+    return metrics, (outputs["baseline"], outputs["compressed"]), summaries
 
 
 def _eval_batch(recipe: Recipe) -> int:

@@ -246,7 +246,25 @@ def _check_consistency(recipe: Recipe) -> None:
             problems.append(recipe.error_at(loc, f"no such file: {file}"))
     if recipe.evaluate and recipe.data is None:
         problems.append(recipe.error_at(("evaluate",), "evaluation needs a data section"))
+    first_onnx_pass = None
     for index, config in enumerate(recipe.passes):
+        if getattr(config, "on_onnx", False):
+            first_onnx_pass = index if first_onnx_pass is None else first_onnx_pass
+            if getattr(config, "mode", None) == "static" and recipe.data is None:
+                problems.append(
+                    recipe.error_at(
+                        ("passes", index, "mode"),
+                        "static quantization calibrates on data: add a data section",
+                    )
+                )
+        elif first_onnx_pass is not None:
+            problems.append(
+                recipe.error_at(
+                    ("passes", index),
+                    f"this pass changes the framework model, but pass {first_onnx_pass} before it "
+                    "works on the exported ONNX file: put post-training quantization last",
+                )
+            )
         if not getattr(config, "trains", False):
             continue
         if recipe.train is None or recipe.data is None:

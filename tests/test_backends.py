@@ -179,6 +179,7 @@ def test_keras_file_with_a_lambda_layer_is_refused_unless_trusted(write_recipe, 
     assert backend.name == "keras" and len(loaded.layers) == 2
 
 
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 def test_h5_model_file_needs_trust(write_recipe, tmp_path):
     import tf_keras
     from builders import tf_keras_mlp

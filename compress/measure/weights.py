@@ -7,6 +7,7 @@ from pathlib import Path
 
 from compress.backends.onnx.inspect import weight_tensors
 
+_QUANTIZED = ("_quantized", "_Q4", "_DequantizeLinear")
 _SUFFIXES = (".weight", ".bias", "/kernel", "/bias", ":0")
 
 
@@ -22,7 +23,9 @@ class WeightSummary:
 
 
 def layer_name(tensor_name: str) -> str:
-    """The layer a weight tensor belongs to ("conv1.weight" -> "conv1")."""
+    """The layer a weight tensor belongs to ("conv1.weight", "conv1.weight_quantized" -> "conv1")."""
+    for suffix in _QUANTIZED:
+        tensor_name = tensor_name.removesuffix(suffix)
     for suffix in _SUFFIXES:
         if tensor_name.endswith(suffix):
             return tensor_name[: -len(suffix)]

@@ -7,11 +7,12 @@ from typing import Annotated, Union
 from pydantic import Discriminator
 
 from compress.passes.prune import PrunePass, plan_prune
+from compress.passes.quantize import QuantizePass, plan_quantize
 
-PASS_TYPES: tuple[type, ...] = (PrunePass,)
+PASS_TYPES: tuple[type, ...] = (PrunePass, QuantizePass)
 
 #: Per pass type: (config, layers) -> what the pass will touch, for `compress plan`.
-PLANNERS = {"prune": plan_prune}
+PLANNERS = {"prune": plan_prune, "quantize": plan_quantize}
 
 
 def pass_names() -> list[str]:

@@ -45,13 +45,24 @@ def external_files(path: Path) -> list[Path]:
 
 
 def weight_tensors(path: Path) -> list[TensorStats]:
-    """Every weight tensor (initializers and Constant nodes, index tensors excluded)."""
+    """Every weight tensor: initializers and Constant-node tensors, without shape/index tensors
+    and quantization scales/zero points. Packed int4 weights (MatMulNBits) count as K x N int4
+    weights, a zero being a value equal to its block's zero point."""
     model = onnx.load(str(path))
+    uses = _uses(model)
     stats = []
     for tensor in _all_tensors(model):
-        if tensor.data_type in _INDEX_TYPES:
+        roles = uses.get(tensor.name, set())
+        if (
+            tensor.name.endswith(_METADATA_SUFFIXES)
+            or roles & _METADATA_ROLES
+            or (tensor.data_type in _INDEX_TYPES and not roles & _DATA_ROLES)
+        ):
             continue
         array = numpy_helper.to_array(tensor)
+        if ("MatMulNBits", 1) in roles:
+            stats.append(_int4_stats(tensor.name, array, _nbits_node(model, tensor.name)))
+            continue
         stats.append(
             TensorStats(
                 name=tensor.name,
@@ -62,6 +73,56 @@ def weight_tensors(path: Path) -> list[TensorStats]:
             )
         )
     return stats
+
+
+#: (op, input index) of tensors that are quantization parameters, not weights.
+_METADATA_ROLES = {
+    ("QuantizeLinear", 1),
+    ("QuantizeLinear", 2),
+    ("DequantizeLinear", 1),
+    ("DequantizeLinear", 2),
+    ("MatMulNBits", 2),
+    ("MatMulNBits", 3),
+    ("MatMulInteger", 2),
+    ("MatMulInteger", 3),
+    ("ConvInteger", 2),
+    ("ConvInteger", 3),
+    ("DynamicQuantizeLinear", 1),
+}
+#: onnxruntime's quantizers name scales and zero points with these suffixes.
+_METADATA_SUFFIXES = ("_scale", "_zero_point", "_scales", "_zero_points")
+#: Integer tensors in these roles are quantized weights or biases.
+_DATA_ROLES = {
+    ("DequantizeLinear", 0),
+    ("MatMulInteger", 1),
+    ("ConvInteger", 1),
+    ("MatMulNBits", 1),
+}
+
+
+def _uses(model: onnx.ModelProto) -> dict[str, set[tuple[str, int]]]:
+    """Tensor name -> {(consuming op type, input index)} over the main graph."""
+    uses: dict[str, set[tuple[str, int]]] = {}
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            uses.setdefault(name, set()).add((node.op_type, index))
+    return uses
+
+
+def _nbits_node(model: onnx.ModelProto, weight: str) -> onnx.NodeProto:
+    return next(n for n in model.graph.node if n.op_type == "MatMulNBits" and n.input[1] == weight)
+
+
+def _int4_stats(name: str, packed: np.ndarray, node: onnx.NodeProto) -> TensorStats:
+    """Unpack MatMulNBits' uint8 blobs (two 4-bit values a byte, low nibble first)."""
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    k, n = int(attributes["K"]), int(attributes["N"])
+    values = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(n, -1)[:, :k]
+    zero_point = 8  # symmetric blocks; asymmetric ones carry explicit zero points
+    if len(node.input) > 3 and node.input[3]:
+        zero_point = None
+    zeros = int(np.count_nonzero(values == zero_point)) if zero_point is not None else 0
+    return TensorStats(name=name, shape=(k, n), dtype="int4", params=k * n, zeros=zeros)
 
 
 def opset(path: Path) -> int:

@@ -11,12 +11,15 @@ from onnx import numpy_helper
 
 
 def strip_debug_metadata(path: Path) -> None:
-    """Drop per-node exporter metadata (stack traces with local paths, FX node dumps).
+    """Drop per-node exporter metadata (stack traces with local paths, FX node dumps) and
+    value_info entries that repeat initializer shapes.
 
-    It leaks the exporting machine's file paths and makes artifacts differ between machines;
-    graph-level metadata and everything that affects execution are kept.
+    The metadata leaks the exporting machine's file paths and makes artifacts differ between
+    machines; the repeated shapes go stale when a quantizer transposes a weight, and
+    onnxruntime's quantizer then fails shape inference. Everything that affects execution stays.
     """
     model = onnx.load(str(path))
+    drop_initializer_value_info(model)
     graphs = [model.graph]
     while graphs:
         graph = graphs.pop()
@@ -29,6 +32,14 @@ def strip_debug_metadata(path: Path) -> None:
                 elif attribute.type == onnx.AttributeProto.GRAPHS:
                     graphs.extend(attribute.graphs)
     onnx.save(model, str(path))
+
+
+def drop_initializer_value_info(model: onnx.ModelProto) -> None:
+    """Remove value_info entries describing initializers (shape inference recreates them)."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    kept = [info for info in model.graph.value_info if info.name not in initializers]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
 
 
 def name_initializers(path: Path, weights: Mapping[str, np.ndarray]) -> None:

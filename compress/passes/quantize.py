@@ -1,0 +1,81 @@
+"""`type: quantize`: post-training quantization on the exported ONNX file (one implementation
+for every framework), or quantization-aware training (`mode: qat`) in the model's framework."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from compress.passes.targets import LayerInfo
+from compress.schema import StrictModel
+
+
+class Calibration(StrictModel):
+    samples: int = Field(256, ge=1, description="samples of the calibration split to use")
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+
+class QuantizePass(StrictModel):
+    """Quantize weights (and activations) to integers."""
+
+    type: Literal["quantize"] = "quantize"
+    mode: Literal["dynamic", "static", "weight_only", "qat"] = Field(
+        ...,
+        description="dynamic: int8 weights, activations at run time; static: calibrated QDQ; "
+        "weight_only: int4 blocks for MatMul/Gemm; qat: trained with fake quantization",
+    )
+    weights: Literal["int8", "int4"] = "int8"
+    activations: Literal["auto", "int8", "uint8"] = Field(
+        "auto", description="static: activation type; auto picks what is fast on this CPU"
+    )
+    per_channel: bool = True
+    block_size: int = Field(32, ge=16, description="weight_only: weights per quantization block")
+    symmetric: bool = Field(True, description="weight_only: symmetric int4 blocks")
+    calibration: Calibration = Field(default_factory=Calibration)
+    ignore: list[str] = Field(
+        default_factory=list, description="node names, `re:` regexes or `op:Type` to leave in float"
+    )
+
+    @property
+    def trains(self) -> bool:
+        return self.mode == "qat"
+
+    @property
+    def on_onnx(self) -> bool:
+        """Post-training modes run on the exported ONNX file, after every model-stage pass."""
+        return self.mode != "qat"
+
+    @model_validator(mode="after")
+    def _combinations(self) -> QuantizePass:
+        if self.weights == "int4" and self.mode != "weight_only":
+            raise ValueError(
+                f"int4 weights need mode weight_only (mode {self.mode} quantizes activations, "
+                "which int4 kernels do not support)"
+            )
+        if self.mode == "weight_only" and self.weights != "int4":
+            raise ValueError("mode weight_only quantizes to int4: set weights: int4")
+        if self.activations != "auto" and self.mode != "static":
+            raise ValueError("activations is only used by mode static")
+        return self
+
+
+def plan_quantize(config: QuantizePass, layers: list[LayerInfo]) -> dict:
+    """Quantization acts on the exported graph: the plan lists the weights it may take."""
+    rows = [
+        {
+            "name": layer.name,
+            "kind": layer.kind,
+            "weights": layer.weights,
+            "nonzero_after": layer.weights,
+        }
+        for layer in layers
+        if layer.prunable
+    ]
+    return {
+        "mode": config.mode,
+        "stage": "onnx" if config.on_onnx else "training",
+        "layers": rows,
+        "weights_before": sum(row["weights"] for row in rows),
+        "nonzero_after": sum(row["weights"] for row in rows),
+    }
