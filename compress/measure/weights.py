@@ -23,7 +23,7 @@ class WeightSummary:
 
 
 def layer_name(tensor_name: str) -> str:
-    """The layer a weight tensor belongs to ("conv1.weight", "conv1.weight_quantized" -> "conv1")."""
+    """The layer of a weight tensor ("conv1.weight", "conv1.weight_quantized" -> "conv1")."""
     for suffix in _QUANTIZED:
         tensor_name = tensor_name.removesuffix(suffix)
     for suffix in _SUFFIXES:
