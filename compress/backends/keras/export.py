@@ -11,7 +11,7 @@ from typing import Any
 
 from compress.backends.base import ExportInfo
 from compress.backends.keras.layers import named_weights
-from compress.backends.onnx.tidy import name_initializers
+from compress.backends.onnx.tidy import fold_batch_reshapes, name_initializers
 from compress.errors import ModelError
 from compress.recipe import Recipe
 
@@ -64,6 +64,7 @@ def export_keras(model: Any, recipe: Recipe, path: Path, flavor: str) -> ExportI
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"ONNX export of the {flavor} model failed: {first}") from exc
     name_initializers(path, named_weights(model))
+    fold_batch_reshapes(path)
     return ExportInfo(exporter=exporter)
 
 

@@ -38,9 +38,11 @@ class KernelMasks:
         self.apply()
 
     def apply(self) -> None:
+        # np.where writes +0.0; multiplying by the mask would leave -0.0 that gzip pays for
         for name, kernel in self.kernels.items():
             if name in self.masks:
-                kernel.assign(np.asarray(kernel.numpy()) * self.masks[name])
+                values = np.asarray(kernel.numpy())
+                kernel.assign(np.where(self.masks[name], values, np.zeros_like(values)))
 
     def achieved(self) -> tuple[float, dict[str, float]]:
         return achieved_sparsity({n: np.asarray(k.numpy()) for n, k in self.kernels.items()})
@@ -202,4 +204,7 @@ def _prune_with_tfmot(
         ) from exc
     training = _fit(api, wrapped, context, [sparsity.UpdatePruningStep()])
     stripped = sparsity.strip_pruning(wrapped)
+    for kernel in kernels(stripped, names).values():  # tfmot multiplies: make -0.0 plain 0.0
+        values = np.asarray(kernel.numpy())
+        kernel.assign(np.where(values == 0, np.zeros_like(values), values))
     return stripped, updates, training

@@ -40,8 +40,10 @@ class MagnitudePruner:
 
     @torch.no_grad()
     def apply_masks(self) -> None:
+        # Fill with +0.0 rather than multiply: w * 0 keeps the sign (-0.0), and half the
+        # zeros would differ by a bit, which gzip pays for.
         for name, weight in self.weights.items():
-            weight.mul_(self.masks[name])
+            weight.masked_fill_(~self.masks[name], 0.0)
 
     def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
         check_schedule_fits(self.config, steps_per_epoch, total_steps)

@@ -4,15 +4,11 @@ quantizer: uint8 per-tensor activations, int8 per-channel weights), QDQ ONNX exp
 from __future__ import annotations
 
 import copy
+import types
 from pathlib import Path
 
 import torch
-from torch import nn
-from torchao.quantization.pt2e import (
-    allow_exported_model_train_eval,
-    move_exported_model_to_eval,
-    move_exported_model_to_train,
-)
+from torch import fx, nn
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
     X86InductorQuantizer,
@@ -23,12 +19,26 @@ from compress.backends.onnx.tidy import strip_debug_metadata
 from compress.backends.torch.export import _quiet
 from compress.errors import ModelError
 
+#: Activations in 0..127: x86 CPUs without VNNI multiply uint8 x int8 pairs into int16 and
+#: saturate on full-range activations (ONNX Runtime's QLinearConv/MatMulInteger, oneDNN).
+REDUCE_RANGE = True
+
+#: aten ops whose train/eval behaviour is a literal argument, and that argument's index.
+_MODE_ARGUMENT = {
+    torch.ops.aten.dropout.default: 2,
+    torch.ops.aten.feature_dropout.default: 2,
+    torch.ops.aten.alpha_dropout.default: 2,
+    torch.ops.aten.feature_alpha_dropout.default: 2,
+    torch.ops.aten.batch_norm.default: 5,
+}
+
 
 def prepare_qat(
     model: nn.Module, example_inputs: tuple[torch.Tensor, ...], dynamic_shapes: tuple | None
 ) -> nn.Module:
     """Capture with torch.export and insert fake-quant observers (torchao PT2E, X86 quantizer,
-    per-channel weights). Returns a module that trains like the original; `model` is unchanged.
+    per-channel weights). Returns a module that trains like the original (in train mode, with
+    working .train()/.eval()); `model` itself is not changed.
     """
     model = copy.deepcopy(model).train()  # conv+batchnorm fusion matches training batch norm
     try:
@@ -40,21 +50,19 @@ def prepare_qat(
         ).module()
     except Exception as exc:
         raise ModelError(f"torch.export could not capture the model: {_first_line(exc)}") from exc
+    literals = {_running_mean(node): node.args[6:8] for node in _batch_norms(graph)}
     quantizer = X86InductorQuantizer().set_global(
-        get_default_x86_inductor_quantization_config(is_qat=True)
+        get_default_x86_inductor_quantization_config(is_qat=True, reduce_range=REDUCE_RANGE)
     )
     prepared = prepare_qat_pt2e(graph, quantizer)
-    allow_exported_model_train_eval(prepared)  # .train()/.eval() switch dropout and batch norm
-    return move_exported_model_to_train(prepared)
+    for node in _batch_norms(prepared):  # the conv+batchnorm fusion resets momentum and eps
+        node.args = (*node.args[:6], *literals[_running_mean(node)], *node.args[8:])
+    return _allow_train_eval(prepared, training=True)
 
 
 def convert_qat(prepared: nn.Module) -> nn.Module:
     """Fold observers into quantize/dequantize ops (call after training); eval mode."""
-    converted = convert_pt2e(prepared)
-    move_exported_model_to_eval(converted)
-    allow_exported_model_train_eval(converted)
-    nn.Module.train(converted, False)  # the flag exporters check; .eval() only rewrites ops
-    return converted
+    return _allow_train_eval(convert_pt2e(prepared), training=False)
 
 
 def export_qat_onnx(
@@ -81,6 +89,43 @@ def export_qat_onnx(
     except Exception as exc:
         raise ModelError(f"QDQ ONNX export failed: {_first_line(exc)}") from exc
     strip_debug_metadata(path)
+
+
+def _allow_train_eval(graph: fx.GraphModule, training: bool) -> fx.GraphModule:
+    """Make .train()/.eval() flip the mode argument of dropout and batch norm ops in place.
+
+    PT2E forbids both; torchao's move_exported_model_to_train/eval re-create those ops from
+    patterns with dropout p=0.5 and default batch-norm momentum and eps.
+    """
+
+    def train(self: fx.GraphModule, mode: bool = True) -> fx.GraphModule:
+        for node in self.graph.nodes:
+            if node.op == "call_function" and node.target in _MODE_ARGUMENT:
+                node.update_arg(_MODE_ARGUMENT[node.target], mode)
+        self.recompile()
+        return nn.Module.train(self, mode)
+
+    def evaluate(self: fx.GraphModule) -> fx.GraphModule:
+        return self.train(False)
+
+    graph.train = types.MethodType(train, graph)
+    graph.eval = types.MethodType(evaluate, graph)
+    return graph.train(training)
+
+
+def _batch_norms(graph: fx.GraphModule) -> list[fx.Node]:
+    """Batch-norm nodes that keep running statistics (the ones conv fusion rewrites)."""
+    return [
+        node
+        for node in graph.graph.nodes
+        if node.op == "call_function"
+        and node.target == torch.ops.aten.batch_norm.default
+        and isinstance(node.args[3], fx.Node)
+    ]
+
+
+def _running_mean(node: fx.Node) -> str:
+    return node.args[3].target
 
 
 def _first_line(exc: Exception) -> str:
