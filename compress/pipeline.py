@@ -28,7 +28,7 @@ from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import LatencySpec, Recipe, load_recipe
 from compress.report.markdown import render_markdown
-from compress.report.schema import ExportRecord, Report
+from compress.report.schema import SLOWER_THRESHOLD, ExportRecord, Report
 
 PARITY_SAMPLES = 8
 
@@ -182,11 +182,17 @@ def export_verified(
     for want, got in zip(expected, actual, strict=True):
         diff = max(diff, float(np.max(np.abs(want.astype(np.float64) - got))))
         scale = max(scale, float(np.max(np.abs(want))))
-    tolerance = recipe.export.parity_tolerance * scale
+    allowed = (
+        recipe.export.quantized_parity_tolerance
+        if info.quantized
+        else (recipe.export.parity_tolerance)
+    )
+    tolerance = allowed * scale
     if not diff <= tolerance:
         raise ModelError(
             f"exported {path.name} disagrees with the {backend.name} model: max abs diff "
-            f"{diff:.3g} > {tolerance:.3g} (export.parity_tolerance)"
+            f"{diff:.3g} > {tolerance:.3g} (export.{'quantized_' if info.quantized else ''}"
+            "parity_tolerance)"
         )
     opset = onnx_inspect.opset(path)
     if opset != recipe.export.opset:
@@ -276,7 +282,19 @@ def _cpu_name() -> str:
 
 
 def _add_honesty_notes(report: Report) -> None:
-    """Say plainly what the figures mean where users are often misled."""
+    """Say plainly what the figures mean where users are often misled: speed-ups that are
+    slow-downs, sparsity that buys no speed."""
+    base, comp = report.baseline.latency_ms, report.compressed.latency_ms
+    if base is not None and comp is not None and comp.p50 > 0:
+        report.speedup = {
+            "p50": round(base.p50 / comp.p50, 4),
+            "p90": round(base.p90 / comp.p90, 4),
+        }
+        if report.speedup["p50"] < SLOWER_THRESHOLD:
+            report.notes.append(
+                f"SLOWER: the compressed model's p50 latency is {1 / report.speedup['p50']:.2f}x "
+                f"the baseline's ({comp.p50:.4g} ms vs {base.p50:.4g} ms)"
+            )
     gained = report.compressed.sparsity - report.baseline.sparsity
     if gained > 0.05 and report.compressed.params == report.baseline.params:
         report.notes.append(

@@ -19,7 +19,8 @@ from compress.yaml_source import Located, load_yaml, locate
 
 TORCH_FILE_SUFFIXES = (".pt", ".pth")
 KERAS_FILE_SUFFIXES = (".keras", ".h5")
-MODEL_FILE_SUFFIXES = TORCH_FILE_SUFFIXES + KERAS_FILE_SUFFIXES
+ONNX_FILE_SUFFIXES = (".onnx",)
+MODEL_FILE_SUFFIXES = TORCH_FILE_SUFFIXES + KERAS_FILE_SUFFIXES + ONNX_FILE_SUFFIXES
 
 
 class InputSpec(StrictModel):
@@ -45,7 +46,7 @@ class ModelSpec(StrictModel):
     weights: str | None = Field(
         None, description="torch: .safetensors or .pt/.pth state dict; Keras: .weights.h5"
     )
-    framework: Literal["torch", "keras", "tf_keras"] | None = Field(
+    framework: Literal["torch", "keras", "tf_keras", "onnx"] | None = Field(
         None, description="inferred from the model; keras = Keras 3, tf_keras = Keras 2"
     )
     inputs: list[InputSpec] = Field(..., min_length=1)
@@ -94,6 +95,9 @@ class ExportSpec(StrictModel):
     path: str = "out/model.onnx"
     parity_tolerance: float = Field(
         1e-4, gt=0, description="max |onnx - framework| allowed, relative to max(1, |output|)"
+    )
+    quantized_parity_tolerance: float = Field(
+        0.1, gt=0, description="the same for QAT models, whose rounding differs by a step"
     )
 
     @field_validator("path")

@@ -11,10 +11,10 @@ from typing import Any
 from compress.backends.base import Backend, owner_module
 from compress.backends.native_logs import filtered_native_stderr
 from compress.errors import ModelError, UsageError
-from compress.recipe import KERAS_FILE_SUFFIXES, TORCH_FILE_SUFFIXES, Recipe
+from compress.recipe import KERAS_FILE_SUFFIXES, ONNX_FILE_SUFFIXES, TORCH_FILE_SUFFIXES, Recipe
 from compress.sources import call_reference
 
-FRAMEWORKS = ("torch", "keras", "tf_keras")
+FRAMEWORKS = ("torch", "keras", "tf_keras", "onnx")
 
 
 def backend_named(name: str) -> Backend:
@@ -27,11 +27,17 @@ def backend_named(name: str) -> Backend:
         from compress.backends.keras import KerasBackend
 
         return KerasBackend(name)
+    if name == "onnx":
+        from compress.backends.onnx.backend import OnnxBackend
+
+        return OnnxBackend()
     raise UsageError(f"framework {name!r} is not supported (supported: {', '.join(FRAMEWORKS)})")
 
 
 def framework_of(model: Any) -> str:
     """The framework an in-memory model belongs to, from its class hierarchy."""
+    if isinstance(model, Path) and model.suffix == ".onnx":
+        return "onnx"
     owner = owner_module(model)
     if owner in FRAMEWORKS:
         return owner
@@ -51,6 +57,9 @@ def load_model(recipe: Recipe, model: Any = None) -> tuple[Backend, Any]:
     spec = recipe.model
     if spec.source.endswith(TORCH_FILE_SUFFIXES):
         backend = backend_named(spec.framework or "torch")
+        return backend, backend.load(recipe)
+    if spec.source.endswith(ONNX_FILE_SUFFIXES):
+        backend = backend_named("onnx")
         return backend, backend.load(recipe)
     if spec.source.endswith(KERAS_FILE_SUFFIXES):
         from compress.backends.keras.loading import flavor_of_file

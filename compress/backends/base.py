@@ -29,6 +29,7 @@ class ExportInfo:
     """How a model was exported."""
 
     exporter: str
+    quantized: bool = False  # fake-quantized (QAT) models match their ONNX only to a step
     notes: list[str] = field(default_factory=list)
 
 

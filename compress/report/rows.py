@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compress.report.schema import ModelMetrics, Report
+from compress.report.schema import SLOWER_THRESHOLD, ModelMetrics, Report
 from compress.units import format_size
 
 
@@ -76,7 +76,7 @@ def _latency_rows(base: ModelMetrics, comp: ModelMetrics) -> list[Row]:
                 f"{before:.3f} ms",
                 f"{after:.3f} ms",
                 f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower",
-                flag=key == "p50" and speedup < 1 / 1.05,
+                flag=key == "p50" and speedup < SLOWER_THRESHOLD,
             )
         )
     return rows

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from compress.errors import UsageError
 
 SCHEMA_VERSION = 1
+#: A compressed model whose p50 speed-up is below this is flagged as slower (5% noise margin).
+SLOWER_THRESHOLD = 1 / 1.05
 
 
 class Section(BaseModel):
@@ -94,6 +96,7 @@ class Report(Section):
     artifacts: Artifacts
     environment: Environment
     budgets: list[BudgetResult] = []
+    speedup: dict[str, float] | None = None  # baseline / compressed latency, p50 and p90
     notes: list[str] = []
 
     def to_json(self) -> str:

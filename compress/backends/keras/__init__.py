@@ -16,11 +16,12 @@ from compress.backends.keras.export import export_keras
 from compress.backends.keras.layers import keras_layers
 from compress.backends.keras.loading import load
 from compress.backends.keras.pruning import apply_prune
+from compress.backends.keras.quantization import apply_qat
 from compress.errors import ModelError
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
 
-PASS_HANDLERS = {"prune": apply_prune}
+PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat}
 
 
 class KerasBackend(Backend):

@@ -65,7 +65,8 @@ def export_keras(model: Any, recipe: Recipe, path: Path, flavor: str) -> ExportI
         raise ModelError(f"ONNX export of the {flavor} model failed: {first}") from exc
     name_initializers(path, named_weights(model))
     fold_batch_reshapes(path)
-    return ExportInfo(exporter=exporter)
+    quantized = any("quantize" in type(layer).__name__.lower() for layer in model.layers)
+    return ExportInfo(exporter=exporter, quantized=quantized)
 
 
 @contextlib.contextmanager

@@ -31,10 +31,9 @@ def outputs_probabilities(model: Any) -> bool:
     return type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax"
 
 
-def make_loss(api: ModuleType, name: str, model: Any, targets: np.ndarray) -> Any:
+def make_loss(api: ModuleType, name: str, from_logits: bool, targets: np.ndarray) -> Any:
     losses = api.losses
     if name == "cross_entropy":
-        from_logits = not outputs_probabilities(model)
         if targets.ndim == 1:
             return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
         return losses.CategoricalCrossentropy(from_logits=from_logits)
@@ -52,14 +51,24 @@ def fit(
     callbacks: list[Any],
     reporter: Reporter,
     description: str,
+    from_logits: bool | None = None,
 ) -> dict:
-    """Compile and fit in place; returns {"epochs", "steps", "final_loss"}."""
+    """Compile and fit in place; returns {"epochs", "steps", "final_loss"}.
+
+    `from_logits` defaults to whether the model ends without a softmax; pass it when a wrapper
+    (QAT) hides the original output activation.
+    """
     if split.targets is None:
         raise ModelError("training needs targets in the train split")
     api.utils.set_random_seed(spec.seed)
     model.compile(
         optimizer=make_optimizer(api, spec.optimizer),
-        loss=make_loss(api, spec.loss, model, split.targets),
+        loss=make_loss(
+            api,
+            spec.loss,
+            not outputs_probabilities(model) if from_logits is None else from_logits,
+            split.targets,
+        ),
     )
     steps_per_epoch = math.ceil(len(split) / batch_size)
     inputs = split.inputs[0] if len(split.inputs) == 1 else split.inputs

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from compress.errors import ModelError
+from compress.errors import ModelError, UnsafeModelError
 
 #: Integer tensors of these types are shapes and indices, not weights.
 _INDEX_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
@@ -147,3 +147,38 @@ def _all_tensors(model: onnx.ModelProto):
                     graphs.append(attribute.g)
                 elif attribute.type == onnx.AttributeProto.GRAPHS:
                     graphs.extend(attribute.graphs)
+
+
+def validate_external_data(path: Path) -> None:
+    """Refuse external-data references that escape the model's directory or are links
+    (absolute paths, `..`, symlinks, hardlinks: CVE-2024-27318, CVE-2026-27489)."""
+    model = onnx.load(str(path), load_external_data=False)
+    root = path.parent.resolve()
+    for tensor in _all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
+        target = root / location
+        problem = None
+        if not location or Path(location).is_absolute() or ".." in Path(location).parts:
+            problem = "is absolute or leaves the model's directory"
+        elif target.is_symlink():
+            problem = "is a symbolic link"
+        elif not target.is_file():
+            problem = "does not exist"
+        elif target.stat().st_nlink > 1:
+            problem = "is a hard link"
+        elif not target.resolve().is_relative_to(root):
+            problem = "leaves the model's directory"
+        if problem:
+            raise UnsafeModelError(
+                f"refused to load {path.name}: external data {location!r} of tensor "
+                f"{tensor.name!r} {problem}"
+            )
+
+
+def graph_inputs(path: Path) -> list[str]:
+    """Names of the inputs a caller feeds (initializers that double as inputs excluded)."""
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return [value.name for value in model.graph.input if value.name not in initializers]

@@ -4,12 +4,14 @@ quantizer: uint8 per-tensor activations, int8 per-channel weights), QDQ ONNX exp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import types
 from pathlib import Path
 
 import torch
 from torch import fx, nn
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+from torchao.quantization.pt2e.quantizer import QuantizationConfig
 from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
     X86InductorQuantizer,
     get_default_x86_inductor_quantization_config,
@@ -19,9 +21,11 @@ from compress.backends.onnx.tidy import strip_debug_metadata
 from compress.backends.torch.export import _quiet
 from compress.errors import ModelError
 
-#: Activations in 0..127: x86 CPUs without VNNI multiply uint8 x int8 pairs into int16 and
-#: saturate on full-range activations (ONNX Runtime's QLinearConv/MatMulInteger, oneDNN).
-REDUCE_RANGE = True
+#: Weights in -64..63 (7 bits): x86 CPUs without VNNI (AVX2, AVX-512F) add uint8 x int8 pairs
+#: in int16 (vpmaddubsw), which saturates for full-range weights; ONNX Runtime's fused integer
+#: kernels then disagree with the QDQ graph. A range on the activations instead would not
+#: survive export: QuantizeLinear always clamps to the full 0..255.
+WEIGHT_RANGE = (-64, 63)
 
 #: aten ops whose train/eval behaviour is a literal argument, and that argument's index.
 _MODE_ARGUMENT = {
@@ -51,9 +55,7 @@ def prepare_qat(
     except Exception as exc:
         raise ModelError(f"torch.export could not capture the model: {_first_line(exc)}") from exc
     literals = {_running_mean(node): node.args[6:8] for node in _batch_norms(graph)}
-    quantizer = X86InductorQuantizer().set_global(
-        get_default_x86_inductor_quantization_config(is_qat=True, reduce_range=REDUCE_RANGE)
-    )
+    quantizer = X86InductorQuantizer().set_global(_quantization_config())
     prepared = prepare_qat_pt2e(graph, quantizer)
     for node in _batch_norms(prepared):  # the conv+batchnorm fusion resets momentum and eps
         node.args = (*node.args[:6], *literals[_running_mean(node)], *node.args[8:])
@@ -89,6 +91,15 @@ def export_qat_onnx(
     except Exception as exc:
         raise ModelError(f"QDQ ONNX export failed: {_first_line(exc)}") from exc
     strip_debug_metadata(path)
+
+
+def _quantization_config() -> QuantizationConfig:
+    """torchao's X86 QAT config (uint8 per-tensor activations, int8 per-channel symmetric
+    weights) with weights limited to WEIGHT_RANGE."""
+    config = get_default_x86_inductor_quantization_config(is_qat=True)
+    low, high = WEIGHT_RANGE
+    weight = dataclasses.replace(config.weight, quant_min=low, quant_max=high)
+    return dataclasses.replace(config, weight=weight)
 
 
 def _allow_train_eval(graph: fx.GraphModule, training: bool) -> fx.GraphModule:

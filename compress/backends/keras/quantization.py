@@ -1,0 +1,54 @@
+"""Quantization-aware training for Keras: tf-keras through tfmot's quantize_model. Keras 3 has
+no QAT library (tfmot refuses it), so it gets a clear error pointing at static PTQ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compress.backends.base import PassContext
+from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
+from compress.backends.keras.training import fit, outputs_probabilities
+from compress.errors import ModelError
+from compress.passes.quantize import QuantizePass
+
+
+def apply_qat(
+    model: Any, config: QuantizePass, context: PassContext, flavor: str
+) -> tuple[Any, dict]:
+    """Wrap the model with fake quantization, fine-tune it, and return the QAT model."""
+    if flavor != "tf_keras":
+        raise ModelError(
+            "quantize: mode qat is not available for Keras 3 models (tfmot only works with "
+            "tf-keras and Keras 3 has no QAT); use mode: static, calibrated post-training "
+            "quantization of the exported ONNX"
+        )
+    if config.ignore:
+        raise ModelError("quantize: ignore is not supported with tfmot QAT (it quantizes all)")
+    require_legacy_tf_keras()
+    import tensorflow_model_optimization as tfmot
+
+    from_logits = not outputs_probabilities(model)  # the QAT wrapper hides the activation
+    try:
+        quantized = tfmot.quantization.keras.quantize_model(model)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ModelError(
+            f"quantize: tfmot cannot quantize this {type(model).__name__} "
+            f"({str(exc).strip().splitlines()[0]}); tfmot needs a Sequential or Functional "
+            "model of supported layers; use mode: static instead"
+        ) from exc
+    recipe = context.recipe
+    if "train" not in context.data:
+        raise ModelError("quantize: QAT needs a 'train' split from data.source")
+    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
+    training = fit(
+        keras_api("tf_keras"),
+        quantized,
+        recipe.train,
+        context.data["train"],
+        recipe.data.batch_size,
+        [],
+        context.reporter,
+        "quantization-aware training",
+        from_logits=from_logits,
+    )
+    return quantized, {"mode": "qat", "weights": "int8", "engine": "tfmot", "training": training}
