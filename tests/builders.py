@@ -63,3 +63,20 @@ def tf_keras_subclassed():
             return self.out(self.hidden(inputs))
 
     return TwoLayers()
+
+
+def torch_wide_mlp():
+    """A Linear-heavy model (about 0.4M weights) for int4 weight-only quantization."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(10, 512),
+        nn.ReLU(),
+        nn.Linear(512, 512),
+        nn.ReLU(),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Linear(256, 2),
+    )

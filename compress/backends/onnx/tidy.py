@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,15 +11,18 @@ import onnx
 from onnx import numpy_helper
 
 
-def strip_debug_metadata(path: Path) -> None:
-    """Drop per-node exporter metadata (stack traces with local paths, FX node dumps) and
-    value_info entries that repeat initializer shapes.
+def tidy_dynamo_export(path: Path) -> None:
+    """Name nodes after their module, then drop per-node exporter metadata and value_info
+    entries that repeat initializer shapes.
 
-    The metadata leaks the exporting machine's file paths and makes artifacts differ between
-    machines; the repeated shapes go stale when a quantizer transposes a weight, and
-    onnxruntime's quantizer then fails shape inference. Everything that affects execution stays.
+    Dynamo names nodes after aten ops ("node_conv2d_1"); the module path ("conv2.conv2d") is what
+    a user writes in `ignore`. The metadata leaks the exporting machine's file paths (stack
+    traces) and makes artifacts differ between machines; the repeated shapes go stale when a
+    quantizer transposes a weight, and onnxruntime's quantizer then fails shape inference.
+    Everything that affects execution stays.
     """
     model = onnx.load(str(path))
+    _name_nodes_by_scope(model.graph)
     drop_initializer_value_info(model)
     graphs = [model.graph]
     while graphs:
@@ -32,6 +36,24 @@ def strip_debug_metadata(path: Path) -> None:
                 elif attribute.type == onnx.AttributeProto.GRAPHS:
                     graphs.extend(attribute.graphs)
     onnx.save(model, str(path))
+
+
+def _name_nodes_by_scope(graph: onnx.GraphProto) -> None:
+    """Rename nodes "<module path>.<op>" from the exporter's name-scope metadata."""
+    taken: set[str] = set()
+    for node in graph.node:
+        scopes = next(
+            (p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None
+        )
+        if not scopes:
+            continue
+        parts = [part for part in ast.literal_eval(scopes) if part]
+        name = ".".join(parts) or node.name
+        unique, count = name, 1
+        while unique in taken:
+            unique, count = f"{name}_{count}", count + 1
+        taken.add(unique)
+        node.name = unique
 
 
 def drop_initializer_value_info(model: onnx.ModelProto) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from compress.backends.base import ExportInfo
-from compress.backends.onnx.tidy import strip_debug_metadata
+from compress.backends.onnx.tidy import tidy_dynamo_export
 from compress.backends.torch.training import DTYPES
 from compress.errors import ModelError
 from compress.recipe import InputSpec, Recipe
@@ -75,7 +75,7 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
                 input_names=names,
                 dynamic_shapes=dynamic_shapes,
             )
-        strip_debug_metadata(path)
+        tidy_dynamo_export(path)
         return ExportInfo(exporter="dynamo", notes=notes)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

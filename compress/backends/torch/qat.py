@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import fx, nn
+from torchao.quantization.pt2e import disable_observer, enable_observer
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 from torchao.quantization.pt2e.quantizer import QuantizationConfig
 from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
@@ -17,7 +18,7 @@ from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
     get_default_x86_inductor_quantization_config,
 )
 
-from compress.backends.onnx.tidy import strip_debug_metadata
+from compress.backends.onnx.tidy import tidy_dynamo_export
 from compress.backends.torch.export import _quiet
 from compress.errors import ModelError
 
@@ -90,7 +91,7 @@ def export_qat_onnx(
             )
     except Exception as exc:
         raise ModelError(f"QDQ ONNX export failed: {_first_line(exc)}") from exc
-    strip_debug_metadata(path)
+    tidy_dynamo_export(path)
 
 
 def _quantization_config() -> QuantizationConfig:
@@ -103,10 +104,11 @@ def _quantization_config() -> QuantizationConfig:
 
 
 def _allow_train_eval(graph: fx.GraphModule, training: bool) -> fx.GraphModule:
-    """Make .train()/.eval() flip the mode argument of dropout and batch norm ops in place.
+    """Make .train()/.eval() flip the mode argument of dropout and batch norm ops in place and
+    switch range observers on/off, so evaluating a prepared model does not move its ranges.
 
-    PT2E forbids both; torchao's move_exported_model_to_train/eval re-create those ops from
-    patterns with dropout p=0.5 and default batch-norm momentum and eps.
+    PT2E forbids both methods; torchao's move_exported_model_to_train/eval re-create those ops
+    from patterns with dropout p=0.5 and default batch-norm momentum and eps.
     """
 
     def train(self: fx.GraphModule, mode: bool = True) -> fx.GraphModule:
@@ -114,6 +116,7 @@ def _allow_train_eval(graph: fx.GraphModule, training: bool) -> fx.GraphModule:
             if node.op == "call_function" and node.target in _MODE_ARGUMENT:
                 node.update_arg(_MODE_ARGUMENT[node.target], mode)
         self.recompile()
+        self.apply(enable_observer if mode else disable_observer)
         return nn.Module.train(self, mode)
 
     def evaluate(self: fx.GraphModule) -> fx.GraphModule:

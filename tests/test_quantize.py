@@ -1,0 +1,253 @@
+"""Quantization: post-training INT8/INT4 on the exported ONNX (any framework), ONNX files as
+input, QAT, and the report's dtype, fidelity and speed figures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import MODELS, seed_mlp_recipe
+
+import compress
+from compress.backends.onnx.quantize import gemm_to_matmul
+from compress.errors import ModelError, RecipeError, UnsafeModelError
+from compress.recipe import load_recipe
+
+BUILDERS = Path(__file__).parent / "builders.py"
+DIGITS = {
+    "source": f"{MODELS}/digits_cnn.py:build",
+    "weights": f"{MODELS}/digits_cnn.safetensors",
+    "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8]}],
+}
+
+
+def digits_recipe(**overrides) -> dict:
+    raw = seed_mlp_recipe(**overrides)
+    raw["model"] = dict(DIGITS)
+    raw["data"] = {"source": f"{MODELS}/digits.py:load", "batch_size": 64}
+    return raw
+
+
+def ops(path: str) -> list[str]:
+    return [node.op_type for node in onnx.load(path).graph.node]
+
+
+def test_static_int8_keeps_digits_accuracy(write_recipe, tmp_path):
+    raw = digits_recipe(passes=[{"type": "quantize", "mode": "static"}])
+    report = compress.apply(write_recipe(raw), progress=False)
+    assert report.baseline.accuracy - report.compressed.accuracy <= 0.005
+    assert {layer.dtype for layer in report.layers} == {"int8"}
+    assert {layer.name for layer in report.layers} == {"conv1", "conv2", "fc1", "fc2"}
+    assert "QuantizeLinear" in ops(report.artifacts.onnx)
+    assert report.compressed.size_bytes < 0.35 * report.baseline.size_bytes
+    record = report.passes[0]
+    assert record["format"] == "QDQ, S8S8" and record["calibration_samples"] == 256
+    assert "why" in record  # the default it picked, and why
+    assert report.fidelity.metric == "top1_agreement" and report.fidelity.value > 0.97
+    assert report.speedup is not None and set(report.speedup) == {"p50", "p90"}
+
+
+def test_dynamic_int8_quantizes_linear_layers(write_recipe):
+    raw = digits_recipe(passes=[{"type": "quantize", "mode": "dynamic"}])
+    report = compress.apply(write_recipe(raw), progress=False)
+    dtypes = {layer.name: layer.dtype for layer in report.layers}
+    assert dtypes == {"conv1": "float32", "conv2": "float32", "fc1": "int8", "fc2": "int8"}
+    assert "MatMulInteger" in ops(report.artifacts.onnx)
+    assert report.compressed.params == report.baseline.params
+    assert report.fidelity.value > 0.97
+
+
+def test_int4_weight_only_rewrites_gemm_and_shrinks_linear_models(write_recipe):
+    raw = seed_mlp_recipe(passes=[{"type": "quantize", "mode": "weight_only", "weights": "int4"}])
+    raw["model"] = {
+        "source": f"{BUILDERS}:torch_wide_mlp",
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    report = compress.apply(write_recipe(raw), progress=False)
+    assert "Gemm" in ops(report.artifacts.baseline_onnx)  # what the exporter emits for Linear
+    assert ops(report.artifacts.onnx).count("MatMulNBits") == 4
+    assert {layer.dtype for layer in report.layers} == {"int4"}
+    assert report.compressed.params == report.baseline.params
+    assert report.compressed.size_bytes <= 0.2 * report.baseline.size_bytes
+    assert report.fidelity.metric == "top1_agreement" and report.fidelity.value > 0.9
+
+
+def test_gemm_rewrite_computes_the_same(tmp_path):
+    rng = np.random.default_rng(0)
+    weight, bias = rng.standard_normal((4, 6)).astype(np.float32), np.ones(4, np.float32)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="gemm", transB=1)],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 6])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])],
+        [onnx.numpy_helper.from_array(weight, "w"), onnx.numpy_helper.from_array(bias, "b")],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10
+    )
+    rewritten = gemm_to_matmul(onnx.ModelProto.FromString(model.SerializeToString()))
+    assert [n.op_type for n in rewritten.graph.node] == ["MatMul", "Add"]
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    got = ort.InferenceSession(rewritten.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_ignore_by_op_type_and_regex_leaves_nodes_in_float(write_recipe):
+    raw = digits_recipe(
+        passes=[{"type": "quantize", "mode": "static", "ignore": ["op:Gemm", "re:conv2\\..*"]}]
+    )
+    report = compress.apply(write_recipe(raw), progress=False)
+    dtypes = {layer.name: layer.dtype for layer in report.layers}
+    assert dtypes == {"conv1": "int8", "conv2": "float32", "fc1": "float32", "fc2": "float32"}
+    assert len(report.passes[0]["excluded_nodes"]) == 3
+
+
+def test_ignore_that_matches_nothing_is_an_error(write_recipe, run_cli):
+    raw = digits_recipe(passes=[{"type": "quantize", "mode": "dynamic", "ignore": ["op:LSTM"]}])
+    code, _, err = run_cli("apply", write_recipe(raw))
+    assert code == 3 and "ignore 'op:LSTM' matches no node" in err
+
+
+def test_prune_then_quantize_keeps_the_sparsity(write_recipe):
+    raw = digits_recipe(
+        passes=[{"type": "prune", "sparsity": 0.8}, {"type": "quantize", "mode": "static"}]
+    )
+    report = compress.apply(write_recipe(raw), progress=False)
+    assert [record["type"] for record in report.passes] == ["prune", "quantize"]
+    assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.8, abs=0.005)
+    for layer in report.layers:
+        assert layer.dtype == "int8" and layer.sparsity >= 0.79  # int8 zeros are real zeros
+    assert report.compressed.size_gzip_bytes < 0.15 * report.baseline.size_gzip_bytes
+
+
+def test_quantized_onnx_input(write_recipe, tmp_path):
+    first = compress.apply(
+        write_recipe(digits_recipe(passes=[]), "export.yaml"),
+        output_dir=tmp_path / "fp32",
+        progress=False,
+    )
+    raw = digits_recipe(passes=[{"type": "quantize", "mode": "static"}])
+    raw["model"] = {
+        "source": first.artifacts.baseline_onnx,
+        "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8]}],
+    }
+    report = compress.apply(write_recipe(raw), output_dir=tmp_path / "int8", progress=False)
+    assert report.framework == "onnx"
+    assert report.baseline.size_bytes == Path(first.artifacts.baseline_onnx).stat().st_size
+    assert {layer.dtype for layer in report.layers} == {"int8"}
+    assert report.baseline.accuracy - report.compressed.accuracy <= 0.005
+
+
+def write_external_model(path: Path, location: str) -> None:
+    """A one-MatMul model whose weight points at external data `location`."""
+    weight = onnx.numpy_helper.from_array(np.ones((10, 4), np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["features", "w"], ["y"], name="mm")],
+        "g",
+        [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["n", 10])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])],
+        [weight],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10
+    )
+    onnx.external_data_helper.set_external_data(model.graph.initializer[0], location)
+    model.graph.initializer[0].ClearField("raw_data")
+    onnx.save(model, str(path))
+
+
+def test_onnx_input_with_escaping_external_data_is_refused(write_recipe, tmp_path):
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (tmp_path / "secret.bin").write_bytes(np.ones(40, np.float32).tobytes())
+    write_external_model(model_dir / "evil.onnx", "../secret.bin")
+    raw = seed_mlp_recipe(passes=[{"type": "quantize", "mode": "dynamic"}])
+    raw["model"] = {
+        "source": str(model_dir / "evil.onnx"),
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    with pytest.raises(UnsafeModelError, match=r"external data '\.\./secret\.bin'"):
+        compress.apply(write_recipe(raw), progress=False)
+    os.symlink(tmp_path / "secret.bin", model_dir / "link.bin")
+    write_external_model(model_dir / "evil.onnx", "link.bin")
+    with pytest.raises(UnsafeModelError, match="is a symbolic link"):
+        compress.apply(write_recipe(raw), progress=False)
+    (model_dir / "w.bin").write_bytes(np.ones(40, np.float32).tobytes())
+    write_external_model(model_dir / "evil.onnx", "w.bin")  # a plain side file is fine
+    report = compress.apply(write_recipe(raw), progress=False)
+    assert report.baseline.size_bytes == Path(report.artifacts.baseline_onnx).stat().st_size
+
+
+def test_prune_on_an_onnx_input_says_what_works(write_recipe, tmp_path):
+    first = compress.apply(
+        write_recipe(seed_mlp_recipe(passes=[]), "e.yaml"),
+        output_dir=tmp_path / "e",
+        progress=False,
+    )
+    raw = seed_mlp_recipe(passes=[{"type": "prune", "sparsity": 0.5}])
+    raw["model"] = {
+        "source": first.artifacts.baseline_onnx,
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    with pytest.raises(ModelError, match="an ONNX input takes post-training quantization only"):
+        compress.apply(write_recipe(raw), output_dir=tmp_path / "p", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("passes", "message"),
+    [
+        ([{"type": "quantize", "mode": "int2"}], "passes.0.mode: Input should be 'dynamic'"),
+        (
+            [{"type": "quantize", "mode": "dynamic", "weights": "int4"}],
+            "int4 weights need mode weight_only",
+        ),
+        (
+            [{"type": "quantize", "mode": "static"}, {"type": "prune", "sparsity": 0.5}],
+            "put post-training quantization last",
+        ),
+    ],
+)
+def test_bad_quantize_recipes(write_recipe, passes, message):
+    with pytest.raises(RecipeError, match="recipe.yaml:") as caught:
+        load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
+    assert message in str(caught.value)
+
+
+def test_static_calibration_without_data(write_recipe):
+    raw = seed_mlp_recipe(passes=[{"type": "quantize", "mode": "static"}])
+    for section in ("data", "evaluate", "train"):
+        raw.pop(section)
+    with pytest.raises(RecipeError, match=r"passes\.0\.mode: static quantization calibrates"):
+        load_recipe(write_recipe(raw))
+
+
+def test_keras3_qat_suggests_static(write_recipe):
+    raw = seed_mlp_recipe(passes=[{"type": "quantize", "mode": "qat"}])
+    raw["model"] = {
+        "source": f"{BUILDERS}:keras_mlp",
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    with pytest.raises(ModelError, match="not available for Keras 3 .* use mode: static"):
+        compress.apply(write_recipe(raw), progress=False)
+
+
+@pytest.mark.slow
+def test_tf_keras_qat_exports_qdq(write_recipe):
+    raw = seed_mlp_recipe(
+        passes=[{"type": "quantize", "mode": "qat"}],
+        train={"epochs": 1, "optimizer": {"type": "adam", "lr": 0.0005}},
+    )
+    raw["model"] = {
+        "source": f"{BUILDERS}:tf_keras_mlp",
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    report = compress.apply(write_recipe(raw), progress=False)
+    assert report.passes[0]["engine"] == "tfmot"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= set(ops(report.artifacts.onnx))
+    assert report.compressed.export.parity_max_abs_diff < 0.1
+    assert report.fidelity.value > 0.9
