@@ -3,7 +3,6 @@ input, QAT, and the report's dtype, fidelity and speed figures."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +172,7 @@ def test_onnx_input_with_escaping_external_data_is_refused(write_recipe, tmp_pat
     }
     with pytest.raises(UnsafeModelError, match=r"external data '\.\./secret\.bin'"):
         compress.apply(write_recipe(raw), progress=False)
-    os.symlink(tmp_path / "secret.bin", model_dir / "link.bin")
+    (model_dir / "link.bin").symlink_to(tmp_path / "secret.bin")
     write_external_model(model_dir / "evil.onnx", "link.bin")
     with pytest.raises(UnsafeModelError, match="is a symbolic link"):
         compress.apply(write_recipe(raw), progress=False)
@@ -213,7 +212,7 @@ def test_prune_on_an_onnx_input_says_what_works(write_recipe, tmp_path):
     ],
 )
 def test_bad_quantize_recipes(write_recipe, passes, message):
-    with pytest.raises(RecipeError, match="recipe.yaml:") as caught:
+    with pytest.raises(RecipeError, match=r"recipe\.yaml:") as caught:
         load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
     assert message in str(caught.value)
 
@@ -232,7 +231,7 @@ def test_keras3_qat_suggests_static(write_recipe):
         "source": f"{BUILDERS}:keras_mlp",
         "inputs": [{"name": "features", "shape": [-1, 10]}],
     }
-    with pytest.raises(ModelError, match="not available for Keras 3 .* use mode: static"):
+    with pytest.raises(ModelError, match=r"not available for Keras 3 .* use mode: static"):
         compress.apply(write_recipe(raw), progress=False)
 
 
