@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[tensorflow,dev]"
+	$(PY) -m pip install --quiet -e ".[tensorflow,bench,dev]"
 	touch $(STAMP)
 
 demo: setup
