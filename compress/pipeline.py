@@ -298,6 +298,6 @@ def _add_honesty_notes(report: Report) -> None:
     gained = report.compressed.sparsity - report.baseline.sparsity
     if gained > 0.05 and report.compressed.params == report.baseline.params:
         report.notes.append(
-            "unstructured sparsity shrinks the gzip size, not the raw size or latency: "
-            "onnxruntime has no sparse kernels, so zeros are still multiplied"
+            "sparsity by itself shrinks only the gzip size: onnxruntime has no sparse kernels, "
+            "so the zeros are still stored and multiplied"
         )
