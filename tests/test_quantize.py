@@ -250,3 +250,45 @@ def test_tf_keras_qat_exports_qdq(write_recipe):
     assert {"QuantizeLinear", "DequantizeLinear"} <= set(ops(report.artifacts.onnx))
     assert report.compressed.export.parity_max_abs_diff < 0.1
     assert report.fidelity.value > 0.9
+
+
+@pytest.mark.slow
+def test_torch_qat_exports_int8_weights_and_keeps_accuracy(write_recipe):
+    raw = digits_recipe(
+        passes=[{"type": "quantize", "mode": "qat"}],
+        train={"epochs": 1, "optimizer": {"type": "adam", "lr": 0.0001}},
+    )
+    report = compress.apply(write_recipe(raw), progress=False)
+    record = report.passes[0]
+    assert record["engine"].startswith("torchao") and record["training"]["steps"] == 23
+    assert {layer.name: layer.dtype for layer in report.layers} == {
+        "conv1": "int8",
+        "conv2": "int8",
+        "fc1": "int8",
+        "fc2": "int8",
+    }
+    model = onnx.load(report.artifacts.onnx)
+    int8 = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert {tuple(t.dims) for t in int8} >= {(16, 1, 3, 3), (32, 16, 3, 3), (64, 512), (10, 64)}
+    assert "QuantizeLinear" in ops(report.artifacts.onnx)
+    assert report.compressed.export.exporter == "dynamo (QDQ)"
+    assert report.baseline.accuracy - report.compressed.accuracy <= 0.01
+    assert report.compressed.size_bytes < 0.35 * report.baseline.size_bytes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("builder", ["torch", "tf_keras"])
+def test_prune_then_qat_keeps_the_zeros(write_recipe, builder):
+    raw = digits_recipe(
+        passes=[{"type": "prune", "sparsity": 0.7}, {"type": "quantize", "mode": "qat"}],
+        train={"epochs": 1, "optimizer": {"type": "adam", "lr": 0.0005}},
+    )
+    if builder == "tf_keras":
+        raw = seed_mlp_recipe(passes=raw["passes"], train=raw["train"])
+        raw["model"] = {
+            "source": f"{BUILDERS}:tf_keras_mlp",
+            "inputs": [{"name": "features", "shape": [-1, 10]}],
+        }
+    report = compress.apply(write_recipe(raw), progress=False)
+    assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.7, abs=0.005)
+    assert report.compressed.sparsity > 0.6  # measured in the exported QAT model

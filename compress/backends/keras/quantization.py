@@ -28,8 +28,13 @@ def apply_qat(
     import tensorflow_model_optimization as tfmot
 
     from_logits = not outputs_probabilities(model)  # the QAT wrapper hides the activation
+    quantization = tfmot.quantization.keras
     try:
-        quantized = tfmot.quantization.keras.quantize_model(model)
+        # the prune-preserving scheme keeps zero weights at zero while training (prune -> QAT)
+        quantized = quantization.quantize_apply(
+            quantization.quantize_annotate_model(model),
+            tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme(),
+        )
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(
             f"quantize: tfmot cannot quantize this {type(model).__name__} "

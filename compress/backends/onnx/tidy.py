@@ -23,6 +23,7 @@ def tidy_dynamo_export(path: Path) -> None:
     """
     model = onnx.load(str(path))
     _name_nodes_by_scope(model.graph)
+    _name_quantized_weights(model.graph)
     drop_initializer_value_info(model)
     graphs = [model.graph]
     while graphs:
@@ -54,6 +55,27 @@ def _name_nodes_by_scope(graph: onnx.GraphProto) -> None:
             unique, count = f"{name}_{count}", count + 1
         taken.add(unique)
         node.name = unique
+
+
+def _name_quantized_weights(graph: onnx.GraphProto) -> None:
+    """Name INT8 weights "<module>.weight_quantized" after the layer that reads them through a
+    DequantizeLinear (torch's QAT export calls them "_frozen_param0", ...)."""
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    readers = {name: node for node in graph.node for name in node.input[1:2]}
+    renames = {}
+    for node in graph.node:
+        source = node.input[0] if node.op_type == "DequantizeLinear" else None
+        layer = readers.get(node.output[0]) if source in initializers else None
+        if layer is not None and layer.op_type in ("Conv", "Gemm", "MatMul") and "." in layer.name:
+            renames[source] = f"{layer.name.rsplit('.', 1)[0]}.weight_quantized"
+    if len(set(renames.values())) != len(renames):
+        return  # two weights would get one name: keep the exporter's
+    for tensor in graph.initializer:
+        tensor.name = renames.get(tensor.name, tensor.name)
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in renames:
+                node.input[index] = renames[name]
 
 
 def drop_initializer_value_info(model: onnx.ModelProto) -> None:

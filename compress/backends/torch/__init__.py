@@ -11,15 +11,16 @@ import torch
 from torch import nn
 
 from compress.backends.base import Backend, ExportInfo, PassContext, owner_module
-from compress.backends.torch.export import export_module
+from compress.backends.torch.export import dynamic_shapes_for, example_inputs, export_module
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.loading import load_module
 from compress.backends.torch.pruning import apply_prune
+from compress.backends.torch.quantization import QAT_MARK, apply_qat
 from compress.errors import ModelError
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
 
-PASS_HANDLERS = {"prune": apply_prune}
+PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat}
 
 
 class TorchBackend(Backend):
@@ -54,6 +55,19 @@ class TorchBackend(Backend):
         return [o.detach().cpu().numpy() for o in outputs]
 
     def export_onnx(self, model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
+        if getattr(model, QAT_MARK, False):
+            from compress.backends.torch.qat import export_qat_onnx
+
+            specs = recipe.model.inputs
+            export_qat_onnx(
+                model,
+                example_inputs(specs),
+                path,
+                recipe.export.opset,
+                [spec.name for spec in specs],
+                dynamic_shapes_for(specs),
+            )
+            return ExportInfo(exporter="dynamo (QDQ)", quantized=True)
         return export_module(model, recipe, path)
 
     def versions(self) -> dict[str, str]:

@@ -51,6 +51,14 @@ def _dynamic_axes(spec: InputSpec) -> dict[int, str]:
     }
 
 
+def dynamic_shapes_for(specs: list[InputSpec]) -> tuple:
+    """torch.export dynamic shapes for the declared inputs (-1 or named dims)."""
+    dims = {n: torch.export.Dim(n) for spec in specs for n in _dynamic_axes(spec).values()}
+    return tuple(
+        {axis: dims[n] for axis, n in _dynamic_axes(spec).items()} or None for spec in specs
+    )
+
+
 def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
     """Export in eval mode; external data is never written for models under 2 GB."""
     specs = recipe.model.inputs
@@ -60,11 +68,7 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
     model.eval()
     notes: list[str] = []
     try:
-        dims = {n: torch.export.Dim(n) for spec in specs for n in _dynamic_axes(spec).values()}
-        dynamic_shapes = tuple(
-            {axis: dims[n] for axis, n in _dynamic_axes(spec).items()} or None for spec in specs
-        )
-        with _quiet():
+        with quiet_exporter():
             torch.onnx.export(
                 model,
                 args,
@@ -73,7 +77,7 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
                 external_data=False,
                 opset_version=opset,
                 input_names=names,
-                dynamic_shapes=dynamic_shapes,
+                dynamic_shapes=dynamic_shapes_for(specs),
             )
         tidy_dynamo_export(path)
         return ExportInfo(exporter="dynamo", notes=notes)
@@ -83,7 +87,7 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
     for stale in (path, path.with_name(path.name + ".data")):
         stale.unlink(missing_ok=True)
     try:
-        with _quiet():
+        with quiet_exporter():
             torch.onnx.export(
                 model,
                 args,
@@ -99,10 +103,11 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_exporter():
     """The exporters print progress, warnings and log lines; the toolkit reports what matters
     (exporter used, opset in the file, parity) itself."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo")]
+    names = ("torch.onnx", "torch.export", "torch._dynamo", "torch.utils._pytree", "torchao")
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     with (
         warnings.catch_warnings(),

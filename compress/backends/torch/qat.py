@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import fx, nn
-from torchao.quantization.pt2e import disable_observer, enable_observer
+from torchao.quantization.pt2e import FakeQuantize, MovingAveragePerChannelMinMaxObserver
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 from torchao.quantization.pt2e.quantizer import QuantizationConfig
 from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
@@ -19,7 +19,7 @@ from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
 )
 
 from compress.backends.onnx.tidy import tidy_dynamo_export
-from compress.backends.torch.export import _quiet
+from compress.backends.torch.export import quiet_exporter
 from compress.errors import ModelError
 
 #: Weights in -64..63 (7 bits): x86 CPUs without VNNI (AVX2, AVX-512F) add uint8 x int8 pairs
@@ -78,7 +78,7 @@ def export_qat_onnx(
 ) -> None:
     """Export the converted model to one QDQ ONNX file (no external data)."""
     try:
-        with _quiet():
+        with quiet_exporter():
             torch.onnx.export(
                 converted,
                 example_inputs,
@@ -96,16 +96,26 @@ def export_qat_onnx(
 
 def _quantization_config() -> QuantizationConfig:
     """torchao's X86 QAT config (uint8 per-tensor activations, int8 per-channel symmetric
-    weights) with weights limited to WEIGHT_RANGE."""
+    weights) with weights limited to WEIGHT_RANGE and fake-quantized by the unfused module.
+
+    The fused module's kernel picks symmetric scales as amax/63 (for -64..63) where convert
+    uses the observer's amax/63.5, so the exported weights would not be the trained ones.
+    """
     config = get_default_x86_inductor_quantization_config(is_qat=True)
     low, high = WEIGHT_RANGE
-    weight = dataclasses.replace(config.weight, quant_min=low, quant_max=high)
+    weight = dataclasses.replace(
+        config.weight,
+        quant_min=low,
+        quant_max=high,
+        observer_or_fake_quant_ctr=FakeQuantize.with_args(
+            observer=MovingAveragePerChannelMinMaxObserver, eps=2**-12
+        ),
+    )
     return dataclasses.replace(config, weight=weight)
 
 
 def _allow_train_eval(graph: fx.GraphModule, training: bool) -> fx.GraphModule:
-    """Make .train()/.eval() flip the mode argument of dropout and batch norm ops in place and
-    switch range observers on/off, so evaluating a prepared model does not move its ranges.
+    """Make .train()/.eval() flip the mode argument of dropout and batch norm ops in place.
 
     PT2E forbids both methods; torchao's move_exported_model_to_train/eval re-create those ops
     from patterns with dropout p=0.5 and default batch-norm momentum and eps.
@@ -116,7 +126,6 @@ def _allow_train_eval(graph: fx.GraphModule, training: bool) -> fx.GraphModule:
             if node.op == "call_function" and node.target in _MODE_ARGUMENT:
                 node.update_arg(_MODE_ARGUMENT[node.target], mode)
         self.recompile()
-        self.apply(enable_observer if mode else disable_observer)
         return nn.Module.train(self, mode)
 
     def evaluate(self: fx.GraphModule) -> fx.GraphModule:
