@@ -25,8 +25,8 @@ CLASSES = 10
 VAL_SAMPLES = 64
 CALIBRATION_SAMPLES = 128
 BN_SAMPLES = 256
-#: Side of the random grid that is upsampled to 64x64: low-frequency, smooth images.
-COARSE = 8
+#: Sides of the random grids upsampled and summed into an image, coarsest (strongest) first.
+GRIDS = (4, 8, 16, 32, 64)
 SEED = 0
 
 #: (output channels, layers) per stride-2 stage, after the stem.
@@ -60,15 +60,22 @@ class CNN64(nn.Module):
 
 
 def images(count: int, seed: int) -> np.ndarray:
-    """Smooth random images (count, 3, 64, 64), float32, about zero mean and unit variance:
-    Gaussian noise on an 8x8 grid, upsampled bicubically."""
+    """Smooth random images (count, 3, 64, 64), float32, zero mean and unit variance overall.
+
+    Like natural images, their spectrum falls with frequency: Gaussian noise on grids of 4, 8,
+    16, 32 and 64 pixels, upsampled bicubically and summed with amplitude halving per octave.
+    (Purely low-frequency images would leave the edge-detecting filters almost no signal, and
+    quantization noise would swamp them.)"""
     generator = torch.Generator().manual_seed(seed)
-    coarse = torch.randn(count, 3, COARSE, COARSE, generator=generator)
-    fine = nn.functional.interpolate(
-        coarse, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bicubic", align_corners=False
-    )
-    fine = (fine - fine.mean()) / fine.std()
-    return fine.numpy().astype(np.float32)
+    total = torch.zeros(count, 3, IMAGE_SIZE, IMAGE_SIZE)
+    for octave, side in enumerate(GRIDS):
+        coarse = torch.randn(count, 3, side, side, generator=generator)
+        fine = nn.functional.interpolate(
+            coarse, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bicubic", align_corners=False
+        )
+        total += fine * 0.5**octave
+    total = (total - total.mean()) / total.std()
+    return total.numpy().astype(np.float32)
 
 
 def labels(count: int, seed: int) -> np.ndarray:
