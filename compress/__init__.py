@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Recipe", "Report", "apply", "load_recipe"]
+__all__ = ["CompressionSession", "Recipe", "Report", "apply", "load_recipe"]
 
 _LAZY = {
+    "CompressionSession": "compress.session",
     "apply": "compress.pipeline",
     "load_recipe": "compress.recipe",
     "Recipe": "compress.recipe",
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from compress.pipeline import apply
     from compress.recipe import Recipe, load_recipe
     from compress.report.schema import Report
+    from compress.session import CompressionSession
 
 
 def __getattr__(name: str) -> Any:

@@ -7,9 +7,11 @@ load, train, export or measure. Errors are one line on stderr, never a traceback
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -109,6 +111,147 @@ def plan_command(recipe: str, as_json: bool) -> None:
                 f"  {layer['name']:<32} {layer['kind']:<14} "
                 f"{layer['weights']:>10,} -> {layer['nonzero_after']:>10,}"
             )
+
+
+@cli.command(name="check")
+@click.argument("report", type=click.Path(dir_okay=True))
+@click.option(
+    "--budget",
+    "budget",
+    type=click.Path(),
+    help="Budget file (YAML) to use instead of the budgets of the report's recipe.",
+)
+@click.option("--baseline", type=click.Path(), help="Earlier report.json to compare with.")
+@click.option(
+    "--max-increase",
+    metavar="PCT",
+    help="How much size and gzip size may grow over the baseline (default 2%).",
+)
+@click.option(
+    "--warn-margin",
+    metavar="PCT",
+    help="Warn when a passing value is within PCT of an absolute limit.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail the check too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--markdown", "markdown", type=click.Path(), help="Write a Markdown summary here.")
+@click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="If the check passes, write REPORT over the --baseline file (atomically).",
+)
+@_friendly_errors
+def check_command(
+    report: str,
+    budget: str | None,
+    baseline: str | None,
+    max_increase: str | None,
+    warn_margin: str | None,
+    strict: bool,
+    as_json: bool,
+    markdown: str | None,
+    update_baseline: bool,
+) -> None:
+    """Gate REPORT on budgets and on a baseline report (exit 1 when one fails).
+
+    Budgets come from the recipe inside REPORT, or from --budget FILE. With --baseline, the
+    size figures may grow by at most --max-increase; other relative limits (latency too) are
+    set in the budget file's `relative:` section.
+    """
+    from compress.check import check
+    from compress.report.gate import check_markdown, print_check
+
+    result = check(
+        report,
+        budget_path=budget,
+        baseline_path=baseline,
+        max_increase=_percent_option("--max-increase", max_increase),
+        warn_margin=_percent_option("--warn-margin", warn_margin),
+        strict=strict,
+        update_baseline=update_baseline,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_check(result, _console())
+    summary = check_markdown(result)
+    if markdown:
+        _write_markdown(Path(markdown), summary)
+    _append_step_summary(summary)
+    if result.status == "fail":
+        failed = [row for row in result.rows if row.status == "fail"]
+        if not failed:
+            click.echo("error: check failed: warnings fail with --strict", err=True)
+        else:
+            names = ", ".join(
+                f"{row.metric} ({row.limit}{'; ' + row.note if row.note else ''})" for row in failed
+            )
+            click.echo(f"error: check failed: {names}", err=True)
+    sys.exit(result.exit_code)
+
+
+@cli.command(name="compare")
+@click.argument("report_a", metavar="A", type=click.Path(dir_okay=True))
+@click.argument("report_b", metavar="B", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@_friendly_errors
+def compare_command(report_a: str, report_b: str, as_json: bool) -> None:
+    """Show the compressed figures of reports A and B side by side, with B's change vs A."""
+    from compress.compare import compare_files
+    from compress.report.gate import print_comparison
+
+    comparison = compare_files(report_a, report_b)
+    if as_json:
+        click.echo(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print_comparison(comparison, _console())
+
+
+def _percent_option(name: str, value: str | None) -> float | None:
+    from compress.errors import UsageError
+    from compress.units import parse_fraction
+
+    if value is None:
+        return None
+    try:
+        return parse_fraction(value)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+def _console() -> Any:
+    """stdout for tables; wide enough for the check table when it is not a terminal."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 140))
+    return console
+
+
+def _write_markdown(path: Path, text: str) -> None:
+    from compress.atomic import write_text_atomic
+    from compress.errors import UsageError
+
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _append_step_summary(text: str) -> None:
+    """Append to $GITHUB_STEP_SUMMARY (GitHub Actions' job summary) when it is set."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with Path(target).open("a", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+    except OSError as exc:
+        click.echo(
+            f"warning: cannot append to GITHUB_STEP_SUMMARY ({target}): {exc.strerror or exc}",
+            err=True,
+        )
 
 
 @cli.command()

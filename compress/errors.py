@@ -1,8 +1,9 @@
 """Errors the toolkit raises on purpose, each carrying the CLI exit code it maps to.
 
 Exit codes (documented in README.md):
-  0 success; 1 a budget failed; 2 bad usage or invalid recipe; 3 the model failed to load,
-  train, export or measure.
+  0 success; 1 a budget failed; 2 bad usage, invalid recipe, invalid report or budget file;
+  3 the model failed to load, train, export or measure, or (`check`, `compare`) an input file
+  cannot be read.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ EXIT_OK = 0
 EXIT_BUDGET = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
+EXIT_READ = 3  # `compress check` / `compare`: a report or budget file cannot be read
 
 
 class CompressError(Exception):
@@ -37,3 +39,9 @@ class ModelError(CompressError):
 
 class UnsafeModelError(ModelError):
     """A model file would run code when loaded and the recipe did not say to trust it."""
+
+
+class ReadError(CompressError):
+    """An input file (a report, a budget file) does not exist or cannot be read."""
+
+    exit_code = EXIT_READ

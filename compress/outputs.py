@@ -69,7 +69,7 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
         inputs.add(recipe.resolve(recipe.model.weights))
     if recipe.path:
         inputs.add(recipe.path)
-    names = (plan.onnx_name, plan.baseline_name, "report.json", "report.md")
+    names = (plan.onnx_name, plan.baseline_name, "report.json", "report.md", "report.html")
     for name in names:
         if (directory / name).resolve() in inputs:
             raise UsageError(f"refusing to overwrite the input file {directory / name}")

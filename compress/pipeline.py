@@ -27,6 +27,7 @@ from compress.outputs import OutputPlan, plan_outputs
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import LatencySpec, Recipe, load_recipe
+from compress.report.html import render_html
 from compress.report.markdown import render_markdown
 from compress.report.schema import SLOWER_THRESHOLD, ExportRecord, Report
 
@@ -69,8 +70,56 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
     baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
 
     context = PassContext(recipe=recipe, data=data, reporter=reporter)
+    if any(getattr(p, "type", "") == "distill" and p.teacher is None for p in recipe.passes):
+        context.original = backend.copy(model)  # the default teacher: the model as loaded
     model, records = _model_passes(backend, model, context)
+    return _finish(backend, model, records, context, plan, samples, baseline_path, baseline_export)
 
+
+def apply_trained(
+    recipe: Recipe,
+    backend: Backend,
+    original: Any,
+    trained: Any,
+    records: list[dict],
+    output_dir: str | Path | None = None,
+    progress: bool | None = None,
+) -> Report:
+    """Export and measure a model trained outside the pipeline (CompressionSession) against
+    the original, then run the recipe's ONNX-stage passes: the same report as `apply`."""
+    reporter = Reporter(progress_wanted(progress))
+    plan = plan_outputs(recipe, output_dir)
+    plan.open()
+    try:
+        data = load_data(recipe)
+        samples = _parity_samples(recipe, data)
+        baseline_path = plan.stage(plan.baseline_name)
+        reporter.stage("exporting the baseline")
+        baseline_export = export_verified(
+            backend, original, recipe, baseline_path, samples, reporter
+        )
+        context = PassContext(recipe=recipe, data=data, reporter=reporter)
+        report = _finish(
+            backend, trained, records, context, plan, samples, baseline_path, baseline_export
+        )
+        plan.publish()
+    finally:
+        plan.close()
+    return report
+
+
+def _finish(
+    backend: Backend,
+    model: Any,
+    records: list[dict],
+    context: PassContext,
+    plan: OutputPlan,
+    samples: list[np.ndarray],
+    baseline_path: Path,
+    baseline_export: ExportRecord,
+) -> Report:
+    """Export the compressed model, run the ONNX-stage passes, measure both, write reports."""
+    recipe, data, reporter = context.recipe, context.data, context.reporter
     reporter.stage("exporting the compressed model")
     float_path = plan.scratch("compressed.float.onnx")
     compressed_export = export_verified(backend, model, recipe, float_path, samples, reporter)
@@ -108,6 +157,7 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
             "baseline_onnx": plan.baseline_name,
             "report_json": "report.json",
             "report_md": "report.md",
+            "report_html": "report.html",
         },
         environment=_environment(recipe, backend),
         notes=reporter.notes,
@@ -116,10 +166,12 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
     report.budgets = evaluate_budgets(report, recipe.budgets)
     plan.stage("report.json").write_text(report.to_json(), encoding="utf-8")
     plan.stage("report.md").write_text(render_markdown(report), encoding="utf-8")
+    plan.stage("report.html").write_text(render_html(report), encoding="utf-8")
     report.artifacts.onnx = str(plan.directory / plan.onnx_name)
     report.artifacts.baseline_onnx = str(plan.directory / plan.baseline_name)
     report.artifacts.report_json = str(plan.directory / "report.json")
     report.artifacts.report_md = str(plan.directory / "report.md")
+    report.artifacts.report_html = str(plan.directory / "report.html")
     return report
 
 
@@ -296,7 +348,8 @@ def _add_honesty_notes(report: Report) -> None:
                 f"the baseline's ({comp.p50:.4g} ms vs {base.p50:.4g} ms)"
             )
     gained = report.compressed.sparsity - report.baseline.sparsity
-    if gained > 0.05 and report.compressed.params == report.baseline.params:
+    pruned = any(record["type"] == "prune" for record in report.passes)
+    if pruned and gained > 0.05 and report.compressed.params == report.baseline.params:
         report.notes.append(
             "sparsity by itself shrinks only the gzip size: onnxruntime has no sparse kernels, "
             "so the zeros are still stored and multiplied"

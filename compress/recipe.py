@@ -244,6 +244,12 @@ def _check_consistency(recipe: Recipe) -> None:
         (("model", "weights"), spec.weights),
         (("data", "source"), recipe.data.source if recipe.data else None),
     ]
+    for index, config in enumerate(recipe.passes):
+        for role in ("teacher", "student"):
+            ref = getattr(config, role, None)
+            if ref is not None:
+                referenced.append((("passes", index, role, "source"), ref.source))
+                referenced.append((("passes", index, role, "weights"), ref.weights))
     for loc, reference in referenced:
         file = _referenced_file(reference) if reference else None
         if file and not recipe.resolve(file).is_file():

@@ -15,6 +15,7 @@ _UNITS = {
     "gib": 1024**3,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_FRACTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 
 def parse_size(value: int | float | str) -> int:
@@ -37,3 +38,24 @@ def format_size(num_bytes: float) -> str:
         if abs(num_bytes) >= factor:
             return f"{num_bytes / factor:.1f} {unit}"
     return f"{int(num_bytes)} B"
+
+
+def parse_fraction(value: int | float | str) -> float:
+    """A non-negative fraction: "2%" -> 0.02, "0.5 %" -> 0.005; a plain number is already a
+    fraction (0.02 means 2%)."""
+    if isinstance(value, bool):
+        raise ValueError("a percentage must be a number or a string such as '2%'")
+    if isinstance(value, int | float):
+        if value < 0 or value != value:
+            raise ValueError("a percentage cannot be negative")
+        return float(value)
+    match = _FRACTION.match(value)
+    if not match:
+        raise ValueError(f"invalid percentage {value!r}; write it as '2%' or as a fraction 0.02")
+    number = float(match.group(1))
+    return number / 100 if match.group(2) else number
+
+
+def format_percent(fraction: float) -> str:
+    """0.02 -> "2%", 0.015 -> "1.5%" (as budget files are written)."""
+    return f"{fraction * 100:g}%"

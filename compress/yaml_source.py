@@ -28,6 +28,11 @@ def load_yaml(path: Path) -> Located:
         raise RecipeError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: cannot read: {exc}") from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> Located:
+    """Parse YAML text read from `path` (named in errors), like `load_yaml`."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -1,11 +1,12 @@
-"""`import compress` and `compress --help` must not import torch or TensorFlow."""
+"""`import compress` and `compress --help` must not import torch, TensorFlow, onnxruntime or
+matplotlib; `compress check` and `compare` read reports without them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime")
+HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "onnxruntime", "matplotlib")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -34,5 +35,15 @@ def test_console_script_help_runs():
         [sys.executable, "-m", "compress", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
-    for command in ("apply", "validate", "plan", "passes"):
+    for command in ("apply", "validate", "plan", "passes", "check", "compare"):
         assert command in result.stdout
+
+
+def test_check_and_report_modules_are_light():
+    code = (
+        "import compress.check, compress.compare, compress.report.gate, compress.report.html\n"
+        "from compress.cli import cli\n"
+        "try:\n    cli.main(['check', '--help'], standalone_mode=False)\n"
+        "except SystemExit:\n    pass"
+    )
+    assert loaded_after(code) == set()

@@ -55,6 +55,7 @@ def test_apply_writes_a_measured_report(run_cli, write_recipe, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "model.baseline.onnx",
         "model.onnx",
+        "report.html",
         "report.json",
         "report.md",
     ]
@@ -65,6 +66,7 @@ def test_apply_writes_a_measured_report(run_cli, write_recipe, tmp_path):
         assert set(report[section]) >= MODEL_KEYS
         assert set(report[section]["latency_ms"]) >= {"p50", "p90", "mean", "runs"}
         assert report[section]["latency_ms"]["runs"] == 10
+        assert len(report[section]["latency_ms"]["samples"]) == 10
     assert report["baseline"]["sparsity"] == 0.0
     # 50% of the weights; biases are not pruned, so the file-wide figure is a little lower
     assert report["compressed"]["sparsity"] == pytest.approx(300 / 652, abs=1e-3)
@@ -80,6 +82,7 @@ def test_apply_writes_a_measured_report(run_cli, write_recipe, tmp_path):
         }
     ]
     assert report["artifacts"]["report_json"] == "report.json"
+    assert report["artifacts"]["report_html"] == "report.html"
     assert report["environment"]["threads"] == 1 and report["environment"]["torch"]
     assert (out_dir / "report.md").stat().st_size < 64_000
 

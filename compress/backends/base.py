@@ -22,6 +22,8 @@ class PassContext:
     recipe: Recipe
     data: Splits
     reporter: Reporter
+    original: Any = None  # the model as loaded (the default distillation teacher)
+    distillers: list[Any] = field(default_factory=list)  # recovery distillation for later passes
 
 
 @dataclass

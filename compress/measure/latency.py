@@ -53,7 +53,8 @@ def latency_inputs(
 def measure_latency(
     models: dict[str, Path], spec: LatencySpec, inputs: list[np.ndarray]
 ) -> dict[str, dict]:
-    """{label: {p50, p90, mean, runs}} in milliseconds, runs interleaved across models."""
+    """{label: {p50, p90, mean, runs, samples}} in milliseconds, runs interleaved across
+    models."""
     timers = {
         label: timer(make_session(path, spec.threads, spec.device), inputs, spec.device)
         for label, path in models.items()
@@ -71,10 +72,13 @@ def measure_latency(
 
 
 def latency_stats(values: list[float]) -> dict:
-    array = np.asarray(values)
+    """p50, p90 and mean of per-run times (ms), the number of runs, and the runs themselves
+    (`samples`, in run order, for the latency distribution in report.html)."""
+    array = np.asarray(values, dtype=np.float64)
     return {
         "p50": round(float(np.percentile(array, 50)), 4),
         "p90": round(float(np.percentile(array, 90)), 4),
         "mean": round(float(array.mean()), 4),
         "runs": len(values),
+        "samples": [round(float(value), 4) for value in array],
     }

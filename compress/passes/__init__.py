@@ -6,13 +6,14 @@ from typing import Annotated, Union
 
 from pydantic import Discriminator
 
+from compress.passes.distill import DistillPass, plan_distill
 from compress.passes.prune import PrunePass, plan_prune
 from compress.passes.quantize import QuantizePass, plan_quantize
 
-PASS_TYPES: tuple[type, ...] = (PrunePass, QuantizePass)
+PASS_TYPES: tuple[type, ...] = (PrunePass, DistillPass, QuantizePass)
 
 #: Per pass type: (config, layers) -> what the pass will touch, for `compress plan`.
-PLANNERS = {"prune": plan_prune, "quantize": plan_quantize}
+PLANNERS = {"prune": plan_prune, "distill": plan_distill, "quantize": plan_quantize}
 
 
 def pass_names() -> list[str]:

@@ -1,4 +1,6 @@
-"""report.md: a compact summary for pull-request comments (kept well under 64 KB)."""
+"""report.md: a compact summary for pull-request comments, always under 64 KB (GitHub's comment
+limit is 65,536 characters): at most MAX_LAYER_ROWS layers, long names shortened, and a final
+cut if a report is still too large (report.json and report.html hold everything)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,24 @@ from compress.report.rows import comparison_rows
 from compress.report.schema import Report
 
 MAX_LAYER_ROWS = 40
+#: The most bytes report.md may take (UTF-8), leaving room under GitHub's 65,536 limit.
+MAX_BYTES = 60_000
+_MAX_CELL = 80
+_MAX_DETAILS = 400
+
+
+def _cell(text: object, limit: int = _MAX_CELL) -> str:
+    """Table-safe text: pipes escaped, newlines removed, shortened from the middle."""
+    value = str(text).replace("\n", " ").replace("|", "\\|")
+    if len(value) > limit:
+        keep = (limit - 1) // 2
+        value = value[:keep] + "…" + value[-keep:]
+    return value
 
 
 def render_markdown(report: Report) -> str:
     lines = [
-        f"# compress report: {report.recipe.get('name', '')}",
+        f"# compress report: {_cell(report.recipe.get('name', ''))}",
         "",
         f"Framework `{report.framework}`, compress {report.tool_version}, "
         f"onnxruntime {report.environment.onnxruntime} on {report.environment.device} "
@@ -21,10 +36,16 @@ def render_markdown(report: Report) -> str:
     ]
     for row in comparison_rows(report):
         mark = " ⚠" if row.flag else ""
-        lines.append(f"| {row.metric} | {row.baseline} | {row.compressed} | {row.change}{mark} |")
+        lines.append(
+            f"| {_cell(row.metric)} | {row.baseline} | {row.compressed} | {row.change}{mark} |"
+        )
     if report.budgets:
         lines += ["", "## Budgets", "", "| metric | limit | value | status |", "|---|---|---:|---|"]
-        lines += [f"| {b.metric} | {b.limit} | {b.value} | {b.status} |" for b in report.budgets]
+        lines += [
+            f"| {b.metric} | {_cell(b.limit)} | {b.value} | {b.status} |" for b in report.budgets
+        ]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {_cell(note, 600)}" for note in report.notes]
     lines += ["", "## Passes", ""]
     for record in report.passes:
         details = ", ".join(
@@ -32,7 +53,7 @@ def render_markdown(report: Report) -> str:
             for key, value in record.items()
             if key not in ("type", "layers", "training") and not isinstance(value, dict | list)
         )
-        lines.append(f"- `{record['type']}` ({details})")
+        lines.append(f"- `{_cell(record.get('type', ''))}` ({_cell(details, _MAX_DETAILS)})")
     if report.layers:
         lines += [
             "",
@@ -43,10 +64,22 @@ def render_markdown(report: Report) -> str:
         ]
         for layer in report.layers[:MAX_LAYER_ROWS]:
             lines.append(
-                f"| {layer.name} | {layer.params:,} | {layer.sparsity:.1%} | {layer.dtype} |"
+                f"| {_cell(layer.name)} | {layer.params:,} | {layer.sparsity:.1%} | "
+                f"{_cell(layer.dtype, 20)} |"
             )
         if len(report.layers) > MAX_LAYER_ROWS:
-            lines.append(f"| … {len(report.layers) - MAX_LAYER_ROWS} more in report.json | | | |")
-    if report.notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
-    return "\n".join(lines) + "\n"
+            lines.append(
+                f"| … {len(report.layers) - MAX_LAYER_ROWS} more in report.json and report.html "
+                "| | | |"
+            )
+    return _fit("\n".join(lines) + "\n")
+
+
+def _fit(text: str) -> str:
+    """Cut at a line boundary if the text is over MAX_BYTES (a last resort: rows are capped)."""
+    if len(text.encode("utf-8")) <= MAX_BYTES:
+        return text
+    marker = "\n… (cut to stay under 64 KB; see report.json and report.html)\n"
+    budget = MAX_BYTES - len(marker.encode("utf-8"))
+    kept = text.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return kept[: kept.rfind("\n")] + marker

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from compress.errors import UsageError
+from compress.errors import ReadError, UsageError
 
 SCHEMA_VERSION = 1
 #: A compressed model whose p50 speed-up is below this is flagged as slower (5% noise margin).
@@ -25,6 +25,8 @@ class Latency(Section):
     p90: float
     mean: float
     runs: int
+    #: Per-run times in ms, in run order (added later: reports written before have none).
+    samples: list[float] | None = None
 
 
 class ExportRecord(Section):
@@ -104,15 +106,21 @@ class Report(Section):
 
     @classmethod
     def read(cls, path: Path) -> Report:
-        """Load a report file; an unknown schema version or invalid content is a UsageError."""
+        """Load a report file. A file that cannot be read is a ReadError (exit 3); bad JSON,
+        an unknown schema version or invalid content is a UsageError (exit 2)."""
+        return cls.parse(read_report_text(path), path)
+
+    @classmethod
+    def parse(cls, text: str, path: Path | str = "<report>") -> Report:
+        """Validate report JSON text (`path` names it in error messages)."""
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path}: cannot read report: {exc}") from exc
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from exc
-        if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-            found = data.get("schema_version") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or "schema_version" not in data:
+            raise UsageError(f"{path}: not a compress report (no schema_version)")
+        if data["schema_version"] != SCHEMA_VERSION:
+            found = data["schema_version"]
             raise UsageError(
                 f"{path}: unsupported report schema_version {found!r} (this tool reads "
                 f"{SCHEMA_VERSION})"
@@ -123,3 +131,17 @@ class Report(Section):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise UsageError(f"{path}: invalid report: {where}: {first['msg']}") from exc
+
+
+def read_report_text(path: Path | str) -> str:
+    """The text of a report file; a missing or unreadable file is a ReadError (exit 3)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReadError(f"{path}: no such report file") from None
+    except IsADirectoryError:
+        raise ReadError(f"{path}: is a directory, not a report file") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not a report (not UTF-8 text: {exc.reason})") from None
+    except OSError as exc:
+        raise ReadError(f"{path}: cannot read report: {exc.strerror or exc}") from None

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from compress.backends.base import Backend, ExportInfo, PassContext, owner_module
+from compress.backends.keras.distillation import apply_distill
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.export import export_keras
 from compress.backends.keras.layers import keras_layers
@@ -18,10 +19,20 @@ from compress.backends.keras.loading import load
 from compress.backends.keras.pruning import apply_prune
 from compress.backends.keras.quantization import apply_qat
 from compress.errors import ModelError
+from compress.passes.distill import training_follows
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
 
-PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat}
+
+def _distill(model: Any, config: Any, context: PassContext, flavor: str) -> tuple[Any, dict]:
+    from compress.backends import backend_named, distill_models
+
+    teacher, student = distill_models(backend_named(flavor), config, context)
+    later = training_follows(context.recipe.passes, config)
+    return apply_distill(model, config, context, flavor, teacher, student, later)
+
+
+PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat, "distill": _distill}
 
 
 class KerasBackend(Backend):

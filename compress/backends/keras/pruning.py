@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from compress.backends.base import PassContext
+from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.layers import keras_layers, kernels
 from compress.backends.keras.training import fit
@@ -91,7 +92,13 @@ def apply_prune(
         if config.trains:
             api = keras_api(flavor)
             steps, total = _steps(context)
-            training = _fit(api, model, context, [masks.callback(api, steps, total)])
+            training = _fit(
+                api,
+                model,
+                context,
+                [masks.callback(api, steps, total)],
+                objective_for(model, context),
+            )
         updates = masks.stepper.updates
         achieved, per_layer = masks.achieved()
     check_achieved(config, achieved)
@@ -130,7 +137,9 @@ def _steps(context: PassContext) -> tuple[int, int]:
     return per_epoch, per_epoch * recipe.train.epochs
 
 
-def _fit(api: ModuleType, model: Any, context: PassContext, callbacks: list[Any]) -> dict:
+def _fit(
+    api: ModuleType, model: Any, context: PassContext, callbacks: list[Any], distillation: Any
+) -> dict:
     recipe = context.recipe
     assert recipe.train is not None and recipe.data is not None
     return fit(
@@ -142,6 +151,7 @@ def _fit(api: ModuleType, model: Any, context: PassContext, callbacks: list[Any]
         callbacks,
         context.reporter,
         "pruning + fine-tuning",
+        distillation=distillation,
     )
 
 
@@ -202,7 +212,9 @@ def _prune_with_tfmot(
             f"prune: tfmot cannot wrap this {type(model).__name__} ({str(exc).splitlines()[0]}); "
             "tfmot needs a Sequential or Functional model: use engine: native"
         ) from exc
-    training = _fit(api, wrapped, context, [sparsity.UpdatePruningStep()])
+    training = _fit(
+        api, wrapped, context, [sparsity.UpdatePruningStep()], objective_for(model, context)
+    )
     stripped = sparsity.strip_pruning(wrapped)
     for kernel in kernels(stripped, names).values():  # tfmot multiplies: make -0.0 plain 0.0
         values = np.asarray(kernel.numpy())

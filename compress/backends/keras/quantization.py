@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from compress.backends.base import PassContext
+from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.training import fit, outputs_probabilities
 from compress.errors import ModelError
@@ -55,5 +56,6 @@ def apply_qat(
         context.reporter,
         "quantization-aware training",
         from_logits=from_logits,
+        distillation=objective_for(model, context),
     )
     return quantized, {"mode": "qat", "weights": "int8", "engine": "tfmot", "training": training}

@@ -52,31 +52,39 @@ def fit(
     reporter: Reporter,
     description: str,
     from_logits: bool | None = None,
+    distillation: Any = None,
+    feature_targets: list[np.ndarray] | None = None,
 ) -> dict:
     """Compile and fit in place; returns {"epochs", "steps", "final_loss"}.
 
     `from_logits` defaults to whether the model ends without a softmax; pass it when a wrapper
-    (QAT) hides the original output activation.
+    (QAT) hides the original output activation. `distillation` (see distillation.py) replaces
+    the loss and the targets; `feature_targets` go to the model's extra (feature) outputs.
     """
     if split.targets is None:
         raise ModelError("training needs targets in the train split")
     api.utils.set_random_seed(spec.seed)
-    model.compile(
-        optimizer=make_optimizer(api, spec.optimizer),
-        loss=make_loss(
-            api,
-            spec.loss,
-            not outputs_probabilities(model) if from_logits is None else from_logits,
-            split.targets,
-        ),
-    )
+    targets: Any = split.targets
+    if distillation is not None:
+        loss: Any = distillation.loss()
+        targets = distillation.targets(split.targets)
+    else:
+        probabilities = outputs_probabilities(model) if from_logits is None else not from_logits
+        loss = make_loss(api, spec.loss, not probabilities, split.targets)
+    weights = None
+    if feature_targets:
+        weight = distillation.config.feature_weight if distillation is not None else 1.0
+        loss = [loss] + ["mse"] * len(feature_targets)
+        weights = [1.0] + [weight] * len(feature_targets)
+        targets = [targets, *feature_targets]
+    model.compile(optimizer=make_optimizer(api, spec.optimizer), loss=loss, loss_weights=weights)
     steps_per_epoch = math.ceil(len(split) / batch_size)
     inputs = split.inputs[0] if len(split.inputs) == 1 else split.inputs
     with reporter.bar(description, spec.epochs * steps_per_epoch) as advance:
         progress = progress_callback(api, advance, spec.epochs)
         history = model.fit(
             inputs,
-            split.targets,
+            targets,
             batch_size=batch_size,
             epochs=spec.epochs,
             shuffle=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,9 @@ from onnxruntime.quantization import (
 
 from compress.backends.onnx.tidy import drop_initializer_value_info
 from compress.errors import ModelError
+from compress.measure.weights import layer_name
 from compress.passes.quantize import QuantizePass
+from compress.passes.targets import matches
 
 #: Ops quantized by default: the ones whose int8 kernels pay off on CPU.
 STATIC_OPS = [
@@ -71,16 +72,26 @@ def default_activations() -> tuple[str, str]:
 
 
 def excluded_nodes(model: onnx.ModelProto, ignore: list[str]) -> tuple[list[str], list[str]]:
-    """Node names matched by ignore patterns (names, `re:` regexes, `op:Type`), and unmatched
-    patterns (an error for the caller)."""
+    """Node names matched by ignore patterns, and unmatched patterns (an error for the caller).
+
+    A pattern (a name, a `re:` regex, or `op:Type`) matches a node by its name or by the layer
+    of a weight it reads (the names the report uses: "conv1", "features.0").
+    """
+    initializers = {tensor.name for tensor in model.graph.initializer}
+
+    def names_of(node: onnx.NodeProto) -> list[str]:
+        return [node.name] + [layer_name(n) for n in node.input if n in initializers]
+
     names, unmatched = [], []
     for pattern in ignore:
         if pattern.startswith("op:"):
             hits = [n.name for n in model.graph.node if n.op_type == pattern[3:]]
-        elif pattern.startswith("re:"):
-            hits = [n.name for n in model.graph.node if re.fullmatch(pattern[3:], n.name)]
         else:
-            hits = [n.name for n in model.graph.node if n.name == pattern]
+            hits = [
+                n.name
+                for n in model.graph.node
+                if any(matches(pattern, name) for name in names_of(n))
+            ]
         if not hits:
             unmatched.append(pattern)
         names.extend(hits)
@@ -180,8 +191,13 @@ def _weight_only(source: Path, target: Path, config: QuantizePass, excluded: lis
     )
 
     model = gemm_to_matmul(onnx.load(str(source)))
+    # Gather too: embedding tables are often the largest weights of a Linear-heavy model
     algorithm = DefaultWeightOnlyQuantConfig(
-        block_size=config.block_size, is_symmetric=config.symmetric, bits=4
+        block_size=config.block_size,
+        is_symmetric=config.symmetric,
+        bits=4,
+        op_types_to_quantize=("MatMul", "Gather"),
+        quant_axes=(("MatMul", 0), ("Gather", 1)),
     )
     quantizer = MatMulNBitsQuantizer(
         model,

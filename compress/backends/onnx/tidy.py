@@ -40,7 +40,8 @@ def tidy_dynamo_export(path: Path) -> None:
 
 
 def _name_nodes_by_scope(graph: onnx.GraphProto) -> None:
-    """Rename nodes "<module path>.<op>" from the exporter's name-scope metadata."""
+    """Rename nodes "<module path>.<op>" from the exporter's name-scope metadata, which lists
+    every enclosing module's full path, then the op: ['', 'features', 'features.1', 'conv2d']."""
     taken: set[str] = set()
     for node in graph.node:
         scopes = next(
@@ -49,7 +50,7 @@ def _name_nodes_by_scope(graph: onnx.GraphProto) -> None:
         if not scopes:
             continue
         parts = [part for part in ast.literal_eval(scopes) if part]
-        name = ".".join(parts) or node.name
+        name = ".".join(parts[-2:]) or node.name
         unique, count = name, 1
         while unique in taken:
             unique, count = f"{name}_{count}", count + 1

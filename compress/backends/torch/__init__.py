@@ -11,16 +11,27 @@ import torch
 from torch import nn
 
 from compress.backends.base import Backend, ExportInfo, PassContext, owner_module
+from compress.backends.torch.distillation import apply_distill
 from compress.backends.torch.export import dynamic_shapes_for, example_inputs, export_module
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.loading import load_module
 from compress.backends.torch.pruning import apply_prune
 from compress.backends.torch.quantization import QAT_MARK, apply_qat
 from compress.errors import ModelError
+from compress.passes.distill import training_follows
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
 
-PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat}
+
+def _distill(model: nn.Module, config: Any, context: PassContext) -> tuple[nn.Module, dict]:
+    from compress.backends import distill_models
+
+    teacher, student = distill_models(TorchBackend(), config, context)
+    later = training_follows(context.recipe.passes, config)
+    return apply_distill(model, config, context, teacher, student, later)
+
+
+PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat, "distill": _distill}
 
 
 class TorchBackend(Backend):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from compress.backends.base import PassContext
+from compress.backends.torch.distillation import objective_for
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.training import train
 from compress.errors import ModelError
@@ -81,16 +82,22 @@ def apply_prune(
         if "train" not in context.data:
             raise ModelError("prune: fine-tuning needs a 'train' split from data.source")
         assert recipe.train is not None and recipe.data is not None  # checked with the recipe
-        training = train(
-            model,
-            recipe.train,
-            context.data["train"],
-            recipe.model.inputs,
-            recipe.data.batch_size,
-            hooks=[pruner],
-            reporter=context.reporter,
-            description="pruning + fine-tuning" if config.schedule else "fine-tuning",
-        )
+        objective = objective_for(model, context)
+        try:
+            training = train(
+                model,
+                recipe.train,
+                context.data["train"],
+                recipe.model.inputs,
+                recipe.data.batch_size,
+                hooks=[pruner],
+                reporter=context.reporter,
+                description="pruning + fine-tuning" if config.schedule else "fine-tuning",
+                objective=objective,
+            )
+        finally:
+            if objective is not None:
+                objective.remove()
     achieved, per_layer = pruner.achieved()
     check_achieved(config, achieved)
     return model, prune_record(config, achieved, per_layer, pruner.stepper.updates, training)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from compress.backends.base import PassContext
+from compress.backends.torch.distillation import objective_for
 from compress.backends.torch.export import dynamic_shapes_for, example_inputs, quiet_exporter
 from compress.backends.torch.training import train
 from compress.errors import ModelError
@@ -32,16 +33,22 @@ def apply_qat(
     specs = recipe.model.inputs
     prepared = prepare_qat(model, example_inputs(specs), dynamic_shapes_for(specs))
     zeros = KeepZeros(prepared)
-    training = train(
-        prepared,
-        recipe.train,
-        context.data["train"],
-        specs,
-        recipe.data.batch_size,
-        hooks=[zeros],
-        reporter=context.reporter,
-        description="quantization-aware training",
-    )
+    objective = objective_for(prepared, context)
+    try:
+        training = train(
+            prepared,
+            recipe.train,
+            context.data["train"],
+            specs,
+            recipe.data.batch_size,
+            hooks=[zeros],
+            reporter=context.reporter,
+            description="quantization-aware training",
+            objective=objective,
+        )
+    finally:
+        if objective is not None:
+            objective.remove()
     converted = convert_qat(prepared)
     setattr(converted, QAT_MARK, True)
     low, high = WEIGHT_RANGE

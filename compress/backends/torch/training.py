@@ -67,8 +67,13 @@ def train(
     hooks: list[TrainingHook],
     reporter: Reporter,
     description: str = "fine-tuning",
+    objective: nn.Module | None = None,
 ) -> dict:
-    """Train in place for spec.epochs; returns {"epochs", "steps", "final_loss"}."""
+    """Train in place for spec.epochs; returns {"epochs", "steps", "final_loss"}.
+
+    `objective(outputs, targets, inputs)` replaces the recipe's loss (distillation); its own
+    parameters (feature projections) are trained too.
+    """
     if split.targets is None:
         raise ModelError("training needs targets in the train split")
     torch.manual_seed(spec.seed)
@@ -76,8 +81,9 @@ def train(
     features = to_tensors(split.inputs, inputs)
     targets = torch.as_tensor(split.targets)
     targets = targets.long() if spec.loss == "cross_entropy" else targets.float()
-    optimizer = make_optimizer(spec.optimizer, model.parameters())
     criterion = loss_function(spec.loss)
+    trainable = list(model.parameters()) + (list(objective.parameters()) if objective else [])
+    optimizer = make_optimizer(spec.optimizer, trainable)
     steps_per_epoch = math.ceil(len(split) / batch_size)
     for hook in hooks:
         hook.on_train_begin(steps_per_epoch, spec.epochs * steps_per_epoch)
@@ -89,8 +95,12 @@ def train(
             for start in range(0, len(split), batch_size):
                 index = order[start : start + batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                outputs = model(*(x[index] for x in features))
-                loss = criterion(outputs, targets[index])
+                batch = [x[index] for x in features]
+                outputs = model(*batch)
+                if objective is None:
+                    loss = criterion(outputs, targets[index])
+                else:
+                    loss = objective(outputs, targets[index], batch)
                 if not torch.isfinite(loss):
                     raise ModelError(f"training diverged: loss is {loss.item()} at epoch {epoch}")
                 loss.backward()

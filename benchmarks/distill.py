@@ -1,0 +1,518 @@
+"""Does `type: distill` help? Two comparisons on scikit-learn's 8x8 digits, each arm trained
+with the same epochs, learning rate, batch size and seed.
+
+1. Student from a teacher (recipes/nano_distill_int4.yaml): the nano student (models/
+   digits_nano.py, a 64->32->10 MLP, 2,410 parameters) trained
+
+   a. with distillation from the digits CNN (models/digits_cnn.py + digits_cnn.safetensors):
+      the recipe's distill pass (T=4, alpha=0.7), without its INT4 quantize pass;
+   b. on labels alone: the same recipe with `alpha: 0.0` (pure cross-entropy);
+   c. the teacher itself (the baseline ONNX file that run a exported);
+   d. the full recipe (student + INT4 weight-only), as its report states it.
+
+   a, b and c are measured here from their ONNX files: val accuracy (onnxruntime, CPU),
+   float parameters, raw and gzip -9 size, and p50 latency at batch 1 with 1 thread (20 warm-up
+   and 200 timed rounds, the three models interleaved, the order alternating). The nano
+   builder seeds its own initialisation (torch.manual_seed(0)), so `train.seed` changes the
+   batch order only. A 359-image val set moves 0.28 points per image, so a and b are also
+   trained with train.seed 0, 1 and 2, and the target is judged on the mean of the 3 seeds.
+
+2. Recovery (recipes/distill_recover.yaml, run as is): the digits CNN pruned to 90% (global
+   magnitude, polynomial schedule, 8 epochs) with the dense model as teacher (T=2, alpha=0.5),
+   against the same recipe without the distill pass (labels only) and the dense model:
+   accuracy, sparsity and gzip size measured from the ONNX files.
+
+3. Targets, MET or MISSED with their figures: the distilled student beats the label-only
+   student (mean of 3 seeds); the recovered 90% model is within 1 point of the dense model.
+   Whether recovery distillation beats labels only is printed as information, not a target.
+
+Variant recipes are written as YAML into a temporary directory with absolute model and data
+paths. Training runs with one torch thread.
+
+Run (from any directory; the repository root is found from this file; about 1.5 minutes on 2
+cores):
+
+    .venv/bin/python benchmarks/distill.py
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import importlib.util
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import yaml
+from onnx import numpy_helper
+
+import compress
+from compress.report.schema import ModelMetrics, Report
+
+REPO = Path(__file__).resolve().parents[1]
+STUDENT_RECIPE = REPO / "recipes" / "nano_distill_int4.yaml"
+RECOVER_RECIPE = REPO / "recipes" / "distill_recover.yaml"
+DATA_SOURCE = REPO / "models" / "digits.py"
+
+SEEDS = (0, 1, 2)
+#: The seed whose models fill the student table (and is one of the 3 of the mean).
+TABLE_SEED = 0
+#: torch threads for training and export: on a small machine the default (every core) can make
+#: these tiny models' training many times slower.
+TORCH_THREADS = 1
+
+WARMUP_RUNS = 20
+TIMED_RUNS = 200
+GZIP_LEVEL = 9
+
+MAX_RECOVERY_DROP_POINTS = 1.0
+
+DISTILLED, LABELS, TEACHER, INT4 = "a: distilled", "b: labels only", "c: teacher", "d: + INT4"
+RECOVERED, PRUNED_LABELS, DENSE = "pruned 90% + distill", "pruned 90%, labels", "dense"
+
+Split = tuple[np.ndarray, np.ndarray]
+Recipe = dict[str, Any]
+
+
+@dataclass
+class Measured:
+    accuracy: float
+    params: int
+    sparsity: float
+    size_bytes: int
+    gzip_bytes: int
+    p50_ms: float | None = None
+
+
+@dataclass
+class Run:
+    """One compress.apply run: its report and wall time."""
+
+    report: Report
+    seconds: float
+
+    @property
+    def onnx(self) -> Path:
+        return Path(self.report.artifacts.onnx)
+
+    @property
+    def baseline_onnx(self) -> Path:
+        assert self.report.artifacts.baseline_onnx is not None
+        return Path(self.report.artifacts.baseline_onnx)
+
+
+def load_data() -> dict[str, Split]:
+    spec = importlib.util.spec_from_file_location(DATA_SOURCE.stem, DATA_SOURCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load()
+
+
+# --- recipes ----------------------------------------------------------------------------------
+
+
+def absolute_source(source: str, base: Path) -> str:
+    """ "../models/x.py:build" -> "/abs/models/x.py:build"; module references are kept."""
+    file, colon, name = source.rpartition(":")
+    if not colon:
+        file, name = source, ""
+    if not file.endswith((".py", ".pt", ".pth", ".onnx")):
+        return source
+    resolved = str((base / file).resolve())
+    return f"{resolved}:{name}" if name else resolved
+
+
+def absolute_ref(ref: dict, base: Path) -> dict:
+    ref = dict(ref)
+    ref["source"] = absolute_source(ref["source"], base)
+    if ref.get("weights"):
+        ref["weights"] = str((base / ref["weights"]).resolve())
+    return ref
+
+
+def read_recipe(path: Path) -> Recipe:
+    """The recipe as a dict with every model and data path made absolute."""
+    recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+    base = path.parent
+    recipe["model"] = absolute_ref(recipe["model"], base)
+    recipe["data"]["source"] = absolute_source(recipe["data"]["source"], base)
+    for item in recipe["passes"]:
+        for role in ("teacher", "student"):
+            if item.get(role):
+                item[role] = absolute_ref(item[role], base)
+    return recipe
+
+
+def distill_pass(recipe: Recipe) -> dict:
+    return next(item for item in recipe["passes"] if item["type"] == "distill")
+
+
+def student_variant(base: Recipe, alpha: float | None, seed: int) -> Recipe:
+    """The nano recipe without its quantize pass; `alpha` replaces the distill weight."""
+    recipe = copy.deepcopy(base)
+    recipe["passes"] = [item for item in recipe["passes"] if item["type"] != "quantize"]
+    if alpha is not None:
+        distill_pass(recipe)["alpha"] = alpha
+    recipe["train"]["seed"] = seed
+    suffix = "labels-only" if alpha == 0.0 else "distilled"
+    recipe["name"] = f"digits-nano-{suffix}-seed{seed}"
+    return recipe
+
+
+def without_distill(base: Recipe) -> Recipe:
+    recipe = copy.deepcopy(base)
+    recipe["passes"] = [item for item in recipe["passes"] if item["type"] != "distill"]
+    recipe["name"] = f"{recipe['name']}-labels-only"
+    return recipe
+
+
+def apply_recipe(recipe: Recipe | Path, workdir: Path, name: str) -> Run:
+    """Write a dict recipe as YAML (exporting into workdir/name) and run it; a path as is."""
+    output = workdir / name
+    if isinstance(recipe, dict):
+        recipe = {**recipe, "export": {**recipe["export"], "path": str(output / "model.onnx")}}
+        path = workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    else:
+        path = recipe
+    started = time.perf_counter()
+    report = compress.apply(path, output_dir=output, progress=False)
+    return Run(report, time.perf_counter() - started)
+
+
+# --- measurements on the ONNX files -----------------------------------------------------------
+
+
+def gzip_size(path: Path) -> tuple[int, int]:
+    """(raw bytes, gzip -9 bytes); the toolkit writes self-contained files."""
+    payload = path.read_bytes()
+    return len(payload), len(gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0))
+
+
+def weight_counts(path: Path) -> tuple[int, int]:
+    """(elements, zeros) over all float initializers."""
+    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+    floats = [a for a in arrays if np.issubdtype(a.dtype, np.floating)]
+    return sum(a.size for a in floats), sum(int(np.count_nonzero(a == 0)) for a in floats)
+
+
+def make_session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def feed(session: ort.InferenceSession, x: np.ndarray) -> dict[str, np.ndarray]:
+    return {session.get_inputs()[0].name: x}
+
+
+def accuracy(session: ort.InferenceSession, val: Split) -> float:
+    logits = session.run(None, feed(session, val[0]))[0]
+    return float(np.mean(np.argmax(logits, axis=-1) == val[1]))
+
+
+def p50_latencies(
+    sessions: dict[str, ort.InferenceSession], sample: np.ndarray
+) -> dict[str, float]:
+    """Median ms per batch-1 inference; every round runs all models, alternating the order."""
+    feeds = {label: feed(session, sample) for label, session in sessions.items()}
+    for _ in range(WARMUP_RUNS):
+        for label, session in sessions.items():
+            session.run(None, feeds[label])
+    times: dict[str, list[float]] = {label: [] for label in sessions}
+    labels = list(sessions)
+    for index in range(TIMED_RUNS):
+        for label in labels if index % 2 == 0 else labels[::-1]:
+            started = time.perf_counter()
+            sessions[label].run(None, feeds[label])
+            times[label].append((time.perf_counter() - started) * 1000.0)
+    return {label: float(np.median(values)) for label, values in times.items()}
+
+
+def measure(paths: dict[str, Path], val: Split, latency: bool) -> dict[str, Measured]:
+    """Accuracy, parameters, sparsity, sizes and (optionally) latency of each ONNX file."""
+    sessions = {label: make_session(path) for label, path in paths.items()}
+    sample = np.ascontiguousarray(val[0][:1])
+    latencies = p50_latencies(sessions, sample) if latency else {}
+    results = {}
+    for label, path in paths.items():
+        raw, packed = gzip_size(path)
+        params, zeros = weight_counts(path)
+        results[label] = Measured(
+            accuracy=accuracy(sessions[label], val),
+            params=params,
+            sparsity=zeros / params,
+            size_bytes=raw,
+            gzip_bytes=packed,
+            p50_ms=latencies.get(label),
+        )
+    return results
+
+
+def val_accuracy(path: Path, val: Split) -> float:
+    return accuracy(make_session(path), val)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+Row = tuple[str, list[str]]
+MISSING = "-"
+
+
+def print_table(headers: list[str], rows: list[Row]) -> None:
+    first = max(len(name) for name, _ in rows)
+    filled = [cells for _, cells in rows if cells]
+    widths = [max(len(h), *(len(cells[i]) for cells in filled)) for i, h in enumerate(headers)]
+
+    def line(name: str, cells: list[str]) -> str:
+        padded = (cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
+        return "  ".join([name.ljust(first), *padded])
+
+    header = line("", headers)
+    print(header)
+    print("-" * len(header))
+    for name, cells in rows:
+        print(line(name, cells) if cells else name)
+
+
+def ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.3f}x"
+
+
+def points(value: float) -> str:
+    return f"{value * 100:+.2f}"
+
+
+def measured_rows(labels: list[str], results: dict[str, Measured], reference: str) -> list[Row]:
+    base = results[reference]
+
+    def cells(show: Callable[[Measured], str]) -> list[str]:
+        return [show(results[label]) if label in results else MISSING for label in labels]
+
+    def p50(m: Measured) -> str:
+        return MISSING if m.p50_ms is None else f"{m.p50_ms:.4f}"
+
+    def p50_ratio(m: Measured) -> str:
+        if m.p50_ms is None or base.p50_ms is None:
+            return MISSING
+        return ratio(m.p50_ms, base.p50_ms)
+
+    return [
+        ("measured here", []),
+        ("  val accuracy", cells(lambda m: f"{m.accuracy:.2%}")),
+        ("  float params", cells(lambda m: f"{m.params:,}")),
+        ("  ONNX size (bytes)", cells(lambda m: f"{m.size_bytes:,}")),
+        ("  gzip -9 size (bytes)", cells(lambda m: f"{m.gzip_bytes:,}")),
+        ("  p50 latency, batch 1 (ms)", cells(p50)),
+        (f"vs {reference}", []),
+        ("  accuracy (points)", cells(lambda m: points(m.accuracy - base.accuracy))),
+        ("  params", cells(lambda m: ratio(m.params, base.params))),
+        ("  ONNX size", cells(lambda m: ratio(m.size_bytes, base.size_bytes))),
+        ("  gzip size", cells(lambda m: ratio(m.gzip_bytes, base.gzip_bytes))),
+        ("  p50 latency", cells(p50_ratio)),
+    ]
+
+
+def reported_rows(labels: list[str], own: dict[str, ModelMetrics]) -> list[Row]:
+    """The figures compress.apply reported itself, each from its own run."""
+
+    def cells(show: Callable[[ModelMetrics], str]) -> list[str]:
+        return [show(own[label]) if label in own else MISSING for label in labels]
+
+    return [
+        ("as reported by compress.apply", []),
+        ("  val accuracy", cells(lambda m: MISSING if m.accuracy is None else f"{m.accuracy:.2%}")),
+        ("  params", cells(lambda m: f"{m.params:,}")),
+        ("  ONNX size (bytes)", cells(lambda m: f"{m.size_bytes:,}")),
+        ("  gzip -9 size (bytes)", cells(lambda m: f"{m.size_gzip_bytes:,}")),
+        (
+            "  p50 latency (ms)",
+            cells(lambda m: f"{m.latency_ms.p50:.4f}" if m.latency_ms else MISSING),
+        ),
+    ]
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values)
+
+
+def print_seeds(distilled: dict[int, float], labels: dict[int, float]) -> None:
+    print(f"\nStudent val accuracy per train.seed (a vs b; {len(SEEDS)} seeds, batch order only)")
+    headers = [f"seed {seed}" for seed in SEEDS] + ["mean", "std"]
+
+    def cells(values: dict[int, float]) -> list[str]:
+        series = [values[seed] for seed in SEEDS]
+        return [
+            *(f"{value:.2%}" for value in series),
+            f"{mean(series):.2%}",
+            f"{statistics.stdev(series) * 100:.2f} pts",
+        ]
+
+    differences = {seed: distilled[seed] - labels[seed] for seed in SEEDS}
+    diff_series = [differences[seed] for seed in SEEDS]
+    print_table(
+        headers,
+        [
+            (DISTILLED, cells(distilled)),
+            (LABELS, cells(labels)),
+            (
+                "a - b (points)",
+                [
+                    *(points(value) for value in diff_series),
+                    points(mean(diff_series)),
+                    f"{statistics.stdev(diff_series) * 100:.2f} pts",
+                ],
+            ),
+        ],
+    )
+
+
+def print_recovery(results: dict[str, Measured], runs: dict[str, Run]) -> None:
+    labels = [RECOVERED, PRUNED_LABELS, DENSE]
+    base = results[DENSE]
+
+    def cells(show: Callable[[Measured], str]) -> list[str]:
+        return [show(results[label]) for label in labels]
+
+    def pass_sparsity(label: str) -> str:
+        if label not in runs:
+            return "0.00%"
+        prune = next(p for p in runs[label].report.passes if p["type"] == "prune")
+        return f"{prune['achieved_sparsity']:.2%}"
+
+    def fidelity(label: str) -> str:
+        if label not in runs or runs[label].report.fidelity is None:
+            return MISSING
+        return f"{runs[label].report.fidelity.value:.4f}"
+
+    print(f"\n2. Recovery: {RECOVER_RECIPE.name} (as is) vs without its distill pass vs dense")
+    print_table(
+        labels,
+        [
+            ("val accuracy", cells(lambda m: f"{m.accuracy:.2%}")),
+            ("  vs dense (points)", cells(lambda m: points(m.accuracy - base.accuracy))),
+            ("top-1 agreement with dense", [fidelity(label) for label in labels]),
+            ("sparsity, pruned weights", [pass_sparsity(label) for label in labels]),
+            ("sparsity, all float params", cells(lambda m: f"{m.sparsity:.2%}")),
+            ("gzip -9 size (bytes)", cells(lambda m: f"{m.gzip_bytes:,}")),
+            ("  vs dense", cells(lambda m: ratio(m.gzip_bytes, base.gzip_bytes))),
+        ],
+    )
+
+
+def print_targets(
+    distilled: dict[int, float],
+    labels: dict[int, float],
+    recovery: dict[str, Measured],
+    val_size: int,
+) -> None:
+    mean_a, mean_b = mean(list(distilled.values())), mean(list(labels.values()))
+    wins = sum(distilled[seed] > labels[seed] for seed in SEEDS)
+    drop = (recovery[DENSE].accuracy - recovery[RECOVERED].accuracy) * 100
+    checks = [
+        (
+            f"distilled student beats label-only student (mean of {len(SEEDS)} seeds): "
+            f"{mean_a:.2%} vs {mean_b:.2%} ({points(mean_a - mean_b)} points; "
+            f"ahead on {wins} of {len(SEEDS)} seeds)",
+            mean_a > mean_b,
+        ),
+        (
+            f"recovered 90% model within {MAX_RECOVERY_DROP_POINTS:.0f} point of dense: "
+            f"drop {drop:.2f} points ({recovery[RECOVERED].accuracy:.2%} vs "
+            f"{recovery[DENSE].accuracy:.2%})",
+            drop <= MAX_RECOVERY_DROP_POINTS,
+        ),
+    ]
+    print("\n3. Targets (accuracy measured here with onnxruntime on val)")
+    for text, met in checks:
+        print(f"  {'MET    ' if met else 'MISSED '} {text}")
+    gain = (recovery[RECOVERED].accuracy - recovery[PRUNED_LABELS].accuracy) * 100
+    verdict = "beats" if gain > 0 else "ties" if gain == 0 else "does not beat"
+    print(
+        f"  (info) recovery distillation {verdict} labels only at 90% sparsity: "
+        f"{recovery[RECOVERED].accuracy:.2%} vs {recovery[PRUNED_LABELS].accuracy:.2%} "
+        f"({gain:+.2f} points, one seed; 1 image = {100 / val_size:.2f} points)"
+    )
+
+
+def main() -> None:
+    torch.set_num_threads(TORCH_THREADS)
+    started = time.perf_counter()
+    data = load_data()
+    val = data["val"]
+    student_base = read_recipe(STUDENT_RECIPE)
+    recover_base = read_recipe(RECOVER_RECIPE)
+
+    distilled_acc: dict[int, float] = {}
+    labels_acc: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="distill-bench-") as tmp:
+        workdir = Path(tmp)
+        table_runs: dict[str, Run] = {}
+        for seed in SEEDS:
+            a = apply_recipe(student_variant(student_base, None, seed), workdir, f"a-seed{seed}")
+            b = apply_recipe(student_variant(student_base, 0.0, seed), workdir, f"b-seed{seed}")
+            distilled_acc[seed] = val_accuracy(a.onnx, val)
+            labels_acc[seed] = val_accuracy(b.onnx, val)
+            if seed == TABLE_SEED:
+                table_runs = {DISTILLED: a, LABELS: b}
+        int4 = apply_recipe(STUDENT_RECIPE, workdir, "d-int4")
+        student_paths = {
+            DISTILLED: table_runs[DISTILLED].onnx,
+            LABELS: table_runs[LABELS].onnx,
+            TEACHER: table_runs[DISTILLED].baseline_onnx,
+        }
+        students = measure(student_paths, val, latency=True)
+
+        recovered = apply_recipe(RECOVER_RECIPE, workdir, "recover")
+        pruned_labels = apply_recipe(without_distill(recover_base), workdir, "recover-labels")
+        recovery_paths = {
+            RECOVERED: recovered.onnx,
+            PRUNED_LABELS: pruned_labels.onnx,
+            DENSE: recovered.baseline_onnx,
+        }
+        recovery = measure(recovery_paths, val, latency=False)
+    total = time.perf_counter() - started
+
+    distill = distill_pass(student_base)
+    print(
+        f"Distillation on 8x8 digits, {len(val[0])} val images; torch {torch.__version__}, "
+        f"onnxruntime {ort.__version__}, {platform.machine()}; 1 thread each\n"
+    )
+    print(
+        f"1. Student: {STUDENT_RECIPE.name} without INT4 (T={distill['temperature']}, "
+        f"alpha={distill['alpha']}) vs alpha=0.0 (labels only); train.seed {TABLE_SEED}, "
+        f"{student_base['train']['epochs']} epochs, lr {student_base['train']['optimizer']['lr']}, "
+        f"batch {student_base['data']['batch_size']}"
+    )
+    labels = [DISTILLED, LABELS, TEACHER, INT4]
+    own = {
+        DISTILLED: table_runs[DISTILLED].report.compressed,
+        LABELS: table_runs[LABELS].report.compressed,
+        TEACHER: table_runs[DISTILLED].report.baseline,
+        INT4: int4.report.compressed,
+    }
+    print_table(labels, [*measured_rows(labels, students, TEACHER), *reported_rows(labels, own)])
+    print(
+        f"  d = the full {STUDENT_RECIPE.name} (distilled student + INT4 weight-only), figures "
+        "from its own report; its latency comes from its own loop, not the one above."
+    )
+    print_seeds(distilled_acc, labels_acc)
+    print_recovery(recovery, {RECOVERED: recovered, PRUNED_LABELS: pruned_labels})
+    print_targets(distilled_acc, labels_acc, recovery, len(val[0]))
+    print(f"\nTotal wall time {total:.0f} s ({2 * len(SEEDS) + 3} compress.apply runs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Knowledge distillation for PyTorch: softened teacher logits (KL divergence, scaled by T^2)
+mixed with the hard-label loss, plus optional feature matching with learned projections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from compress.backends.base import PassContext
+from compress.backends.torch.export import example_inputs
+from compress.backends.torch.training import loss_function, train
+from compress.errors import ModelError
+from compress.passes.distill import DistillPass
+
+
+class DistillationLoss(nn.Module):
+    """objective(outputs, targets, inputs) for the trainer; the teacher stays frozen."""
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        config: DistillPass,
+        hard_loss: str,
+        example: tuple[torch.Tensor, ...],
+    ) -> None:
+        super().__init__()
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.config = config
+        self.hard_loss = loss_function(hard_loss)
+        self.captured: dict[str, torch.Tensor] = {}
+        self._hooks = []
+        for role, model, names in (
+            ("student", student, config.features.keys()),
+            ("teacher", teacher, config.features.values()),
+        ):
+            modules = dict(model.named_modules())
+            for name in names:
+                if name not in modules:
+                    known = ", ".join(n for n in modules if n) or "none"
+                    raise ModelError(
+                        f"distill: feature layer {name!r} does not exist in the {role} "
+                        f"(layers: {known})"
+                    )
+                self._hooks.append(modules[name].register_forward_hook(self._capture(role, name)))
+        self.projections = nn.ModuleDict()
+        self._check_shapes(student, example)
+
+    def _capture(self, role: str, name: str):
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            self.captured[f"{role}:{name}"] = output
+
+        return hook
+
+    @torch.no_grad()
+    def _check_shapes(self, student: nn.Module, example: tuple[torch.Tensor, ...]) -> None:
+        """Output shapes must agree; feature widths that differ get a learned projection."""
+        was_training = student.training
+        student.eval()
+        outputs = {}
+        for role, model in (("student", student), ("teacher", self.teacher)):
+            try:
+                outputs[role] = model(*example)
+            except Exception as exc:  # a model that cannot take the recipe's inputs
+                raise ModelError(
+                    f"distill: the {role} cannot run on the model's inputs: "
+                    f"{str(exc).strip().splitlines()[0]}"
+                ) from exc
+        student.train(was_training)
+        student_out, teacher_out = outputs["student"], outputs["teacher"]
+        if student_out.shape != teacher_out.shape:
+            raise ModelError(
+                f"distill: the teacher's output shape {tuple(teacher_out.shape)} differs from "
+                f"the student's {tuple(student_out.shape)}"
+            )
+        for index, (s_name, t_name) in enumerate(self.config.features.items()):
+            s_feat = self.captured[f"student:{s_name}"]
+            t_feat = self.captured[f"teacher:{t_name}"]
+            self.projections[str(index)] = _projection(s_name, t_name, s_feat, t_feat)
+
+    def forward(
+        self, outputs: torch.Tensor, targets: torch.Tensor, inputs: list[torch.Tensor]
+    ) -> torch.Tensor:
+        student_features = {k: v for k, v in self.captured.items() if k.startswith("student:")}
+        with torch.no_grad():
+            teacher_outputs = self.teacher(*inputs)
+        temperature = self.config.temperature
+        soft = (
+            functional.kl_div(
+                functional.log_softmax(outputs / temperature, dim=-1),
+                functional.softmax(teacher_outputs / temperature, dim=-1),
+                reduction="batchmean",
+            )
+            * temperature**2
+        )
+        loss = self.config.alpha * soft + (1 - self.config.alpha) * self.hard_loss(outputs, targets)
+        for index, (s_name, t_name) in enumerate(self.config.features.items()):
+            projected = self.projections[str(index)](student_features[f"student:{s_name}"])
+            target = self.captured[f"teacher:{t_name}"]
+            loss = loss + self.config.feature_weight * functional.mse_loss(projected, target)
+        return loss
+
+    def remove(self) -> None:
+        """Detach the feature hooks from both models."""
+        for hook in self._hooks:
+            hook.remove()
+
+
+def _projection(
+    s_name: str, t_name: str, student: torch.Tensor, teacher: torch.Tensor
+) -> nn.Module:
+    if student.shape == teacher.shape:
+        return nn.Identity()
+    if student.dim() == 2 and teacher.dim() == 2:
+        return nn.Linear(student.shape[1], teacher.shape[1])
+    if student.dim() == 4 and teacher.dim() == 4 and student.shape[2:] == teacher.shape[2:]:
+        return nn.Conv2d(student.shape[1], teacher.shape[1], kernel_size=1)
+    raise ModelError(
+        f"distill: feature {s_name!r} {tuple(student.shape[1:])} cannot be matched to "
+        f"{t_name!r} {tuple(teacher.shape[1:])} (widths may differ; other dimensions must agree)"
+    )
+
+
+def objective_for(model: nn.Module, context: PassContext) -> DistillationLoss | None:
+    """The distillation objective registered by an earlier recovery distill pass, if any."""
+    if not context.distillers:
+        return None
+    teacher, config = context.distillers[-1]
+    recipe = context.recipe
+    assert recipe.train is not None
+    return DistillationLoss(
+        teacher, model, config, recipe.train.loss, example_inputs(recipe.model.inputs)
+    )
+
+
+def apply_distill(
+    model: nn.Module,
+    config: DistillPass,
+    context: PassContext,
+    teacher: nn.Module,
+    student: nn.Module | None,
+    later_training: bool,
+) -> tuple[nn.Module, dict]:
+    """Recovery with later training passes: register the loss for them. Otherwise train the
+    student (the given one, or the model itself) against the teacher now."""
+    if student is None and later_training:
+        context.distillers.append((teacher, config))
+        return model, {
+            "mode": "recovery",
+            "applied_to": "the training passes that follow",
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+        }
+    student = model if student is None else student
+    recipe = context.recipe
+    if "train" not in context.data:
+        raise ModelError("distill: training needs a 'train' split from data.source")
+    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
+    objective = DistillationLoss(
+        teacher, student, config, recipe.train.loss, example_inputs(recipe.model.inputs)
+    )
+    try:
+        training = train(
+            student,
+            recipe.train,
+            context.data["train"],
+            recipe.model.inputs,
+            recipe.data.batch_size,
+            hooks=[],
+            reporter=context.reporter,
+            description="distillation",
+            objective=objective,
+        )
+    finally:
+        objective.remove()
+    return student, {
+        "mode": "recovery" if config.student is None else "student",
+        "temperature": config.temperature,
+        "alpha": config.alpha,
+        "features": dict(config.features),
+        "student_params": sum(p.numel() for p in student.parameters()),
+        "teacher_params": sum(p.numel() for p in teacher.parameters()),
+        "training": training,
+    }

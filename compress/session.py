@@ -1,0 +1,124 @@
+"""CompressionSession: a recipe's training-time passes inside your own training loop.
+
+PyTorch: call `session.step()` after each optimizer step and train on `session.loss(...)`.
+Keras: pass `session.callbacks()` to `fit` and compile with `session.compile_loss(...)`.
+Then `session.finalize()` returns the model and `session.export(dir)` measures it against the
+model as it was when the session started, exactly as `compress apply` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UsageError
+from compress.recipe import Recipe, load_recipe
+from compress.report.schema import Report
+
+SUPPORTED = "prune, distill (recovery, no student) and post-training quantize"
+
+
+class CompressionSession:
+    def __init__(
+        self,
+        model: Any,
+        recipe: Recipe | str | Path,
+        steps_per_epoch: int,
+        epochs: int | None = None,
+    ) -> None:
+        """`epochs` defaults to the recipe's train.epochs (pruning schedules need the length)."""
+        from compress.backends import backend_named, distill_models, framework_of
+        from compress.backends.base import PassContext
+        from compress.progress import Reporter
+
+        self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+        epochs = epochs or (self.recipe.train.epochs if self.recipe.train else None)
+        if not epochs or steps_per_epoch < 1:
+            raise UsageError(
+                "CompressionSession needs steps_per_epoch >= 1 and epochs (or a "
+                "recipe train section)"
+            )
+        for index, config in enumerate(self.recipe.passes):
+            student = getattr(config, "student", None)
+            if (config.type == "quantize" and config.mode == "qat") or student is not None:
+                raise UsageError(
+                    f"passes.{index}: a session runs {SUPPORTED}; run this pass with "
+                    "`compress apply`"
+                )
+        inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+        self.backend = backend_named(framework_of(inner))
+        self.original = self.backend.copy(inner)
+        context = PassContext(
+            recipe=self.recipe, data={}, reporter=Reporter(False), original=self.original
+        )
+        teachers = {
+            index: distill_models(self.backend, config, context)[0]
+            for index, config in enumerate(self.recipe.passes)
+            if config.type == "distill"
+        }
+        if self.backend.name == "torch":
+            from compress.backends.torch.session import TorchSession
+
+            self._impl: Any = TorchSession(model, self.recipe, steps_per_epoch, epochs, teachers)
+        elif self.backend.name in ("keras", "tf_keras"):
+            from compress.backends.keras.session import KerasSession
+
+            self._impl = KerasSession(
+                model, self.recipe, steps_per_epoch, epochs, teachers, self.backend.name
+            )
+        else:
+            raise UsageError(f"no training session for {self.backend.name} models")
+        self._result: tuple[Any, list[dict]] | None = None
+
+    # PyTorch
+    def step(self) -> None:
+        """Call after every optimizer step: advances pruning schedules and re-applies masks."""
+        self._torch("step").step()
+
+    def loss(self, outputs: Any, targets: Any, inputs: Any = None) -> Any:
+        """The training loss: the recipe's loss, with distillation terms when the recipe asks."""
+        return self._torch("loss").loss(outputs, targets, inputs)
+
+    def parameters(self) -> list[Any]:
+        """Extra trainable parameters (distillation projections): add them to your optimizer."""
+        return self._torch("parameters").parameters()
+
+    # Keras
+    def callbacks(self) -> list[Any]:
+        """Callbacks for `model.fit` that prune on the recipe's schedule."""
+        return self._keras("callbacks").callbacks()
+
+    def compile_loss(self, loss: Any) -> Any:
+        """The loss to compile with: `loss`, or the distillation loss when the recipe asks."""
+        return self._keras("compile_loss").compile_loss(loss)
+
+    def distill_targets(self, inputs: Any, targets: Any) -> Any:
+        """Targets for `fit` with distillation: labels plus the teacher's outputs on `inputs`."""
+        return self._keras("distill_targets").distill_targets(inputs, targets)
+
+    # Both
+    def finalize(self) -> Any:
+        """Check the achieved sparsity, remove hooks, and return the model ready for export."""
+        if self._result is None:
+            self._result = self._impl.finalize()
+        return self._result[0]
+
+    def export(self, output_dir: str | Path | None = None, progress: bool | None = False) -> Report:
+        """Export, run the recipe's post-training passes, and measure against the original."""
+        from compress.pipeline import apply_trained
+
+        model = self.finalize()
+        assert self._result is not None
+        return apply_trained(
+            self.recipe, self.backend, self.original, model, self._result[1], output_dir, progress
+        )
+
+    def _torch(self, method: str) -> Any:
+        if self.backend.name != "torch":
+            raise UsageError(f"session.{method}() is for PyTorch models; see callbacks()")
+        return self._impl
+
+    def _keras(self, method: str) -> Any:
+        if self.backend.name not in ("keras", "tf_keras"):
+            raise UsageError(f"session.{method}() is for Keras models; see step() and loss()")
+        return self._impl
