@@ -84,6 +84,9 @@ class DistillationLoss(nn.Module):
     def forward(
         self, outputs: torch.Tensor, targets: torch.Tensor, inputs: list[torch.Tensor]
     ) -> torch.Tensor:
+        hard = self.hard_loss(outputs, targets)
+        if self.config.alpha == 0 and not self.config.features:
+            return hard  # labels only: the teacher has nothing to add
         student_features = {k: v for k, v in self.captured.items() if k.startswith("student:")}
         with torch.no_grad():
             teacher_outputs = self.teacher(*inputs)
@@ -96,7 +99,7 @@ class DistillationLoss(nn.Module):
             )
             * temperature**2
         )
-        loss = self.config.alpha * soft + (1 - self.config.alpha) * self.hard_loss(outputs, targets)
+        loss = self.config.alpha * soft + (1 - self.config.alpha) * hard
         for index, (s_name, t_name) in enumerate(self.config.features.items()):
             projected = self.projections[str(index)](student_features[f"student:{s_name}"])
             target = self.captured[f"teacher:{t_name}"]
