@@ -9,7 +9,7 @@ the passes that follow.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -70,3 +70,14 @@ def training_follows(passes: list, config: DistillPass) -> bool:
         getattr(item, "trains", False) and not getattr(item, "on_onnx", False)
         for item in passes[position + 1 :]
     )
+
+
+def register_recovery(distillers: list, teacher: Any, config: DistillPass) -> dict:
+    """Hand a recovery distill pass to the training passes after it; returns its record."""
+    distillers.append((teacher, config))
+    return {
+        "mode": "recovery",
+        "applied_to": "the training passes that follow",
+        "temperature": config.temperature,
+        "alpha": config.alpha,
+    }

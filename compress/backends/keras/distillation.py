@@ -19,7 +19,7 @@ from compress.backends.keras.environment import keras_api
 from compress.backends.keras.training import fit, outputs_probabilities
 from compress.data import Split
 from compress.errors import ModelError
-from compress.passes.distill import DistillPass
+from compress.passes.distill import DistillPass, register_recovery
 
 
 @dataclass
@@ -108,13 +108,7 @@ def apply_distill(
 ) -> tuple[Any, dict]:
     """Register recovery distillation for later passes, or train the student now."""
     if student is None and later_training:
-        context.distillers.append((teacher, config))
-        return model, {
-            "mode": "recovery",
-            "applied_to": "the training passes that follow",
-            "temperature": config.temperature,
-            "alpha": config.alpha,
-        }
+        return model, register_recovery(context.distillers, teacher, config)
     student = model if student is None else student
     recipe = context.recipe
     if "train" not in context.data:

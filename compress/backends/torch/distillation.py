@@ -3,6 +3,8 @@ mixed with the hard-label loss, plus optional feature matching with learned proj
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -13,7 +15,7 @@ from compress.backends.base import PassContext
 from compress.backends.torch.export import example_inputs
 from compress.backends.torch.training import loss_function, train
 from compress.errors import ModelError
-from compress.passes.distill import DistillPass
+from compress.passes.distill import DistillPass, register_recovery
 
 
 class DistillationLoss(nn.Module):
@@ -127,16 +129,23 @@ def _projection(
     )
 
 
-def objective_for(model: nn.Module, context: PassContext) -> DistillationLoss | None:
-    """The distillation objective registered by an earlier recovery distill pass, if any."""
+@contextmanager
+def objective_for(model: nn.Module, context: PassContext) -> Iterator[DistillationLoss | None]:
+    """The distillation objective registered by an earlier recovery distill pass (or None),
+    with its feature hooks removed when the training that uses it ends."""
     if not context.distillers:
-        return None
+        yield None
+        return
     teacher, config = context.distillers[-1]
     recipe = context.recipe
     assert recipe.train is not None
-    return DistillationLoss(
+    objective = DistillationLoss(
         teacher, model, config, recipe.train.loss, example_inputs(recipe.model.inputs)
     )
+    try:
+        yield objective
+    finally:
+        objective.remove()
 
 
 def apply_distill(
@@ -150,13 +159,7 @@ def apply_distill(
     """Recovery with later training passes: register the loss for them. Otherwise train the
     student (the given one, or the model itself) against the teacher now."""
     if student is None and later_training:
-        context.distillers.append((teacher, config))
-        return model, {
-            "mode": "recovery",
-            "applied_to": "the training passes that follow",
-            "temperature": config.temperature,
-            "alpha": config.alpha,
-        }
+        return model, register_recovery(context.distillers, teacher, config)
     student = model if student is None else student
     recipe = context.recipe
     if "train" not in context.data:

@@ -82,8 +82,7 @@ def apply_prune(
         if "train" not in context.data:
             raise ModelError("prune: fine-tuning needs a 'train' split from data.source")
         assert recipe.train is not None and recipe.data is not None  # checked with the recipe
-        objective = objective_for(model, context)
-        try:
+        with objective_for(model, context) as objective:
             training = train(
                 model,
                 recipe.train,
@@ -95,9 +94,6 @@ def apply_prune(
                 description="pruning + fine-tuning" if config.schedule else "fine-tuning",
                 objective=objective,
             )
-        finally:
-            if objective is not None:
-                objective.remove()
     achieved, per_layer = pruner.achieved()
     check_achieved(config, achieved)
     return model, prune_record(config, achieved, per_layer, pruner.stepper.updates, training)

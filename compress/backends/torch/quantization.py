@@ -33,8 +33,7 @@ def apply_qat(
     specs = recipe.model.inputs
     prepared = prepare_qat(model, example_inputs(specs), dynamic_shapes_for(specs))
     zeros = KeepZeros(prepared)
-    objective = objective_for(prepared, context)
-    try:
+    with objective_for(prepared, context) as objective:
         training = train(
             prepared,
             recipe.train,
@@ -46,9 +45,6 @@ def apply_qat(
             description="quantization-aware training",
             objective=objective,
         )
-    finally:
-        if objective is not None:
-            objective.remove()
     converted = convert_qat(prepared)
     setattr(converted, QAT_MARK, True)
     low, high = WEIGHT_RANGE
