@@ -261,10 +261,19 @@ class CheckResult:
             "budgets_from": self.budgets_from,
             "strict": self.strict,
             "counts": {s: self.count(s) for s in ("pass", "warn", "fail", "new")},
-            "results": [asdict(row) for row in self.rows],
+            "results": [_finite(asdict(row)) for row in self.rows],
             "baseline_updated": self.baseline_updated,
             "messages": self.messages,
         }
+
+
+def _finite(row: dict) -> dict:
+    """JSON has no infinity: a change from a baseline of 0 is null there (the note says so)."""
+    change = row["change"]
+    if change is not None and not math.isfinite(change):
+        row["change"] = None
+        row["note"] = row["note"] or "the baseline figure is 0"
+    return row
 
 
 def evaluate_budgets(report: Report, budgets: Budgets | None) -> list[BudgetResult]:

@@ -218,6 +218,19 @@ def test_relative_decrease_of_accuracy(run_cli, produced, data, save, budget):
     assert "decrease of 3.00% is over 2%" in results(out)[("baseline", "accuracy")]["note"]
 
 
+def test_a_baseline_figure_of_zero(run_cli, data, save, budget):
+    old = copy.deepcopy(data)
+    old["compressed"]["sparsity"] = 0.0
+    rules = budget({"relative": {"sparsity": {"max_increase": "10%"}}})
+    code, out, _ = run_cli(
+        "check", save(data), "--baseline", save(old, "old.json"), "--budget", rules, "--json"
+    )
+    assert code == EXIT_BUDGET
+    json.loads(out, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+    row = results(out)[("baseline", "sparsity")]
+    assert row["status"] == "fail" and row["change"] is None and "∞" in row["note"]
+
+
 def test_latency_is_compared_only_when_asked(run_cli, produced, data, save, budget):
     slower = save(edit(data, {"latency_ms.p50": data["compressed"]["latency_ms"]["p50"] * 4}))
     code, out, _ = run_cli("check", slower, "--baseline", produced, "--json")
