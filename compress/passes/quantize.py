@@ -27,7 +27,9 @@ class QuantizePass(StrictModel):
     )
     weights: Literal["int8", "int4"] = "int8"
     activations: Literal["auto", "int8", "uint8"] = Field(
-        "auto", description="static: activation type; auto picks what is fast on this CPU"
+        "auto",
+        description="static: activation type; auto = int8 (S8S8 QDQ, onnxruntime's "
+        "recommended CPU format; the report says why and whether the CPU has VNNI)",
     )
     per_channel: bool = True
     block_size: int = Field(32, ge=16, description="weight_only: weights per quantization block")
