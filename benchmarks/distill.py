@@ -38,8 +38,6 @@ cores):
 from __future__ import annotations
 
 import copy
-import gzip
-import importlib.util
 import platform
 import statistics
 import tempfile
@@ -47,22 +45,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import onnx
+import common
 import onnxruntime as ort
 import torch
 import yaml
-from onnx import numpy_helper
 
 import compress
-from compress.report.schema import ModelMetrics, Report
+from compress.report.schema import Report
 
-REPO = Path(__file__).resolve().parents[1]
-STUDENT_RECIPE = REPO / "recipes" / "nano_distill_int4.yaml"
-RECOVER_RECIPE = REPO / "recipes" / "distill_recover.yaml"
-DATA_SOURCE = REPO / "models" / "digits.py"
+STUDENT_RECIPE = common.REPO / "recipes" / "nano_distill_int4.yaml"
+RECOVER_RECIPE = common.REPO / "recipes" / "distill_recover.yaml"
 
 SEEDS = (0, 1, 2)
 #: The seed whose models fill the student table (and is one of the 3 of the mean).
@@ -71,27 +64,10 @@ TABLE_SEED = 0
 #: these tiny models' training many times slower.
 TORCH_THREADS = 1
 
-WARMUP_RUNS = 20
-TIMED_RUNS = 200
-GZIP_LEVEL = 9
-
 MAX_RECOVERY_DROP_POINTS = 1.0
 
 DISTILLED, LABELS, TEACHER, INT4 = "a: distilled", "b: labels only", "c: teacher", "d: + INT4"
-RECOVERED, PRUNED_LABELS, DENSE = "pruned 90% + distill", "pruned 90%, labels", "dense"
-
-Split = tuple[np.ndarray, np.ndarray]
-Recipe = dict[str, Any]
-
-
-@dataclass
-class Measured:
-    accuracy: float
-    params: int
-    sparsity: float
-    size_bytes: int
-    gzip_bytes: int
-    p50_ms: float | None = None
+RECOVERED, PRUNED_LABELS = "pruned 90% + distill", "pruned 90%, labels"
 
 
 @dataclass
@@ -111,54 +87,14 @@ class Run:
         return Path(self.report.artifacts.baseline_onnx)
 
 
-def load_data() -> dict[str, Split]:
-    spec = importlib.util.spec_from_file_location(DATA_SOURCE.stem, DATA_SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load()
-
-
 # --- recipes ----------------------------------------------------------------------------------
 
 
-def absolute_source(source: str, base: Path) -> str:
-    """ "../models/x.py:build" -> "/abs/models/x.py:build"; module references are kept."""
-    file, colon, name = source.rpartition(":")
-    if not colon:
-        file, name = source, ""
-    if not file.endswith((".py", ".pt", ".pth", ".onnx")):
-        return source
-    resolved = str((base / file).resolve())
-    return f"{resolved}:{name}" if name else resolved
-
-
-def absolute_ref(ref: dict, base: Path) -> dict:
-    ref = dict(ref)
-    ref["source"] = absolute_source(ref["source"], base)
-    if ref.get("weights"):
-        ref["weights"] = str((base / ref["weights"]).resolve())
-    return ref
-
-
-def read_recipe(path: Path) -> Recipe:
-    """The recipe as a dict with every model and data path made absolute."""
-    recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    base = path.parent
-    recipe["model"] = absolute_ref(recipe["model"], base)
-    recipe["data"]["source"] = absolute_source(recipe["data"]["source"], base)
-    for item in recipe["passes"]:
-        for role in ("teacher", "student"):
-            if item.get(role):
-                item[role] = absolute_ref(item[role], base)
-    return recipe
-
-
-def distill_pass(recipe: Recipe) -> dict:
+def distill_pass(recipe: common.Recipe) -> dict:
     return next(item for item in recipe["passes"] if item["type"] == "distill")
 
 
-def student_variant(base: Recipe, alpha: float | None, seed: int) -> Recipe:
+def student_variant(base: common.Recipe, alpha: float | None, seed: int) -> common.Recipe:
     """The nano recipe without its quantize pass; `alpha` replaces the distill weight."""
     recipe = copy.deepcopy(base)
     recipe["passes"] = [item for item in recipe["passes"] if item["type"] != "quantize"]
@@ -170,14 +106,14 @@ def student_variant(base: Recipe, alpha: float | None, seed: int) -> Recipe:
     return recipe
 
 
-def without_distill(base: Recipe) -> Recipe:
+def without_distill(base: common.Recipe) -> common.Recipe:
     recipe = copy.deepcopy(base)
     recipe["passes"] = [item for item in recipe["passes"] if item["type"] != "distill"]
     recipe["name"] = f"{recipe['name']}-labels-only"
     return recipe
 
 
-def apply_recipe(recipe: Recipe | Path, workdir: Path, name: str) -> Run:
+def apply_recipe(recipe: common.Recipe | Path, workdir: Path, name: str) -> Run:
     """Write a dict recipe as YAML (exporting into workdir/name) and run it; a path as is."""
     output = workdir / name
     if isinstance(recipe, dict):
@@ -194,153 +130,31 @@ def apply_recipe(recipe: Recipe | Path, workdir: Path, name: str) -> Run:
 # --- measurements on the ONNX files -----------------------------------------------------------
 
 
-def gzip_size(path: Path) -> tuple[int, int]:
-    """(raw bytes, gzip -9 bytes); the toolkit writes self-contained files."""
-    payload = path.read_bytes()
-    return len(payload), len(gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0))
-
-
-def weight_counts(path: Path) -> tuple[int, int]:
-    """(elements, zeros) over all float initializers."""
-    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
-    floats = [a for a in arrays if np.issubdtype(a.dtype, np.floating)]
-    return sum(a.size for a in floats), sum(int(np.count_nonzero(a == 0)) for a in floats)
-
-
-def make_session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def feed(session: ort.InferenceSession, x: np.ndarray) -> dict[str, np.ndarray]:
-    return {session.get_inputs()[0].name: x}
-
-
-def accuracy(session: ort.InferenceSession, val: Split) -> float:
-    logits = session.run(None, feed(session, val[0]))[0]
-    return float(np.mean(np.argmax(logits, axis=-1) == val[1]))
-
-
-def p50_latencies(
-    sessions: dict[str, ort.InferenceSession], sample: np.ndarray
-) -> dict[str, float]:
-    """Median ms per batch-1 inference; every round runs all models, alternating the order."""
-    feeds = {label: feed(session, sample) for label, session in sessions.items()}
-    for _ in range(WARMUP_RUNS):
-        for label, session in sessions.items():
-            session.run(None, feeds[label])
-    times: dict[str, list[float]] = {label: [] for label in sessions}
-    labels = list(sessions)
-    for index in range(TIMED_RUNS):
-        for label in labels if index % 2 == 0 else labels[::-1]:
-            started = time.perf_counter()
-            sessions[label].run(None, feeds[label])
-            times[label].append((time.perf_counter() - started) * 1000.0)
-    return {label: float(np.median(values)) for label, values in times.items()}
-
-
-def measure(paths: dict[str, Path], val: Split, latency: bool) -> dict[str, Measured]:
-    """Accuracy, parameters, sparsity, sizes and (optionally) latency of each ONNX file."""
-    sessions = {label: make_session(path) for label, path in paths.items()}
-    sample = np.ascontiguousarray(val[0][:1])
-    latencies = p50_latencies(sessions, sample) if latency else {}
-    results = {}
-    for label, path in paths.items():
-        raw, packed = gzip_size(path)
-        params, zeros = weight_counts(path)
-        results[label] = Measured(
-            accuracy=accuracy(sessions[label], val),
-            params=params,
-            sparsity=zeros / params,
-            size_bytes=raw,
-            gzip_bytes=packed,
-            p50_ms=latencies.get(label),
-        )
-    return results
-
-
-def val_accuracy(path: Path, val: Split) -> float:
-    return accuracy(make_session(path), val)
+def val_accuracy(path: Path, val: common.Split) -> float:
+    return common.accuracy(common.make_session(path), val)
 
 
 # --- output -----------------------------------------------------------------------------------
 
-Row = tuple[str, list[str]]
-MISSING = "-"
 
-
-def print_table(headers: list[str], rows: list[Row]) -> None:
-    first = max(len(name) for name, _ in rows)
-    filled = [cells for _, cells in rows if cells]
-    widths = [max(len(h), *(len(cells[i]) for cells in filled)) for i, h in enumerate(headers)]
-
-    def line(name: str, cells: list[str]) -> str:
-        padded = (cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
-        return "  ".join([name.ljust(first), *padded])
-
-    header = line("", headers)
-    print(header)
-    print("-" * len(header))
-    for name, cells in rows:
-        print(line(name, cells) if cells else name)
-
-
-def ratio(value: float, reference: float) -> str:
-    return f"{value / reference:.3f}x"
-
-
-def points(value: float) -> str:
-    return f"{value * 100:+.2f}"
-
-
-def measured_rows(labels: list[str], results: dict[str, Measured], reference: str) -> list[Row]:
-    base = results[reference]
-
-    def cells(show: Callable[[Measured], str]) -> list[str]:
-        return [show(results[label]) if label in results else MISSING for label in labels]
-
-    def p50(m: Measured) -> str:
-        return MISSING if m.p50_ms is None else f"{m.p50_ms:.4f}"
-
-    def p50_ratio(m: Measured) -> str:
-        if m.p50_ms is None or base.p50_ms is None:
-            return MISSING
-        return ratio(m.p50_ms, base.p50_ms)
-
+def measured_rows(
+    labels: list[str], results: dict[str, common.Measured], reference: str
+) -> list[common.Row]:
+    cells = common.column_cells(labels, results)
+    compared = common.comparison_cells(labels, results, reference)
     return [
         ("measured here", []),
         ("  val accuracy", cells(lambda m: f"{m.accuracy:.2%}")),
         ("  float params", cells(lambda m: f"{m.params:,}")),
         ("  ONNX size (bytes)", cells(lambda m: f"{m.size_bytes:,}")),
         ("  gzip -9 size (bytes)", cells(lambda m: f"{m.gzip_bytes:,}")),
-        ("  p50 latency, batch 1 (ms)", cells(p50)),
+        ("  p50 latency, batch 1 (ms)", cells(common.p50_text)),
         (f"vs {reference}", []),
-        ("  accuracy (points)", cells(lambda m: points(m.accuracy - base.accuracy))),
-        ("  params", cells(lambda m: ratio(m.params, base.params))),
-        ("  ONNX size", cells(lambda m: ratio(m.size_bytes, base.size_bytes))),
-        ("  gzip size", cells(lambda m: ratio(m.gzip_bytes, base.gzip_bytes))),
-        ("  p50 latency", cells(p50_ratio)),
-    ]
-
-
-def reported_rows(labels: list[str], own: dict[str, ModelMetrics]) -> list[Row]:
-    """The figures compress.apply reported itself, each from its own run."""
-
-    def cells(show: Callable[[ModelMetrics], str]) -> list[str]:
-        return [show(own[label]) if label in own else MISSING for label in labels]
-
-    return [
-        ("as reported by compress.apply", []),
-        ("  val accuracy", cells(lambda m: MISSING if m.accuracy is None else f"{m.accuracy:.2%}")),
-        ("  params", cells(lambda m: f"{m.params:,}")),
-        ("  ONNX size (bytes)", cells(lambda m: f"{m.size_bytes:,}")),
-        ("  gzip -9 size (bytes)", cells(lambda m: f"{m.size_gzip_bytes:,}")),
-        (
-            "  p50 latency (ms)",
-            cells(lambda m: f"{m.latency_ms.p50:.4f}" if m.latency_ms else MISSING),
-        ),
+        ("  accuracy (points)", compared(lambda m, b: common.points(m.accuracy - b.accuracy))),
+        ("  params", compared(lambda m, b: common.ratio(m.params, b.params))),
+        ("  ONNX size", compared(lambda m, b: common.ratio(m.size_bytes, b.size_bytes))),
+        ("  gzip size", compared(lambda m, b: common.ratio(m.gzip_bytes, b.gzip_bytes))),
+        ("  p50 latency", compared(common.p50_ratio)),
     ]
 
 
@@ -362,7 +176,7 @@ def print_seeds(distilled: dict[int, float], labels: dict[int, float]) -> None:
 
     differences = {seed: distilled[seed] - labels[seed] for seed in SEEDS}
     diff_series = [differences[seed] for seed in SEEDS]
-    print_table(
+    common.print_table(
         headers,
         [
             (DISTILLED, cells(distilled)),
@@ -370,8 +184,8 @@ def print_seeds(distilled: dict[int, float], labels: dict[int, float]) -> None:
             (
                 "a - b (points)",
                 [
-                    *(points(value) for value in diff_series),
-                    points(mean(diff_series)),
+                    *(common.points(value) for value in diff_series),
+                    common.points(mean(diff_series)),
                     f"{statistics.stdev(diff_series) * 100:.2f} pts",
                 ],
             ),
@@ -379,11 +193,11 @@ def print_seeds(distilled: dict[int, float], labels: dict[int, float]) -> None:
     )
 
 
-def print_recovery(results: dict[str, Measured], runs: dict[str, Run]) -> None:
-    labels = [RECOVERED, PRUNED_LABELS, DENSE]
-    base = results[DENSE]
+def print_recovery(results: dict[str, common.Measured], runs: dict[str, Run]) -> None:
+    labels = [RECOVERED, PRUNED_LABELS, common.DENSE]
+    base = results[common.DENSE]
 
-    def cells(show: Callable[[Measured], str]) -> list[str]:
+    def cells(show: Callable[[common.Measured], str]) -> list[str]:
         return [show(results[label]) for label in labels]
 
     def pass_sparsity(label: str) -> str:
@@ -394,20 +208,20 @@ def print_recovery(results: dict[str, Measured], runs: dict[str, Run]) -> None:
 
     def fidelity(label: str) -> str:
         if label not in runs or runs[label].report.fidelity is None:
-            return MISSING
+            return common.MISSING
         return f"{runs[label].report.fidelity.value:.4f}"
 
     print(f"\n2. Recovery: {RECOVER_RECIPE.name} (as is) vs without its distill pass vs dense")
-    print_table(
+    common.print_table(
         labels,
         [
             ("val accuracy", cells(lambda m: f"{m.accuracy:.2%}")),
-            ("  vs dense (points)", cells(lambda m: points(m.accuracy - base.accuracy))),
+            ("  vs dense (points)", cells(lambda m: common.points(m.accuracy - base.accuracy))),
             ("top-1 agreement with dense", [fidelity(label) for label in labels]),
             ("sparsity, pruned weights", [pass_sparsity(label) for label in labels]),
             ("sparsity, all float params", cells(lambda m: f"{m.sparsity:.2%}")),
             ("gzip -9 size (bytes)", cells(lambda m: f"{m.gzip_bytes:,}")),
-            ("  vs dense", cells(lambda m: ratio(m.gzip_bytes, base.gzip_bytes))),
+            ("  vs dense", cells(lambda m: common.ratio(m.gzip_bytes, base.gzip_bytes))),
         ],
     )
 
@@ -415,33 +229,33 @@ def print_recovery(results: dict[str, Measured], runs: dict[str, Run]) -> None:
 def print_targets(
     distilled: dict[int, float],
     labels: dict[int, float],
-    recovery: dict[str, Measured],
+    recovery: dict[str, common.Measured],
     val_size: int,
 ) -> None:
     mean_a, mean_b = mean(list(distilled.values())), mean(list(labels.values()))
     wins = sum(distilled[seed] > labels[seed] for seed in SEEDS)
-    drop = (recovery[DENSE].accuracy - recovery[RECOVERED].accuracy) * 100
+    drop = (recovery[common.DENSE].accuracy - recovery[RECOVERED].accuracy) * 100
     checks = [
         (
             f"distilled student beats label-only student (mean of {len(SEEDS)} seeds): "
-            f"{mean_a:.2%} vs {mean_b:.2%} ({points(mean_a - mean_b)} points; "
+            f"{mean_a:.2%} vs {mean_b:.2%} ({common.points(mean_a - mean_b)} points; "
             f"ahead on {wins} of {len(SEEDS)} seeds)",
             mean_a > mean_b,
         ),
         (
             f"recovered 90% model within {MAX_RECOVERY_DROP_POINTS:.0f} point of dense: "
             f"drop {drop:.2f} points ({recovery[RECOVERED].accuracy:.2%} vs "
-            f"{recovery[DENSE].accuracy:.2%})",
+            f"{recovery[common.DENSE].accuracy:.2%})",
             drop <= MAX_RECOVERY_DROP_POINTS,
         ),
     ]
     print("\n3. Targets (accuracy measured here with onnxruntime on val)")
     for text, met in checks:
-        print(f"  {'MET    ' if met else 'MISSED '} {text}")
+        common.verdict(met, text)
     gain = (recovery[RECOVERED].accuracy - recovery[PRUNED_LABELS].accuracy) * 100
-    verdict = "beats" if gain > 0 else "ties" if gain == 0 else "does not beat"
+    outcome = "beats" if gain > 0 else "ties" if gain == 0 else "does not beat"
     print(
-        f"  (info) recovery distillation {verdict} labels only at 90% sparsity: "
+        f"  (info) recovery distillation {outcome} labels only at 90% sparsity: "
         f"{recovery[RECOVERED].accuracy:.2%} vs {recovery[PRUNED_LABELS].accuracy:.2%} "
         f"({gain:+.2f} points, one seed; 1 image = {100 / val_size:.2f} points)"
     )
@@ -450,10 +264,10 @@ def print_targets(
 def main() -> None:
     torch.set_num_threads(TORCH_THREADS)
     started = time.perf_counter()
-    data = load_data()
+    data = common.load_source(common.DIGITS_DATA).load()
     val = data["val"]
-    student_base = read_recipe(STUDENT_RECIPE)
-    recover_base = read_recipe(RECOVER_RECIPE)
+    student_base = common.read_recipe(STUDENT_RECIPE)
+    recover_base = common.read_recipe(RECOVER_RECIPE)
 
     distilled_acc: dict[int, float] = {}
     labels_acc: dict[int, float] = {}
@@ -473,16 +287,16 @@ def main() -> None:
             LABELS: table_runs[LABELS].onnx,
             TEACHER: table_runs[DISTILLED].baseline_onnx,
         }
-        students = measure(student_paths, val, latency=True)
+        students = common.measure(student_paths, val, latency=True)
 
         recovered = apply_recipe(RECOVER_RECIPE, workdir, "recover")
         pruned_labels = apply_recipe(without_distill(recover_base), workdir, "recover-labels")
         recovery_paths = {
             RECOVERED: recovered.onnx,
             PRUNED_LABELS: pruned_labels.onnx,
-            DENSE: recovered.baseline_onnx,
+            common.DENSE: recovered.baseline_onnx,
         }
-        recovery = measure(recovery_paths, val, latency=False)
+        recovery = common.measure(recovery_paths, val, latency=False)
     total = time.perf_counter() - started
 
     distill = distill_pass(student_base)
@@ -503,7 +317,13 @@ def main() -> None:
         TEACHER: table_runs[DISTILLED].report.baseline,
         INT4: int4.report.compressed,
     }
-    print_table(labels, [*measured_rows(labels, students, TEACHER), *reported_rows(labels, own)])
+    common.print_table(
+        labels,
+        [
+            *measured_rows(labels, students, TEACHER),
+            *common.reported_rows(labels, own, size_name="ONNX size (bytes)", sparsity=False),
+        ],
+    )
     print(
         f"  d = the full {STUDENT_RECIPE.name} (distilled student + INT4 weight-only), figures "
         "from its own report; its latency comes from its own loop, not the one above."

@@ -42,19 +42,15 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import contextlib
-import importlib.util
-import io
-import logging
 import platform
 import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import common
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -66,13 +62,11 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 import compress
 from compress.report.schema import Report
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "recipes" / "quickstart.yaml"
-CNN64 = REPO / "models" / "cnn64.py"
-TRANSFORMER = REPO / "benchmarks" / "transformer_model.py"
+QUICKSTART = common.REPO / "recipes" / "quickstart.yaml"
+CNN64 = common.REPO / "models" / "cnn64.py"
+TRANSFORMER = common.REPO / "benchmarks" / "transformer_model.py"
 
 THREADS = 1
-WARMUP_RUNS = 20
 CNN_RUNS = 200
 TRANSFORMER_RUNS = 100
 #: compress.apply's own latency loop for MiniLM (its figures are printed beside ours).
@@ -85,11 +79,9 @@ MIN_TRANSFORMER_SPEEDUP = 2.0
 MIN_MEAN_COSINE = 0.99
 MAX_INT4_SIZE_RATIO = 0.2
 
-FP32, COMPRESS, BY_HAND, INT4 = "fp32", "compress", "by hand", "compress int4"
-COLUMNS = [FP32, COMPRESS, BY_HAND]
+FP32, BY_HAND, INT4 = "fp32", "by hand", "compress int4"
+COLUMNS = [FP32, common.COMPRESS, BY_HAND]
 INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
-
-Feeds = dict[str, np.ndarray]
 
 
 @dataclass
@@ -109,33 +101,6 @@ class Case:
     fidelity: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def load_source(path: Path) -> ModuleType:
-    """Import a Python file by path."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence exporters' and quantizers' progress lines, warnings and log records."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
-
-
 def cpu_flags() -> set[str]:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("flags"):
@@ -153,70 +118,68 @@ def cpu_name() -> str:
 # --- producing the files --------------------------------------------------------------------
 
 
-def run_recipe(recipe: dict, workdir: Path, name: str) -> Report:
+def run_recipe(recipe: common.Recipe, workdir: Path, name: str) -> Report:
     """Write the recipe as YAML and run it through the Python API."""
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
-    with quiet():
+    with common.quiet():
         return compress.apply(path, output_dir=workdir / name, progress=False)
 
 
 def latency_spec(runs: int, **extra: object) -> dict:
-    spec = {"device": "cpu", "threads": THREADS, "warmup": WARMUP_RUNS, "runs": runs}
+    spec = {"device": "cpu", "threads": THREADS, "warmup": common.WARMUP_RUNS, "runs": runs}
     return {"latency": {**spec, "batch_size": 1, **extra}}
 
 
 def by_hand(fp32: Path, target: Path) -> Path:
     """onnxruntime's dynamic quantization with its default settings."""
-    with quiet():
+    with common.quiet():
         quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8)
     return target
 
 
 def digits_case(workdir: Path) -> Case:
     """The quickstart's model and data with one static-quantization pass instead of pruning."""
-    recipe = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))
-    model, data = recipe["model"], recipe["data"]
-    model["source"] = str((QUICKSTART.parent / model["source"]).resolve())
-    model["weights"] = str((QUICKSTART.parent / model["weights"]).resolve())
-    data["source"] = str((QUICKSTART.parent / data["source"]).resolve())
-    recipe = {
-        "version": 1,
-        "name": "digits-cnn-static-int8",
-        "model": model,
-        "data": data,
-        "evaluate": {"metric": "accuracy"},
-        "passes": [{"type": "quantize", "mode": "static"}],
-        "export": {"format": "onnx", "opset": 18, "path": "out/model.onnx"},
-        "measure": latency_spec(CNN_RUNS),
-    }
-    report = run_recipe(recipe, workdir, "digits")
-    return cnn_case("a. digits CNN: static INT8", report, workdir / "digits_by_hand.onnx")
+    quickstart = common.read_recipe(QUICKSTART)
+    return static_cnn_case(
+        workdir,
+        "digits",
+        "a. digits CNN: static INT8",
+        {**quickstart, "name": "digits-cnn-static-int8"},
+    )
 
 
 def cnn64_case(workdir: Path) -> Case:
-    recipe = {
-        "version": 1,
+    cnn64 = {
         "name": "cnn64-static-int8",
         "model": {
             "source": f"{CNN64}:build",
             "inputs": [{"name": "input", "shape": ["batch", 3, 64, 64], "dtype": "float32"}],
         },
         "data": {"source": f"{CNN64}:load", "batch_size": 64},
+    }
+    return static_cnn_case(workdir, "cnn64", "b. cnn64 (3x64x64): static INT8", cnn64)
+
+
+def static_cnn_case(workdir: Path, name: str, title: str, source: common.Recipe) -> Case:
+    """A recipe with the name, model and data of `source` and one static-quantization pass, run
+    in workdir/name; by hand, quantize_dynamic on the fp32 file it exported."""
+    recipe = {
+        "version": 1,
+        "name": source["name"],
+        "model": source["model"],
+        "data": source["data"],
         "evaluate": {"metric": "accuracy"},
         "passes": [{"type": "quantize", "mode": "static"}],
         "export": {"format": "onnx", "opset": 18, "path": "out/model.onnx"},
         "measure": latency_spec(CNN_RUNS),
     }
-    report = run_recipe(recipe, workdir, "cnn64")
-    return cnn_case("b. cnn64 (3x64x64): static INT8", report, workdir / "cnn64_by_hand.onnx")
-
-
-def cnn_case(title: str, report: Report, hand_path: Path) -> Case:
+    report = run_recipe(recipe, workdir, name)
     assert report.artifacts.baseline_onnx is not None
     fp32 = Path(report.artifacts.baseline_onnx)
-    paths = {FP32: fp32, COMPRESS: Path(report.artifacts.onnx), BY_HAND: by_hand(fp32, hand_path)}
-    return Case(title, paths, {COMPRESS: report})
+    hand = by_hand(fp32, workdir / f"{name}_by_hand.onnx")
+    paths = {FP32: fp32, common.COMPRESS: Path(report.artifacts.onnx), BY_HAND: hand}
+    return Case(title, paths, {common.COMPRESS: report})
 
 
 DATA_MODULE = '''"""MiniLM inputs for the benchmark's recipes: 64 sentences, 64 tokens each."""
@@ -239,7 +202,7 @@ def transformer_cases(
 ) -> tuple[Case, Case]:
     """Export MiniLM to fp32 ONNX, then run the dynamic and the int4 recipes on that file."""
     fp32 = workdir / "minilm.onnx"
-    with quiet():
+    with common.quiet():
         tm.export_onnx(fp32)
     ids, mask = tokens
     np.save(workdir / "input_ids.npy", ids)
@@ -280,13 +243,13 @@ def transformer_cases(
     hand = by_hand(fp32, workdir / "minilm_by_hand.onnx")
     int8_case = Case(
         "c. MiniLM-L6 encoder: dynamic INT8",
-        {FP32: fp32, COMPRESS: Path(dynamic.artifacts.onnx), BY_HAND: hand},
-        {COMPRESS: dynamic},
+        {FP32: fp32, common.COMPRESS: Path(dynamic.artifacts.onnx), BY_HAND: hand},
+        {common.COMPRESS: dynamic},
     )
     int4_case = Case(
         "d. MiniLM-L6 encoder: INT4 weight-only (by hand: the INT8 file of c)",
-        {FP32: fp32, COMPRESS: Path(int4.artifacts.onnx), BY_HAND: hand},
-        {COMPRESS: int4},
+        {FP32: fp32, common.COMPRESS: Path(int4.artifacts.onnx), BY_HAND: hand},
+        {common.COMPRESS: int4},
     )
     return int8_case, int4_case
 
@@ -294,52 +257,20 @@ def transformer_cases(
 # --- measurements -----------------------------------------------------------------------------
 
 
-def make_session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def feeds_for(session: ort.InferenceSession, inputs: list[np.ndarray]) -> Feeds:
-    names = [meta.name for meta in session.get_inputs()]
-    return {name: np.ascontiguousarray(x) for name, x in zip(names, inputs, strict=True)}
-
-
-def p50_latencies(
-    sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray], runs: int
-) -> dict[str, float]:
-    """Median ms per inference; every round runs all models, alternating the order."""
-    feeds = {label: feeds_for(session, inputs) for label, session in sessions.items()}
-    for _ in range(WARMUP_RUNS):
-        for label, session in sessions.items():
-            session.run(None, feeds[label])
-    times: dict[str, list[float]] = {label: [] for label in sessions}
-    labels = list(sessions)
-    for index in range(runs):
-        for label in labels if index % 2 == 0 else labels[::-1]:
-            started = time.perf_counter()
-            sessions[label].run(None, feeds[label])
-            times[label].append((time.perf_counter() - started) * 1000.0)
-    return {label: float(np.median(values)) for label, values in times.items()}
-
-
 def outputs(
-    sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray] | tuple[np.ndarray, ...]
+    sessions: dict[str, ort.InferenceSession], inputs: Sequence[np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Each model's first output on the whole of `inputs`, in one batch."""
     return {
-        label: session.run(None, feeds_for(session, list(inputs)))[0]
+        label: session.run(None, common.feed_for(session, inputs))[0]
         for label, session in sessions.items()
     }
 
 
-def measure_cnn(case: Case, val: tuple[np.ndarray, np.ndarray]) -> None:
+def measure_cnn(case: Case, val: common.Split) -> None:
     """Latency on the first val image; accuracy and top-1 agreement with fp32 on all of val."""
-    sessions = {label: make_session(path) for label, path in case.paths.items()}
-    case.p50_ms = p50_latencies(sessions, [val[0][:1]], CNN_RUNS)
+    sessions = {label: common.make_session(path, THREADS) for label, path in case.paths.items()}
+    case.p50_ms = common.p50_latencies(sessions, [val[0][:1]], CNN_RUNS)
     logits = outputs(sessions, [val[0]])
     reference = np.argmax(logits[FP32], axis=-1)
     for label, values in logits.items():
@@ -365,15 +296,15 @@ def measure_transformer(
 ) -> None:
     """One interleaved loop over the four MiniLM files, at 64 and at 16 tokens; mean-pooled
     cosine with fp32 on all 64 sentences."""
-    files = {**int8.paths, INT4: int4.paths[COMPRESS]}
-    sessions = {label: make_session(path) for label, path in files.items()}
+    files = {**int8.paths, INT4: int4.paths[common.COMPRESS]}
+    sessions = {label: common.make_session(path, THREADS) for label, path in files.items()}
     ids, mask = tokens
-    long_p50 = p50_latencies(sessions, [ids[:1], mask[:1]], TRANSFORMER_RUNS)
-    short_p50 = p50_latencies(sessions, [short[0][:1], short[1][:1]], TRANSFORMER_RUNS)
+    long_p50 = common.p50_latencies(sessions, [ids[:1], mask[:1]], TRANSFORMER_RUNS)
+    short_p50 = common.p50_latencies(sessions, [short[0][:1], short[1][:1]], TRANSFORMER_RUNS)
     pooled = {
         label: tm.mean_pooled(hidden, mask) for label, hidden in outputs(sessions, tokens).items()
     }
-    for case, labels in ((int8, {}), (int4, {COMPRESS: INT4})):
+    for case, labels in ((int8, {}), (int4, {common.COMPRESS: INT4})):
         for label in COLUMNS:
             measured = labels.get(label, label)
             case.p50_ms[label] = long_p50[measured]
@@ -427,31 +358,12 @@ def int4_breakdown(fp32: Path, int4: Path) -> Int4Breakdown:
 
 # --- output ---------------------------------------------------------------------------------
 
-Row = tuple[str, list[str]]
-MISSING = "-"
-
-
-def print_table(headers: list[str], rows: list[Row]) -> None:
-    first = max(len(name) for name, cells in rows if cells)
-    filled = [cells for _, cells in rows if cells]
-    widths = [max(len(h), *(len(cells[i]) for cells in filled)) for i, h in enumerate(headers)]
-
-    def line(name: str, cells: list[str]) -> str:
-        padded = (cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
-        return "  ".join([name.ljust(first), *padded])
-
-    header = line("", headers)
-    print(header)
-    print("-" * len(header))
-    for name, cells in rows:
-        print(line(name, cells) if cells else name)
-
 
 def per_column(show: Callable[[str], str]) -> list[str]:
     return [show(label) for label in COLUMNS]
 
 
-def size_rows(case: Case) -> list[Row]:
+def size_rows(case: Case) -> list[common.Row]:
     sizes = case.sizes
     return [
         ("  size (bytes)", per_column(lambda c: f"{sizes[c]:,}")),
@@ -459,21 +371,21 @@ def size_rows(case: Case) -> list[Row]:
     ]
 
 
-def latency_rows(name: str, p50: dict[str, float]) -> list[Row]:
+def latency_rows(name: str, p50: dict[str, float]) -> list[common.Row]:
     return [
         (f"  p50 latency{name} (ms)", per_column(lambda c: f"{p50[c]:.3f}")),
         (f"  speed-up vs fp32{name}", per_column(lambda c: f"{p50[FP32] / p50[c]:.2f}x")),
     ]
 
 
-def report_rows(case: Case, fidelity: Callable[[Report], str]) -> list[Row]:
+def report_rows(case: Case, fidelity: Callable[[Report], str]) -> list[common.Row]:
     """What compress.apply reported for the same files (fp32 = its baseline)."""
-    report = case.reports[COMPRESS]
+    report = case.reports[common.COMPRESS]
     base, comp = report.baseline, report.compressed
     assert base.latency_ms is not None and comp.latency_ms is not None
 
     def pair(fp32: str, compressed: str) -> list[str]:
-        return [fp32, compressed, MISSING]
+        return [fp32, compressed, common.MISSING]
 
     speedup = report.speedup["p50"] if report.speedup else float("nan")
     return [
@@ -481,20 +393,20 @@ def report_rows(case: Case, fidelity: Callable[[Report], str]) -> list[Row]:
         ("    p50 latency (ms)", pair(f"{base.latency_ms.p50:.3f}", f"{comp.latency_ms.p50:.3f}")),
         ("    speed-up", pair("1.00x", f"{speedup:.2f}x")),
         ("    size (bytes)", pair(f"{base.size_bytes:,}", f"{comp.size_bytes:,}")),
-        ("    " + fidelity(report), pair(MISSING, fidelity_value(report))),
+        ("    " + fidelity(report), pair(common.MISSING, fidelity_value(report))),
     ]
 
 
 def fidelity_value(report: Report) -> str:
     if report.fidelity is None:
-        return MISSING
+        return common.MISSING
     return f"{report.fidelity.value:.4f}"
 
 
-def cnn_rows(case: Case, with_accuracy: bool) -> list[Row]:
+def cnn_rows(case: Case, with_accuracy: bool) -> list[common.Row]:
     fid = case.fidelity
-    report = case.reports[COMPRESS]
-    rows: list[Row] = [(case.title, []), *latency_rows("", case.p50_ms), *size_rows(case)]
+    report = case.reports[common.COMPRESS]
+    rows: list[common.Row] = [(case.title, []), *latency_rows("", case.p50_ms), *size_rows(case)]
     if with_accuracy:
         rows.append(("  val accuracy", per_column(lambda c: f"{fid[c]['accuracy']:.2%}")))
     rows.append(("  top-1 agreement with fp32", per_column(lambda c: f"{fid[c]['agreement']:.4f}")))
@@ -504,11 +416,11 @@ def cnn_rows(case: Case, with_accuracy: bool) -> list[Row]:
     rows += report_rows(case, lambda r: f"fidelity ({r.fidelity.metric})" if r.fidelity else "")
     base, comp = report.baseline.accuracy, report.compressed.accuracy
     if with_accuracy and base is not None and comp is not None:
-        rows.append(("    val accuracy", [f"{base:.2%}", f"{comp:.2%}", MISSING]))
+        rows.append(("    val accuracy", [f"{base:.2%}", f"{comp:.2%}", common.MISSING]))
     return rows
 
 
-def transformer_rows(case: Case) -> list[Row]:
+def transformer_rows(case: Case) -> list[common.Row]:
     fid = case.fidelity
     return [
         (case.title, []),
@@ -521,45 +433,41 @@ def transformer_rows(case: Case) -> list[Row]:
     ]
 
 
-def verdict(met: bool, text: str) -> None:
-    print(f"  {'MET    ' if met else 'MISSED '} {text}")
-
-
 def print_targets(
     digits: Case, cnn64: Case, int8: Case, int4: Case, breakdown: Int4Breakdown
 ) -> None:
     print("\nTargets (figures measured here, in the interleaved loops above):")
-    speedup = cnn64.p50_ms[FP32] / cnn64.p50_ms[COMPRESS]
-    verdict(
+    speedup = cnn64.p50_ms[FP32] / cnn64.p50_ms[common.COMPRESS]
+    common.verdict(
         speedup >= MIN_CNN_SPEEDUP,
         f"cnn64 static INT8 {speedup:.2f}x faster than fp32 (>= {MIN_CNN_SPEEDUP:.1f}x)",
     )
     accuracy = digits.fidelity
-    drop = (accuracy[FP32]["accuracy"] - accuracy[COMPRESS]["accuracy"]) * 100
-    verdict(
+    drop = (accuracy[FP32]["accuracy"] - accuracy[common.COMPRESS]["accuracy"]) * 100
+    common.verdict(
         drop <= MAX_ACCURACY_DROP_POINTS,
         f"digits static INT8 accuracy drop {drop:.2f} points (<= {MAX_ACCURACY_DROP_POINTS})",
     )
-    speedup = int8.p50_ms[FP32] / int8.p50_ms[COMPRESS]
-    cosine = int8.fidelity[COMPRESS]["cosine_mean"]
-    verdict(
+    speedup = int8.p50_ms[FP32] / int8.p50_ms[common.COMPRESS]
+    cosine = int8.fidelity[common.COMPRESS]["cosine_mean"]
+    common.verdict(
         speedup >= MIN_TRANSFORMER_SPEEDUP,
         f"MiniLM dynamic INT8 {speedup:.2f}x faster than fp32 at 64 tokens "
         f"(>= {MIN_TRANSFORMER_SPEEDUP:.1f}x)",
     )
-    verdict(
+    common.verdict(
         cosine >= MIN_MEAN_COSINE,
         f"MiniLM dynamic INT8 mean-pooled cosine {cosine:.4f} (>= {MIN_MEAN_COSINE})",
     )
     hand_cosine = int8.fidelity[BY_HAND]["cosine_mean"]
-    ours, hand = int8.p50_ms[COMPRESS], int8.p50_ms[BY_HAND]
-    verdict(
+    ours, hand = int8.p50_ms[common.COMPRESS], int8.p50_ms[BY_HAND]
+    common.verdict(
         ours < hand or cosine > hand_cosine,
         f"MiniLM INT8 vs by-hand default (faster or more faithful): p50 {ours:.2f} vs "
         f"{hand:.2f} ms, cosine {cosine:.4f} vs {hand_cosine:.4f}",
     )
-    ratio = int4.sizes[COMPRESS] / int4.sizes[FP32]
-    verdict(
+    ratio = int4.sizes[common.COMPRESS] / int4.sizes[FP32]
+    common.verdict(
         ratio <= MAX_INT4_SIZE_RATIO,
         f"MiniLM INT4 file {ratio:.3f}x of fp32 (<= {MAX_INT4_SIZE_RATIO}x); its "
         f"{breakdown.layers} linear layers alone: {breakdown.linear_ratio:.3f}x",
@@ -588,7 +496,7 @@ def print_notes(cases: list[Case]) -> None:
 def main() -> None:
     started = time.perf_counter()
     torch.set_num_threads(THREADS)
-    tm = load_source(TRANSFORMER)
+    tm = common.load_source(TRANSFORMER)
     flags = cpu_flags()
     print(
         f"{cpu_name()}, {os.cpu_count()} cores; onnxruntime {ort.__version__}, torch "
@@ -599,13 +507,13 @@ def main() -> None:
         + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in INT8_FLAGS)
         + "\n"
     )
-    digits_data = load_source(REPO / "models" / "digits.py").load()
-    cnn64_data = load_source(CNN64).load()
+    digits_data = common.load_source(common.DIGITS_DATA).load()
+    cnn64_data = common.load_source(CNN64).load()
     with tempfile.TemporaryDirectory(prefix="quantize-bench-") as tmp:
         workdir = Path(tmp)
         digits = digits_case(workdir)
         cnn64 = cnn64_case(workdir)
-        with quiet():
+        with common.quiet():
             tokenizer = tm.load_encoder()[1]
         tokens = tm.tokenize(tokenizer, tm.sentences())
         short = tm.tokenize(tokenizer, tm.sentences()[:1], SHORT_SEQ_LEN)
@@ -613,15 +521,16 @@ def main() -> None:
         measure_cnn(digits, digits_data["val"])
         measure_cnn(cnn64, cnn64_data["val"])
         measure_transformer(int8, int4, tm, tokens, short)
-        breakdown = int4_breakdown(int4.paths[FP32], int4.paths[COMPRESS])
-        print_table(
-            [FP32, COMPRESS, "by hand (quantize_dynamic)"],
+        breakdown = int4_breakdown(int4.paths[FP32], int4.paths[common.COMPRESS])
+        common.print_table(
+            [FP32, common.COMPRESS, "by hand (quantize_dynamic)"],
             [
                 *cnn_rows(digits, with_accuracy=True),
                 *cnn_rows(cnn64, with_accuracy=False),
                 *transformer_rows(int8),
                 *transformer_rows(int4),
             ],
+            fit_titles=False,
         )
     print_targets(digits, cnn64, int8, int4, breakdown)
     print_notes([digits, cnn64, int8, int4])
