@@ -473,7 +473,7 @@ def print_targets(
         f"{breakdown.layers} linear layers alone: {breakdown.linear_ratio:.3f}x",
     )
     print(
-        f"\nWhy the INT4 file is {ratio:.2f}x: MatMulNBits takes only MatMul weights; "
+        f"\nWhat the INT4 file ({ratio:.2f}x) keeps in float32: "
         f"{breakdown.float_left_bytes / 1e6:.1f} MB of the "
         f"{breakdown.fp32_file_bytes / 1e6:.1f} MB stay float32, mostly "
         f"{breakdown.largest_float_name} ({breakdown.largest_float_bytes / 1e6:.1f} MB)."
