@@ -1,10 +1,13 @@
-"""Atomic file output: readers see the old file or the complete new one, never a partial one."""
+"""Text files in and out: atomic writes (readers see the old file or the complete new one,
+never a partial one) and reads that fail with the documented exit codes."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+from compress.errors import ReadError, UsageError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -20,3 +23,27 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_text_or_fail(path: Path, text: str, kind: str = "") -> None:
+    """Atomic write; an OS error is a UsageError (exit 2) naming the file (and its kind)."""
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        what = f"{kind} {path}" if kind else str(path)
+        raise UsageError(f"cannot write {what}: {exc.strerror or exc}") from None
+
+
+def read_text_or_fail(path: Path | str, kind: str) -> str:
+    """A UTF-8 file's text: missing/unreadable -> ReadError (exit 3), not text -> UsageError
+    (exit 2). `kind` names the file in messages ("report", "budget file")."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReadError(f"{path}: no such {kind}") from None
+    except IsADirectoryError:
+        raise ReadError(f"{path}: is a directory, not a {kind}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not a {kind} (not UTF-8 text: {exc.reason})") from None
+    except OSError as exc:
+        raise ReadError(f"{path}: cannot read {kind}: {exc.strerror or exc}") from None

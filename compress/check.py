@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from compress.atomic import write_text_atomic
-from compress.errors import EXIT_BUDGET, EXIT_OK, ReadError, RecipeError, UsageError
+from compress.atomic import read_text_or_fail, write_text_or_fail
+from compress.errors import EXIT_BUDGET, EXIT_OK, RecipeError, UsageError
 from compress.recipe import Budgets, Limit, SizeLimit
 from compress.report.schema import BudgetResult, Report, read_report_text
 from compress.schema import StrictModel
@@ -152,17 +152,7 @@ def load_budget_file(path: str | Path) -> BudgetFile:
     """Read and validate a budget file: unreadable -> ReadError (exit 3); invalid YAML or
     content -> RecipeError (exit 2) with file:line:col messages."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReadError(f"{path}: no such budget file") from None
-    except IsADirectoryError:
-        raise ReadError(f"{path}: is a directory, not a budget file") from None
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not a budget file (not UTF-8 text: {exc.reason})") from None
-    except OSError as exc:
-        raise ReadError(f"{path}: cannot read budget file: {exc.strerror or exc}") from None
-    return parse_budget_file(parse_yaml(text, path))
+    return parse_budget_file(parse_yaml(read_text_or_fail(path, "budget file"), path))
 
 
 def parse_budget_file(source: Located) -> BudgetFile:
@@ -497,7 +487,4 @@ def check(
 
 def write_baseline(report_text: str, path: Path) -> None:
     """Write a report's text as the baseline file, atomically (old file or new, never partial)."""
-    try:
-        write_text_atomic(path, report_text)
-    except OSError as exc:
-        raise UsageError(f"cannot write baseline {path}: {exc.strerror or exc}") from None
+    write_text_or_fail(path, report_text, "baseline")

@@ -230,13 +230,9 @@ def _console() -> Any:
 
 
 def _write_markdown(path: Path, text: str) -> None:
-    from compress.atomic import write_text_atomic
-    from compress.errors import UsageError
+    from compress.atomic import write_text_or_fail
 
-    try:
-        write_text_atomic(path, text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_text_or_fail(path, text)
 
 
 def _append_step_summary(text: str) -> None:

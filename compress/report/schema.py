@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from compress.errors import ReadError, UsageError
+from compress.atomic import read_text_or_fail
+from compress.errors import UsageError
 
 SCHEMA_VERSION = 1
 #: A compressed model whose p50 speed-up is below this is flagged as slower (5% noise margin).
@@ -135,13 +136,4 @@ class Report(Section):
 
 def read_report_text(path: Path | str) -> str:
     """The text of a report file; a missing or unreadable file is a ReadError (exit 3)."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReadError(f"{path}: no such report file") from None
-    except IsADirectoryError:
-        raise ReadError(f"{path}: is a directory, not a report file") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not a report (not UTF-8 text: {exc.reason})") from None
-    except OSError as exc:
-        raise ReadError(f"{path}: cannot read report: {exc.strerror or exc}") from None
+    return read_text_or_fail(path, "report file")
