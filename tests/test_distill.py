@@ -153,3 +153,10 @@ def test_keras_student_and_recovery_distillation(write_recipe, flavor):
     record = report.passes[0]
     assert record["mode"] == "recovery" and record["training"]["steps"] == 50
     assert record["features"] == {"hidden": "hidden"}
+
+
+def test_plan_names_teacher_student_and_quantization_stage(run_cli):
+    code, out, _ = run_cli("plan", MODELS.parent / "recipes" / "nano_distill_int4.yaml")
+    assert code == 0
+    assert "teacher: the model as loaded" in out and "student: ../models/digits_nano.py" in out
+    assert "mode: weight_only" in out and "stage: onnx" in out

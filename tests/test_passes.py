@@ -104,3 +104,18 @@ def test_tfmot_frequency_divides_the_schedule_span():
     assert tfmot_frequency(5, 24) == 4
     assert tfmot_frequency(10, 7) == 7
     assert tfmot_frequency(100, 999) == 37
+
+
+def test_a_step_schedule_must_end_within_training():
+    from compress.passes.prune import check_schedule_fits
+
+    config = PrunePass(sparsity=0.5, schedule={"start_step": 0, "end_step": 1000})
+    check_schedule_fits(config, steps_per_epoch=50, total_steps=1050)
+    with pytest.raises(ModelError, match="final sparsity at step 1000, but training runs 600"):
+        check_schedule_fits(config, steps_per_epoch=50, total_steps=600)
+
+
+def test_schedules_take_epochs_or_steps_not_both():
+    with pytest.raises(ValueError, match="in epochs or in steps, not both"):
+        PruneSchedule(end_epoch=2, end_step=100)
+    assert PruneSchedule(end_step=100).end_step_for(steps_per_epoch=7) == 100
