@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +28,6 @@ class Split:
         """The first `count` samples."""
         targets = None if self.targets is None else self.targets[:count]
         return Split([x[:count] for x in self.inputs], targets)
-
-    def batches(self, batch_size: int) -> Iterator[Split]:
-        """Consecutive batches in order (the last one may be smaller)."""
-        for start in range(0, len(self), batch_size):
-            end = start + batch_size
-            targets = None if self.targets is None else self.targets[start:end]
-            yield Split([x[start:end] for x in self.inputs], targets)
 
 
 Splits = dict[str, Split]

@@ -40,11 +40,6 @@ class Backend(ABC):
 
     name: str
 
-    @staticmethod
-    @abstractmethod
-    def owns(model: Any) -> bool:
-        """True when the in-memory model object belongs to this framework."""
-
     @abstractmethod
     def load(self, recipe: Recipe, built: Any = None) -> Any:
         """Load the recipe's model, or finish one its builder returned (weights, checks)."""

@@ -46,11 +46,6 @@ class DistillPass(StrictModel):
     def trains(self) -> bool:
         return True
 
-    @property
-    def recovery(self) -> bool:
-        """True when the compressed model itself is the student."""
-        return self.student is None
-
 
 def plan_distill(config: DistillPass, layers: list[LayerInfo]) -> dict:
     """Distillation changes weights, not structure: the plan names teacher and student."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.backends.base import Backend, ExportInfo, PassContext, owner_module
+from compress.backends.base import Backend, ExportInfo, PassContext
 from compress.backends.keras.distillation import apply_distill
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.export import export_keras
@@ -41,10 +41,6 @@ class KerasBackend(Backend):
     def __init__(self, flavor: str) -> None:
         self.name = flavor
         self.api = keras_api(flavor)
-
-    @staticmethod
-    def owns(model: Any) -> bool:
-        return owner_module(model) in ("keras", "tf_keras")
 
     def load(self, recipe: Recipe, built: Any = None) -> Any:
         return load(recipe, self.name, built)

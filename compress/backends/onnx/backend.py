@@ -23,10 +23,6 @@ _WEIGHT_OPS = {"Conv": 1, "MatMul": 1, "Gemm": 1, "ConvTranspose": 1}
 class OnnxBackend(Backend):
     name = "onnx"
 
-    @staticmethod
-    def owns(model: Any) -> bool:
-        return isinstance(model, Path) and model.suffix == ".onnx"
-
     def load(self, recipe: Recipe, built: Any = None) -> Path:
         path = recipe.resolve(recipe.model.source)
         inspect.validate_external_data(path)

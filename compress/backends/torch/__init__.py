@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.backends.base import Backend, ExportInfo, PassContext, owner_module
+from compress.backends.base import Backend, ExportInfo, PassContext
 from compress.backends.torch.distillation import apply_distill
 from compress.backends.torch.export import dynamic_shapes_for, example_inputs, export_module
 from compress.backends.torch.layers import module_layers
@@ -36,10 +36,6 @@ PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat, "distill": _distil
 
 class TorchBackend(Backend):
     name = "torch"
-
-    @staticmethod
-    def owns(model: Any) -> bool:
-        return owner_module(model) == "torch"
 
     def load(self, recipe: Recipe, built: Any = None) -> nn.Module:
         return load_module(recipe, built)
