@@ -64,7 +64,8 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
     export = Path(recipe.export.path)
     directory = Path(output_dir).resolve() if output_dir else recipe.resolve(str(export.parent))
     plan = OutputPlan(directory=directory, onnx_name=export.name)
-    inputs = {recipe.resolve(recipe.model.source.rsplit(":", 1)[0])}
+    source = recipe.model.source
+    inputs = {recipe.resolve(source.rsplit(":", 1)[0])} if source else set()
     if recipe.model.weights:
         inputs.add(recipe.resolve(recipe.model.weights))
     if recipe.path:

@@ -42,7 +42,9 @@ class InputSpec(StrictModel):
 class ModelSpec(StrictModel):
     """Where the model comes from: a builder ("file.py:fn" / "pkg.mod:fn") or a model file."""
 
-    source: str
+    source: str | None = Field(
+        None, description="omitted: the model object is given to compress.apply or a session"
+    )
     weights: str | None = Field(
         None, description="torch: .safetensors or .pt/.pth state dict; Keras: .weights.h5"
     )

@@ -138,3 +138,19 @@ def test_keras_fit_with_session_callbacks_and_distillation(write_recipe, tmp_pat
     assert np.mean(kernel == 0) == pytest.approx(0.6, abs=0.01)
     report = session.export(tmp_path / "export")
     assert report.framework == "keras" and report.compressed.sparsity > 0.5
+
+
+def test_recipe_without_model_source_serves_in_memory_models(write_recipe, run_cli, tmp_path):
+    from torch import nn
+
+    raw = seed_mlp_recipe(passes=[{"type": "prune", "sparsity": 0.5}])
+    del raw["model"]["source"], raw["model"]["weights"]
+    recipe = write_recipe(raw)
+    code, _, err = run_cli("apply", recipe)
+    assert code == 2 and "model.source is required unless a model object is passed" in err
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 50), nn.ReLU(), nn.Linear(50, 2))
+    report = compress.apply(recipe, model=model, output_dir=tmp_path / "api", progress=False)
+    assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.5)
+    session = compress.CompressionSession(model, recipe, steps_per_epoch=5)
+    assert session.finalize() is model

@@ -61,6 +61,12 @@ def load_model(recipe: Recipe, model: Any = None) -> tuple[Backend, Any]:
     if model is not None:
         return backend_named(framework_of(model)), model
     spec = recipe.model
+    if spec.source is None:
+        raise recipe.error_at(
+            ("model",),
+            "model.source is required unless a model object is passed "
+            "(compress.apply(..., model=...) or CompressionSession)",
+        )
     if spec.source.endswith(TORCH_FILE_SUFFIXES):
         backend = backend_named(spec.framework or "torch")
         return backend, backend.load(recipe)
