@@ -261,3 +261,16 @@ def test_quickstart_meets_its_targets(shipped_report):
     assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.8, abs=0.005)
     assert report.baseline.accuracy - report.compressed.accuracy <= 0.01
     assert report.compressed.size_gzip_bytes <= 0.35 * report.baseline.size_gzip_bytes
+
+
+def test_training_pass_without_a_train_split(run_cli, write_recipe, tmp_path):
+    (tmp_path / "valonly.py").write_text(
+        "import numpy as np\n\ndef load():\n"
+        "    x = np.zeros((8, 10), np.float32)\n"
+        "    return {'val': (x, np.zeros(8, np.int64))}\n"
+    )
+    raw = seed_mlp_recipe(passes=[{"type": "prune", "sparsity": 0.5, "fine_tune": True}])
+    raw["data"] = {"source": "valonly.py:load"}
+    code, _, err = run_cli("apply", write_recipe(raw))
+    assert code == EXIT_MODEL
+    assert err.strip() == "error: prune: training needs a 'train' split from data.source"

@@ -9,10 +9,20 @@ from typing import Any
 
 import numpy as np
 
-from compress.data import Splits
+from compress.data import Split, Splits
+from compress.errors import ModelError
 from compress.passes.targets import LayerInfo
 from compress.progress import Reporter
-from compress.recipe import Recipe
+from compress.recipe import Recipe, TrainSpec
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a training pass needs: the recipe's train section, the train split, the batch."""
+
+    spec: TrainSpec
+    split: Split
+    batch_size: int
 
 
 @dataclass
@@ -24,6 +34,15 @@ class PassContext:
     reporter: Reporter
     original: Any = None  # the model as loaded (the default distillation teacher)
     distillers: list[Any] = field(default_factory=list)  # recovery distillation for later passes
+
+    def training(self, pass_name: str) -> Training:
+        """The training inputs of a pass; a clear error when the data has no train split."""
+        recipe = self.recipe
+        if recipe.train is None or recipe.data is None:  # rejected with the recipe already
+            raise ModelError(f"{pass_name}: training needs train and data sections")
+        if "train" not in self.data:
+            raise ModelError(f"{pass_name}: training needs a 'train' split from data.source")
+        return Training(recipe.train, self.data["train"], recipe.data.batch_size)
 
 
 @dataclass

@@ -110,19 +110,16 @@ def apply_distill(
     if student is None and later_training:
         return model, register_recovery(context.distillers, teacher, config)
     student = model if student is None else student
-    recipe = context.recipe
-    if "train" not in context.data:
-        raise ModelError("distill: training needs a 'train' split from data.source")
-    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
+    training_inputs = context.training("distill")
     api = keras_api(flavor)
     distillation = distillation_for(student, teacher, config, context)
     trained = _with_features(api, student, teacher, config, context) if config.features else student
     training = fit(
         api,
         trained,
-        recipe.train,
-        context.data["train"],
-        recipe.data.batch_size,
+        training_inputs.spec,
+        training_inputs.split,
+        training_inputs.batch_size,
         [],
         context.reporter,
         "distillation",

@@ -129,25 +129,21 @@ def _engine(config: PrunePass, flavor: str) -> str:
 
 
 def _steps(context: PassContext) -> tuple[int, int]:
-    recipe = context.recipe
-    if "train" not in context.data:
-        raise ModelError("prune: fine-tuning needs a 'train' split from data.source")
-    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
-    per_epoch = math.ceil(len(context.data["train"]) / recipe.data.batch_size)
-    return per_epoch, per_epoch * recipe.train.epochs
+    inputs = context.training("prune")
+    per_epoch = math.ceil(len(inputs.split) / inputs.batch_size)
+    return per_epoch, per_epoch * inputs.spec.epochs
 
 
 def _fit(
     api: ModuleType, model: Any, context: PassContext, callbacks: list[Any], distillation: Any
 ) -> dict:
-    recipe = context.recipe
-    assert recipe.train is not None and recipe.data is not None
+    inputs = context.training("prune")
     return fit(
         api,
         model,
-        recipe.train,
-        context.data["train"],
-        recipe.data.batch_size,
+        inputs.spec,
+        inputs.split,
+        inputs.batch_size,
         callbacks,
         context.reporter,
         "pruning + fine-tuning",

@@ -42,16 +42,13 @@ def apply_qat(
             f"({str(exc).strip().splitlines()[0]}); tfmot needs a Sequential or Functional "
             "model of supported layers; use mode: static instead"
         ) from exc
-    recipe = context.recipe
-    if "train" not in context.data:
-        raise ModelError("quantize: QAT needs a 'train' split from data.source")
-    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
+    inputs = context.training("quantize")
     training = fit(
         keras_api("tf_keras"),
         quantized,
-        recipe.train,
-        context.data["train"],
-        recipe.data.batch_size,
+        inputs.spec,
+        inputs.split,
+        inputs.batch_size,
         [],
         context.reporter,
         "quantization-aware training",

@@ -12,7 +12,7 @@ from torch import nn
 
 from compress.backends.base import Backend, ExportInfo, PassContext
 from compress.backends.torch.distillation import apply_distill
-from compress.backends.torch.export import dynamic_shapes_for, example_inputs, export_module
+from compress.backends.torch.export import dynamo_export, export_module
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.loading import load_module
 from compress.backends.torch.pruning import apply_prune
@@ -63,17 +63,11 @@ class TorchBackend(Backend):
 
     def export_onnx(self, model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
         if getattr(model, QAT_MARK, False):
-            from compress.backends.torch.qat import export_qat_onnx
-
-            specs = recipe.model.inputs
-            export_qat_onnx(
-                model,
-                example_inputs(specs),
-                path,
-                recipe.export.opset,
-                [spec.name for spec in specs],
-                dynamic_shapes_for(specs),
-            )
+            try:  # no TorchScript fallback: it cannot export the converted graph
+                dynamo_export(model, recipe, path)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                raise ModelError(f"QDQ ONNX export failed: {first or type(exc).__name__}") from exc
             return ExportInfo(exporter="dynamo (QDQ)", quantized=True)
         return export_module(model, recipe, path)
 

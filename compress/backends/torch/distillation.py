@@ -161,20 +161,16 @@ def apply_distill(
     if student is None and later_training:
         return model, register_recovery(context.distillers, teacher, config)
     student = model if student is None else student
-    recipe = context.recipe
-    if "train" not in context.data:
-        raise ModelError("distill: training needs a 'train' split from data.source")
-    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
-    objective = DistillationLoss(
-        teacher, student, config, recipe.train.loss, example_inputs(recipe.model.inputs)
-    )
+    inputs = context.training("distill")
+    specs = context.recipe.model.inputs
+    objective = DistillationLoss(teacher, student, config, inputs.spec.loss, example_inputs(specs))
     try:
         training = train(
             student,
-            recipe.train,
-            context.data["train"],
-            recipe.model.inputs,
-            recipe.data.batch_size,
+            inputs.spec,
+            inputs.split,
+            specs,
+            inputs.batch_size,
             hooks=[],
             reporter=context.reporter,
             description="distillation",

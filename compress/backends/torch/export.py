@@ -59,6 +59,24 @@ def dynamic_shapes_for(specs: list[InputSpec]) -> tuple:
     )
 
 
+def dynamo_export(model: nn.Module, recipe: Recipe, path: Path) -> None:
+    """The dynamo exporter into one self-contained file, then nodes named after modules and
+    exporter metadata dropped (tidy_dynamo_export). Raises what the exporter raises."""
+    specs = recipe.model.inputs
+    with quiet_exporter():
+        torch.onnx.export(
+            model,
+            example_inputs(specs),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            opset_version=recipe.export.opset,
+            input_names=[spec.name for spec in specs],
+            dynamic_shapes=dynamic_shapes_for(specs),
+        )
+    tidy_dynamo_export(path)
+
+
 def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
     """Export in eval mode; external data is never written for models under 2 GB."""
     specs = recipe.model.inputs
@@ -68,18 +86,7 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
     model.eval()
     notes: list[str] = []
     try:
-        with quiet_exporter():
-            torch.onnx.export(
-                model,
-                args,
-                str(path),
-                dynamo=True,
-                external_data=False,
-                opset_version=opset,
-                input_names=names,
-                dynamic_shapes=dynamic_shapes_for(specs),
-            )
-        tidy_dynamo_export(path)
+        dynamo_export(model, recipe, path)
         return ExportInfo(exporter="dynamo", notes=notes)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -78,17 +78,14 @@ def apply_prune(
         pruner.set_sparsity(pruner.stepper.record_one_shot())
     training = None
     if config.trains:
-        recipe = context.recipe
-        if "train" not in context.data:
-            raise ModelError("prune: fine-tuning needs a 'train' split from data.source")
-        assert recipe.train is not None and recipe.data is not None  # checked with the recipe
+        inputs = context.training("prune")
         with objective_for(model, context) as objective:
             training = train(
                 model,
-                recipe.train,
-                context.data["train"],
-                recipe.model.inputs,
-                recipe.data.batch_size,
+                inputs.spec,
+                inputs.split,
+                context.recipe.model.inputs,
+                inputs.batch_size,
                 hooks=[pruner],
                 reporter=context.reporter,
                 description="pruning + fine-tuning" if config.schedule else "fine-tuning",

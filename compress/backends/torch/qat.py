@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import types
-from pathlib import Path
 
 import torch
 from torch import fx, nn
@@ -18,8 +17,6 @@ from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
     get_default_x86_inductor_quantization_config,
 )
 
-from compress.backends.onnx.tidy import tidy_dynamo_export
-from compress.backends.torch.export import quiet_exporter
 from compress.errors import ModelError
 
 #: Weights in -64..63 (7 bits): x86 CPUs without VNNI (AVX2, AVX-512F) add uint8 x int8 pairs
@@ -66,32 +63,6 @@ def prepare_qat(
 def convert_qat(prepared: nn.Module) -> nn.Module:
     """Fold observers into quantize/dequantize ops (call after training); eval mode."""
     return _allow_train_eval(convert_pt2e(prepared), training=False)
-
-
-def export_qat_onnx(
-    converted: nn.Module,
-    example_inputs: tuple[torch.Tensor, ...],
-    path: Path,
-    opset: int,
-    input_names: list[str],
-    dynamic_shapes: tuple | None,
-) -> None:
-    """Export the converted model to one QDQ ONNX file (no external data)."""
-    try:
-        with quiet_exporter():
-            torch.onnx.export(
-                converted,
-                example_inputs,
-                str(path),
-                dynamo=True,
-                external_data=False,
-                opset_version=opset,
-                input_names=input_names,
-                dynamic_shapes=dynamic_shapes,
-            )
-    except Exception as exc:
-        raise ModelError(f"QDQ ONNX export failed: {_first_line(exc)}") from exc
-    tidy_dynamo_export(path)
 
 
 def _quantization_config() -> QuantizationConfig:

@@ -26,20 +26,17 @@ def apply_qat(
     with quiet_exporter():  # torchao logs deprecation warnings when first imported
         from compress.backends.torch.qat import WEIGHT_RANGE, convert_qat, prepare_qat
 
-    recipe = context.recipe
-    if "train" not in context.data:
-        raise ModelError("quantize: QAT needs a 'train' split from data.source")
-    assert recipe.train is not None and recipe.data is not None  # checked with the recipe
-    specs = recipe.model.inputs
+    inputs = context.training("quantize")
+    specs = context.recipe.model.inputs
     prepared = prepare_qat(model, example_inputs(specs), dynamic_shapes_for(specs))
     zeros = KeepZeros(prepared)
     with objective_for(prepared, context) as objective:
         training = train(
             prepared,
-            recipe.train,
-            context.data["train"],
+            inputs.spec,
+            inputs.split,
             specs,
-            recipe.data.batch_size,
+            inputs.batch_size,
             hooks=[zeros],
             reporter=context.reporter,
             description="quantization-aware training",
