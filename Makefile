@@ -1,19 +1,29 @@
 # Two commands for a newcomer: `make demo` and `make test`. Everything else is set up here.
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-PYTHON ?= python3
+#
+# Installs are reproducible: requirements.lock holds the exact version of every package the
+# venv gets (tested together), and every install below is constrained by it. pyproject.toml keeps
+# compatible ranges for people who install the package into their own environment.
+# `make upgrade` is the one deliberate step forward: it resolves the newest releases in a
+# separate venv, runs the whole suite there, and rewrites requirements.lock only if it passes.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTHON  ?= python3
+LOCK    := requirements.lock
+EXTRAS  := .[tensorflow,bench,dev]
+# torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
+TORCH   := torch==2.13.0
+NEXT    := .venv-upgrade
 
-.PHONY: setup demo test test-fast lint format clean
+.PHONY: setup demo test test-fast lint format upgrade clean
 
 setup: $(STAMP)
 
-# torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[tensorflow,bench,dev]"
+	$(PY) -m pip install --quiet --constraint $(LOCK) pip
+	$(PY) -m pip install --quiet --constraint $(LOCK) $(TORCH)
+	$(PY) -m pip install --quiet --constraint $(LOCK) -e "$(EXTRAS)"
 	touch $(STAMP)
 
 demo: setup
@@ -33,5 +43,18 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The newest releases pyproject.toml allows (torch stays at $(TORCH)), tested before they are
+# locked: on success requirements.lock is rewritten; review its diff and commit it.
+upgrade:
+	rm -rf $(NEXT)
+	$(PYTHON) -m venv $(NEXT)
+	$(NEXT)/bin/python -m pip install --quiet --upgrade pip
+	$(NEXT)/bin/python -m pip install --quiet $(TORCH)
+	$(NEXT)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e "$(EXTRAS)"
+	COMPRESS_UNLOCKED=1 $(NEXT)/bin/python -m pytest
+	$(NEXT)/bin/python tools/write_lock.py $(LOCK)
+	rm -rf $(NEXT)
+	@echo "requirements.lock updated: review 'git diff $(LOCK)', then commit it"
+
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) $(NEXT) out build *.egg-info

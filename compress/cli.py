@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from compress.errors import EXIT_BUDGET, EXIT_MODEL, EXIT_USAGE, CompressError
+from compress.errors import EXIT_BUDGET, EXIT_MODEL, EXIT_USAGE, CompressError, unexpected
 
 
 def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,14 +33,17 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # an unexpected failure is still one line and a known code
-            click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+            if os.environ.get("COMPRESS_DEBUG") == "1":
+                raise
+            doing = f"running `{click.get_current_context().command_path}`"
+            click.echo(f"error: {unexpected(exc, doing)}", err=True)
             sys.exit(EXIT_MODEL)
 
     return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="compress")
+@click.version_option(package_name="compress-recipes")
 def cli() -> None:
     """Prune, quantize and distill models from YAML recipes; export ONNX; measure the result."""
 
@@ -72,17 +75,41 @@ def apply(recipe: str, output_dir: str | None, as_json: bool, no_progress: bool)
 
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option(
+    "--usage",
+    type=click.Choice(["apply", "session"]),
+    default="apply",
+    show_default=True,
+    help="How RECIPE will run: `compress apply` (built-in trainer) or a CompressionSession.",
+)
 @_friendly_errors
-def validate(recipe: str) -> None:
-    """Check RECIPE's schema, load its model and resolve every pass's targets."""
+def validate(recipe: str, usage: str) -> None:
+    """Check RECIPE's schema, load its model and resolve every pass's targets; say what each
+    usage needs (exit 2 when RECIPE cannot run in --usage)."""
+    from compress.errors import RecipeError
     from compress.planning import plan
-    from compress.recipe import load_recipe
+    from compress.recipe import USAGE_NAMES, load_recipe, usage_problems
 
-    result = plan(load_recipe(recipe))
+    loaded = load_recipe(recipe)
+    result = plan(loaded)
+    problems = {name: usage_problems(loaded, name) for name in USAGE_NAMES}
+    if problems[usage]:
+        hint = "".join(
+            f" (it can with {USAGE_NAMES[name]}: --usage {name})"
+            for name in USAGE_NAMES
+            if not problems[name]
+        )
+        heading = f"{recipe} cannot run with {USAGE_NAMES[usage]}{hint}:"
+        raise RecipeError("\n".join([heading, *(str(problem) for problem in problems[usage])]))
     click.echo(
         f"{recipe}: valid ({result.framework}, {result.params:,} params, "
         f"{len(result.passes)} pass(es))"
     )
+    for name, found in problems.items():
+        verdict = "ok" if not found else "needs changes:"
+        click.echo(f"  {USAGE_NAMES[name]}: {verdict}")
+        for problem in found:
+            click.echo(f"    {problem}")
 
 
 @cli.command(name="plan")

@@ -45,3 +45,24 @@ class ReadError(CompressError):
     """An input file (a report, a budget file) does not exist or cannot be read."""
 
     exit_code = EXIT_READ
+
+
+class InternalError(CompressError):
+    """Something the toolkit did not expect (a bug, or a library that changed): the message
+    says what was being done, to what, and the cause in one line."""
+
+    exit_code = EXIT_MODEL
+
+
+def first_line(exc: BaseException) -> str:
+    """ "TypeName: first line of the message" (frameworks' messages run over many lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def unexpected(exc: Exception, doing: str) -> InternalError:
+    """An InternalError for an exception nobody anticipated, while `doing` something."""
+    return InternalError(
+        f"unexpected failure while {doing} ({first_line(exc)}); this is a bug in compress or an "
+        "incompatible library version: please report it (COMPRESS_DEBUG=1 shows the traceback)"
+    )

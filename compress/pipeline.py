@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +21,16 @@ from compress.backends.onnx import runtime
 from compress.backends.onnx.passes import apply_onnx_pass
 from compress.check import evaluate_budgets
 from compress.data import Split, Splits, load_data
-from compress.errors import ModelError
+from compress.errors import CompressError, ModelError, unexpected
+from compress.generated_inputs import describe
 from compress.measure.accuracy import fidelity, score
 from compress.measure.latency import latency_inputs, measure_latency
 from compress.measure.size import model_size
-from compress.measure.weights import WeightSummary, summarize
+from compress.measure.weights import WeightSummary, float_weight_names, summarize
 from compress.outputs import OutputPlan, plan_outputs
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
-from compress.recipe import LatencySpec, Recipe, load_recipe
+from compress.recipe import LatencySpec, Recipe, check_usage, load_recipe
 from compress.report.html import render_html
 from compress.report.markdown import render_markdown
 from compress.report.schema import SLOWER_THRESHOLD, ExportRecord, Report
@@ -45,16 +49,30 @@ def apply(
     `model` replaces the recipe's model source with an in-memory model (it is not modified).
     Budget results are in `report.budgets`; this function does not raise for a failed budget.
     """
-    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    recipe = check_usage(recipe if isinstance(recipe, Recipe) else load_recipe(recipe), "apply")
     reporter = Reporter(progress_wanted(progress))
     plan = plan_outputs(recipe, output_dir)
     plan.open()
     try:
-        report = _run(recipe, model, plan, reporter)
+        with _unexpected_failures(recipe, reporter):
+            report = _run(recipe, model, plan, reporter)
         plan.publish()
     finally:
         plan.close()
     return report
+
+
+@contextmanager
+def _unexpected_failures(recipe: Recipe, reporter: Reporter) -> Iterator[None]:
+    """Turn an exception nobody anticipated into one line: the stage, the model, the recipe."""
+    try:
+        yield
+    except CompressError:
+        raise
+    except Exception as exc:
+        model = recipe.model.source or "the given model"
+        where = f" of {recipe.path.name}" if recipe.path else ""
+        raise unexpected(exc, f"{reporter.current} (model {model}{where})") from exc
 
 
 def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Report:
@@ -91,17 +109,18 @@ def apply_trained(
     plan = plan_outputs(recipe, output_dir)
     plan.open()
     try:
-        data = load_data(recipe)
-        samples = _parity_samples(recipe, data)
-        baseline_path = plan.stage(plan.baseline_name)
-        reporter.stage("exporting the baseline")
-        baseline_export = export_verified(
-            backend, original, recipe, baseline_path, samples, reporter
-        )
-        context = PassContext(recipe=recipe, data=data, reporter=reporter)
-        report = _finish(
-            backend, trained, records, context, plan, samples, baseline_path, baseline_export
-        )
+        with _unexpected_failures(recipe, reporter):
+            data = load_data(recipe)
+            samples = _parity_samples(recipe, data)
+            baseline_path = plan.stage(plan.baseline_name)
+            reporter.stage("exporting the baseline")
+            baseline_export = export_verified(
+                backend, original, recipe, baseline_path, samples, reporter
+            )
+            context = PassContext(recipe=recipe, data=data, reporter=reporter)
+            report = _finish(
+                backend, trained, records, context, plan, samples, baseline_path, baseline_export
+            )
         plan.publish()
     finally:
         plan.close()
@@ -114,7 +133,7 @@ def _finish(
     records: list[dict],
     context: PassContext,
     plan: OutputPlan,
-    samples: list[np.ndarray],
+    samples: ParityInputs,
     baseline_path: Path,
     baseline_export: ExportRecord,
 ) -> Report:
@@ -124,11 +143,12 @@ def _finish(
     float_path = plan.scratch("compressed.float.onnx")
     compressed_export = export_verified(backend, model, recipe, float_path, samples, reporter)
     compressed_path = plan.stage(plan.onnx_name)
+    float_names = float_weight_names(baseline_path) | float_weight_names(float_path)
     records += _onnx_passes(float_path, compressed_path, context)
 
     reporter.stage("measuring both models")
     paths = {"baseline": baseline_path, "compressed": compressed_path}
-    metrics, outputs, summaries = measure_models(recipe, data, paths)
+    metrics, outputs, summaries = measure_models(recipe, data, paths, float_names)
     metrics["baseline"]["export"] = baseline_export
     metrics["compressed"]["export"] = compressed_export
     before = {layer["name"]: layer["sparsity"] for layer in summaries["baseline"].layers}
@@ -220,7 +240,7 @@ def export_verified(
     model: Any,
     recipe: Recipe,
     path: Path,
-    samples: list[np.ndarray],
+    samples: ParityInputs,
     reporter: Reporter,
 ) -> ExportRecord:
     """Export, run onnx.checker, and compare onnxruntime's outputs with the framework's."""
@@ -228,8 +248,8 @@ def export_verified(
     for note in info.notes:
         reporter.note(note)
     onnx_inspect.check(path)
-    expected = backend.predict(model, samples)
-    actual = runtime.run(runtime.make_session(path), samples)
+    expected = backend.predict(model, samples.arrays)
+    actual = runtime.run(runtime.make_session(path), samples.arrays)
     diff, scale = 0.0, 1.0
     for want, got in zip(expected, actual, strict=True):
         diff = max(diff, float(np.max(np.abs(want.astype(np.float64) - got))))
@@ -244,7 +264,8 @@ def export_verified(
         raise ModelError(
             f"exported {path.name} disagrees with the {backend.name} model: max abs diff "
             f"{diff:.3g} > {tolerance:.3g} (export.{'quantized_' if info.quantized else ''}"
-            "parity_tolerance)"
+            f"parity_tolerance), compared on {samples.origin}"
+            + ("" if samples.real else _REAL_PARITY_HINT)
         )
     opset = onnx_inspect.opset(path)
     if opset != recipe.export.opset:
@@ -255,12 +276,12 @@ def export_verified(
 
 
 def measure_models(
-    recipe: Recipe, data: Splits, paths: dict[str, Path]
+    recipe: Recipe, data: Splits, paths: dict[str, Path], float_names: Collection[str] = ()
 ) -> tuple[dict[str, dict], tuple[np.ndarray, np.ndarray] | None, dict[str, WeightSummary]]:
     """Size, weights, latency and accuracy of each ONNX file; both models' val outputs; and
-    each file's weight summary."""
+    each file's weight summary (layers named after the float weights `float_names`)."""
     metrics: dict[str, dict] = {}
-    summaries = {label: summarize(path) for label, path in paths.items()}
+    summaries = {label: summarize(path, float_names) for label, path in paths.items()}
     for label, path in paths.items():
         raw, gz = model_size(path)
         weights = summaries[label]
@@ -300,14 +321,36 @@ def _eval_batch(recipe: Recipe) -> int:
     return recipe.data.batch_size if recipe.data else 64
 
 
-def _parity_samples(recipe: Recipe, data: Splits) -> list[np.ndarray]:
-    """Real validation samples when there are enough, else deterministic random inputs."""
+@dataclass(frozen=True)
+class ParityInputs:
+    """The inputs both the framework model and its ONNX export are run on, and where they came
+    from (for the message when they disagree)."""
+
+    arrays: list[np.ndarray]
+    origin: str
+    real: bool
+
+
+_REAL_PARITY_HINT = (
+    "; generated inputs may be meaningless to this model: give data.source with real samples "
+    "(a val or calibration split) for a real check, or model.inputs[].range for valid values"
+)
+
+
+def _parity_samples(recipe: Recipe, data: Splits) -> ParityInputs:
+    """Real samples (val, else calibration) when there are enough, else generated inputs."""
     first = recipe.model.inputs[0].shape[0]
     count = first if isinstance(first, int) and first > 0 else PARITY_SAMPLES
-    split: Split | None = data.get("val") or data.get("calibration")
-    if split is not None and len(split) >= count:
-        return [np.ascontiguousarray(x) for x in split.take(count).inputs]
-    return latency_inputs(recipe.model.inputs, LatencySpec(batch_size=count), None)
+    for name in ("val", "calibration"):
+        split: Split | None = data.get(name)
+        if split is not None and len(split) >= count:
+            arrays = [np.ascontiguousarray(x) for x in split.take(count).inputs]
+            return ParityInputs(arrays, f"{count} samples of the {name} split", real=True)
+    latency = recipe.measure.latency
+    shape = LatencySpec(batch_size=count, dims=latency.dims if latency else {})
+    arrays = latency_inputs(recipe.model.inputs, shape, None)
+    origin = f"{count} generated samples ({describe(recipe.model.inputs)})"
+    return ParityInputs(arrays, origin, real=False)
 
 
 def _environment(recipe: Recipe, backend: Backend) -> dict:

@@ -28,9 +28,11 @@ class Reporter:
         self.enabled = enabled
         self.console = Console(stderr=True)
         self.notes: list[str] = []
+        self.current = "starting"
 
     def stage(self, message: str) -> None:
-        """A one-line stage marker ("exporting baseline")."""
+        """A one-line stage marker ("exporting baseline"); kept as `current` for error messages."""
+        self.current = message
         if self.enabled:
             self.console.print(f"[bold cyan]>[/] {message}")
 

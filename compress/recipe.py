@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from compress.errors import RecipeError
 from compress.passes import AnyPass, pass_names
@@ -21,6 +21,7 @@ TORCH_FILE_SUFFIXES = (".pt", ".pth")
 KERAS_FILE_SUFFIXES = (".keras", ".h5")
 ONNX_FILE_SUFFIXES = (".onnx",)
 MODEL_FILE_SUFFIXES = TORCH_FILE_SUFFIXES + KERAS_FILE_SUFFIXES + ONNX_FILE_SUFFIXES
+SESSION_PASSES = "prune, distill (recovery, no student) and post-training quantize"
 
 
 class InputSpec(StrictModel):
@@ -29,6 +30,11 @@ class InputSpec(StrictModel):
     name: str
     shape: list[int | str] = Field(..., min_length=1)
     dtype: Literal["float32", "float16", "int64", "int32", "bool"] = "float32"
+    range: tuple[float, float] | None = Field(
+        None,
+        description="[low, high) of generated values (parity, latency and export inputs when "
+        "no data is given); default: floats ~ N(0, 1), integers 1 (0 for *type_ids)",
+    )
 
     @field_validator("shape")
     @classmethod
@@ -37,6 +43,18 @@ class InputSpec(StrictModel):
             if isinstance(dim, int) and dim < 1 and dim != -1:
                 raise ValueError("a dimension is a positive size, -1 or a name")
         return shape
+
+    @model_validator(mode="after")
+    def _range(self) -> InputSpec:
+        if self.range is None:
+            return self
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"range [{low:g}, {high:g}): low must be below high")
+        whole = low.is_integer() and high.is_integer()
+        if self.dtype in ("int64", "int32", "bool") and not whole:
+            raise ValueError(f"range of a {self.dtype} input takes whole numbers")
+        return self
 
 
 class ModelSpec(StrictModel):
@@ -190,7 +208,10 @@ class Recipe(StrictModel):
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Load and validate a recipe file; raises RecipeError with file:line:col messages."""
+    """Load and validate a recipe file; raises RecipeError with file:line:col messages.
+
+    This checks what every usage needs; `check_usage` adds what `compress apply` or a
+    CompressionSession needs besides (train and data, for the built-in trainer)."""
     source = load_yaml(Path(path))
     recipe = parse_recipe(source)
     _check_consistency(recipe)
@@ -237,8 +258,9 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def _check_consistency(recipe: Recipe) -> None:
-    """Checks that span sections: files exist, training passes have training data, budgets
-    refer to figures the recipe measures."""
+    """Checks that span sections and that every usage needs: files exist, evaluation and
+    calibration have data, ONNX passes come last, budgets refer to figures the recipe measures.
+    What only one usage needs is in `usage_problems`."""
     problems: list[RecipeError] = []
     spec = recipe.model
     referenced = [
@@ -277,11 +299,48 @@ def _check_consistency(recipe: Recipe) -> None:
                     "works on the exported ONNX file: put post-training quantization last",
                 )
             )
+    budgets = recipe.budgets
+    if budgets and (budgets.accuracy or budgets.accuracy_drop) and recipe.evaluate is None:
+        problems.append(recipe.error_at(("budgets",), "accuracy budgets need an evaluate section"))
+    if (
+        budgets
+        and (budgets.latency_p50_ms or budgets.latency_p90_ms)
+        and (recipe.measure.latency is None)
+    ):
+        problems.append(recipe.error_at(("budgets",), "latency budgets need measure.latency"))
+    _raise_all(problems)
+
+
+Usage = Literal["apply", "session"]
+USAGE_NAMES: dict[str, str] = {"apply": "compress apply", "session": "CompressionSession"}
+
+
+def usage_problems(recipe: Recipe, usage: Usage) -> list[RecipeError]:
+    """What keeps a valid recipe from running in one usage: `apply` (the built-in trainer) or
+    `session` (the user's own training loop)."""
+    return _apply_problems(recipe) if usage == "apply" else _session_problems(recipe)
+
+
+def check_usage(recipe: Recipe, usage: Usage) -> Recipe:
+    """Raise every problem of `usage_problems` as one RecipeError; returns the recipe."""
+    _raise_all(usage_problems(recipe, usage))
+    return recipe
+
+
+def _apply_problems(recipe: Recipe) -> list[RecipeError]:
+    """The built-in trainer fine-tunes from the recipe: training passes need train and data,
+    and schedules must end within train.epochs."""
+    problems: list[RecipeError] = []
+    for index, config in enumerate(recipe.passes):
         if not getattr(config, "trains", False):
             continue
         if recipe.train is None or recipe.data is None:
             problems.append(
-                recipe.error_at(("passes", index), "this pass fine-tunes: add train and data")
+                recipe.error_at(
+                    ("passes", index),
+                    "this pass fine-tunes: add train and data (compress apply trains with "
+                    "them; a CompressionSession needs neither)",
+                )
             )
             continue
         schedule = getattr(config, "schedule", None)
@@ -293,15 +352,26 @@ def _check_consistency(recipe: Recipe) -> None:
                     f"(train.epochs = {recipe.train.epochs})",
                 )
             )
-    budgets = recipe.budgets
-    if budgets and (budgets.accuracy or budgets.accuracy_drop) and recipe.evaluate is None:
-        problems.append(recipe.error_at(("budgets",), "accuracy budgets need an evaluate section"))
-    if (
-        budgets
-        and (budgets.latency_p50_ms or budgets.latency_p90_ms)
-        and (recipe.measure.latency is None)
-    ):
-        problems.append(recipe.error_at(("budgets",), "latency budgets need measure.latency"))
+    return problems
+
+
+def _session_problems(recipe: Recipe) -> list[RecipeError]:
+    """A session runs prune, recovery distillation and post-training quantization; QAT and
+    student distillation need the built-in trainer."""
+    problems: list[RecipeError] = []
+    for index, config in enumerate(recipe.passes):
+        qat = config.type == "quantize" and getattr(config, "mode", None) == "qat"
+        if qat or getattr(config, "student", None) is not None:
+            problems.append(
+                recipe.error_at(
+                    ("passes", index),
+                    f"a session runs {SESSION_PASSES}; run this pass with `compress apply`",
+                )
+            )
+    return problems
+
+
+def _raise_all(problems: list[RecipeError]) -> None:
     if problems:
         raise RecipeError("\n".join(str(problem) for problem in problems))
 

@@ -8,14 +8,14 @@ model as it was when the session started, exactly as `compress apply` does.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from compress.errors import UsageError
-from compress.recipe import Recipe, load_recipe
+from compress.passes.prune import PrunePass
+from compress.recipe import Recipe, check_usage, load_recipe
 from compress.report.schema import Report
-
-SUPPORTED = "prune, distill (recovery, no student) and post-training quantize"
 
 
 class CompressionSession:
@@ -26,25 +26,19 @@ class CompressionSession:
         steps_per_epoch: int,
         epochs: int | None = None,
     ) -> None:
-        """`epochs` defaults to the recipe's train.epochs (pruning schedules need the length)."""
+        """`epochs` (the loop's length, checked against the pruning schedules) defaults to the
+        recipe's train.epochs, else to where the last schedule ends; finalize() fails if the loop
+        stopped before. The recipe needs no train or data section: your loop trains, and data
+        serves only accuracy and calibration at export."""
         from compress.backends import backend_named, distill_models, framework_of
         from compress.backends.base import PassContext
         from compress.progress import Reporter
 
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-        epochs = epochs or (self.recipe.train.epochs if self.recipe.train else None)
-        if not epochs or steps_per_epoch < 1:
-            raise UsageError(
-                "CompressionSession needs steps_per_epoch >= 1 and epochs (or a "
-                "recipe train section)"
-            )
-        for index, config in enumerate(self.recipe.passes):
-            student = getattr(config, "student", None)
-            if (config.type == "quantize" and config.mode == "qat") or student is not None:
-                raise UsageError(
-                    f"passes.{index}: a session runs {SUPPORTED}; run this pass with "
-                    "`compress apply`"
-                )
+        if steps_per_epoch < 1:
+            raise UsageError("CompressionSession needs steps_per_epoch >= 1")
+        check_usage(self.recipe, "session")
+        epochs = epochs or _default_epochs(self.recipe, steps_per_epoch)
         inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
         self.backend = backend_named(framework_of(inner))
         self.original = self.backend.copy(inner)
@@ -122,3 +116,16 @@ class CompressionSession:
         if self.backend.name not in ("keras", "tf_keras"):
             raise UsageError(f"session.{method}() is for Keras models; see step() and loss()")
         return self._impl
+
+
+def _default_epochs(recipe: Recipe, steps_per_epoch: int) -> int:
+    """The loop's length when the caller gives none: train.epochs, else the epoch in which the
+    last pruning schedule ends (at least 1)."""
+    if recipe.train is not None:
+        return recipe.train.epochs
+    ends = [
+        config.schedule.end_step_for(steps_per_epoch)
+        for config in recipe.passes
+        if isinstance(config, PrunePass) and config.schedule is not None
+    ]
+    return max([1, *(math.ceil(end / steps_per_epoch) for end in ends)])

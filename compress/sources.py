@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,20 @@ from compress.errors import ModelError
 
 
 def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
-    """Import the callable named by a reference; files are relative to base_dir."""
+    """Import the callable named by a reference; files are relative to base_dir.
+
+    A callable from a file runs with the file's folder on sys.path, as a script would: a builder
+    may import its neighbours inside the function too, not only at the top of the file.
+    """
     module_part, sep, attr = reference.rpartition(":")
     if not sep or not module_part or not attr:
         raise ModelError(
             f"{reference!r} is not of the form 'file.py:callable' or 'pkg.mod:callable'"
         )
+    folder = None
     if module_part.endswith(".py"):
-        module = _import_file((base_dir / module_part).resolve())
+        path = (base_dir / module_part).resolve()
+        module, folder = _import_file(path), path.parent
     else:
         try:
             module = importlib.import_module(module_part)
@@ -34,7 +42,7 @@ def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
             raise ModelError(f"{reference}: {module_part} has no attribute {attr!r}")
     if not callable(target):
         raise ModelError(f"{reference}: {attr!r} is not callable")
-    return target
+    return target if folder is None else _running_in(folder, target)
 
 
 def call_reference(reference: str, base_dir: Path, *args: Any, **kwargs: Any) -> Any:
@@ -44,6 +52,29 @@ def call_reference(reference: str, base_dir: Path, *args: Any, **kwargs: Any) ->
         return function(*args, **kwargs)
     except Exception as exc:
         raise ModelError(f"{reference} raised {_one_line(exc)}") from exc
+
+
+def _running_in(folder: Path, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, called with `folder` on sys.path."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _on_sys_path(folder):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _on_sys_path(folder: Path) -> Iterator[None]:
+    """Put `folder` first on sys.path, and take that entry out again afterwards."""
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:  # the function may have edited sys.path itself
+            sys.path.remove(entry)
 
 
 def _import_file(path: Path) -> Any:
@@ -59,14 +90,12 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     # Let a builder import its neighbours (e.g. models/digits.py from models/digits_cnn.py).
-    sys.path.insert(0, str(path.parent))
     try:
-        spec.loader.exec_module(module)
+        with _on_sys_path(path.parent):
+            spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
         raise ModelError(f"importing {path.name} failed: {_one_line(exc)}") from exc
-    finally:
-        sys.path.remove(str(path.parent))
     return module
 
 

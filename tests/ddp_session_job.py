@@ -1,5 +1,9 @@
 """A 2-process DistributedDataParallel job (gloo, CPU) using CompressionSession; run by
-tests/test_session.py through torchrun. Each rank writes its masks' digest and sparsity."""
+tests/test_session.py through torchrun. Each rank writes its masks' digest and sparsity.
+
+Usage: ddp_session_job.py RECIPE OUT_DIR [EPOCHS]; without EPOCHS the loop runs the recipe's
+train.epochs (a recipe without a train section needs EPOCHS: the session then takes its length
+from the pruning schedule)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import digits_cnn
 import compress
 
 
-def main(recipe: str, out_dir: str) -> None:
+def main(recipe: str, out_dir: str, epochs: int | None) -> None:
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     torch.manual_seed(0)
@@ -32,7 +36,7 @@ def main(recipe: str, out_dir: str) -> None:
     loader = DataLoader(data, batch_size=32, sampler=sampler)
     session = compress.CompressionSession(ddp, recipe, steps_per_epoch=len(loader))
     optimizer = torch.optim.Adam([*ddp.parameters(), *session.parameters()], lr=1e-3)
-    for epoch in range(session.recipe.train.epochs):
+    for epoch in range(epochs or session.recipe.train.epochs):
         sampler.set_epoch(epoch)
         for inputs, targets in loader:
             optimizer.zero_grad()
@@ -54,4 +58,4 @@ def main(recipe: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)

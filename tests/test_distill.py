@@ -8,7 +8,6 @@ from conftest import MODELS, seed_mlp_recipe
 
 import compress
 from compress.errors import ModelError, RecipeError
-from compress.recipe import load_recipe
 
 DIGITS = {
     "source": f"{MODELS}/digits_cnn.py:build",
@@ -113,7 +112,7 @@ def test_distill_without_training_data(write_recipe):
     for section in ("data", "evaluate"):
         raw.pop(section)
     with pytest.raises(RecipeError, match=r"passes\.0: this pass fine-tunes: add train and data"):
-        load_recipe(write_recipe(raw))
+        compress.apply(write_recipe(raw), progress=False)
 
 
 def test_teacher_from_another_framework_is_refused(write_recipe):

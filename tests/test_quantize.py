@@ -292,3 +292,22 @@ def test_prune_then_qat_keeps_the_zeros(write_recipe, builder):
     report = compress.apply(write_recipe(raw), progress=False)
     assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.7, abs=0.005)
     assert report.compressed.sparsity > 0.6  # measured in the exported QAT model
+
+
+@pytest.mark.parametrize(
+    ("tensor", "layer"),
+    [
+        ("fc1.weight", "fc1"),
+        ("fc1.weight_quantized", "fc1"),  # onnxruntime <= 1.31
+        ("fc1.weight_Transposed_quantized", "fc1"),  # onnxruntime 1.32
+        ("fc1.weight_Q4", "fc1"),
+        ("fc1.weight_some_future_suffix", "fc1"),  # any name derived from the float one
+        ("conv1_1/kernel_quantized", "conv1_1"),  # the longest float name wins
+        ("features.0.weight", "features.0"),
+    ],
+)
+def test_quantized_tensors_are_named_after_the_float_layer(tensor, layer):
+    from compress.backends.onnx.naming import layer_name
+
+    float_names = {"fc1.weight", "fc1.bias", "conv1/kernel", "conv1_1/kernel", "features.0.weight"}
+    assert layer_name(tensor, float_names) == layer

@@ -7,8 +7,9 @@ import re
 import pytest
 from conftest import MODELS, RECIPES, seed_mlp_recipe
 
+import compress
 from compress.errors import RecipeError
-from compress.recipe import load_recipe
+from compress.recipe import check_usage, load_recipe
 from compress.units import parse_size
 
 BASE = f"""\
@@ -98,15 +99,33 @@ def test_schedule_must_end_within_training(write_recipe):
     recipe = seed_mlp_recipe(
         passes=[{"type": "prune", "sparsity": 0.5, "schedule": {"end_epoch": 5}}]
     )
+    loaded = load_recipe(write_recipe(recipe))  # a session's loop may run longer: valid
     with pytest.raises(RecipeError, match=r"end_epoch 5 is after the last training epoch"):
-        load_recipe(write_recipe(recipe))
+        check_usage(loaded, "apply")
 
 
-def test_training_pass_needs_train_and_data(write_recipe):
+def test_training_pass_needs_train_and_data_only_for_apply(write_recipe):
     recipe = seed_mlp_recipe(passes=[{"type": "prune", "sparsity": 0.5, "fine_tune": True}])
     del recipe["train"]
+    loaded = load_recipe(write_recipe(recipe))
+    assert check_usage(loaded, "session") is loaded
     with pytest.raises(RecipeError, match=r"passes\.0: this pass fine-tunes: add train and data"):
-        load_recipe(write_recipe(recipe))
+        check_usage(loaded, "apply")
+    with pytest.raises(RecipeError, match=r"recipe\.yaml:\d+:\d+: passes\.0: this pass"):
+        compress.apply(loaded, progress=False)
+
+
+def test_validate_says_what_each_usage_needs(write_recipe, run_cli):
+    qat = write_recipe(seed_mlp_recipe(passes=[{"type": "quantize", "mode": "qat"}]))
+    code, out, _ = run_cli("validate", qat)
+    assert code == 0 and "valid (torch, 652 params, 1 pass(es))" in out
+    assert "  compress apply: ok\n  CompressionSession: needs changes:\n" in out
+    assert "passes.0: a session runs prune, distill" in out
+    code, out, err = run_cli("validate", qat, "--usage", "session")
+    assert code == 2 and out == ""
+    assert "cannot run with CompressionSession (it can with compress apply: --usage apply)" in err
+    code, _, err = run_cli("validate", qat, "--usage", "train")
+    assert code == 2 and "'train' is not one of 'apply', 'session'" in err
 
 
 def test_polynomial_schedule_needs_end_epoch(write_recipe):

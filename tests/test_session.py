@@ -15,20 +15,32 @@ from conftest import MODELS, seed_mlp_recipe
 from safetensors.torch import load_file
 
 import compress
-from compress.errors import UsageError
+from compress.errors import ModelError, UsageError
 from compress.sources import load_callable
 
 HERE = Path(__file__).parent
 
 
-def digits_session_recipe(write_recipe, passes, epochs=2):
+def digits_session_raw(passes, epochs=2) -> dict:
     raw = seed_mlp_recipe(passes=passes, train={"epochs": epochs})
     raw["model"] = {
         "source": f"{MODELS}/digits_cnn.py:build",
         "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8]}],
     }
     raw["data"] = {"source": f"{MODELS}/digits.py:load"}
-    return write_recipe(raw)
+    return raw
+
+
+def digits_session_recipe(write_recipe, passes, epochs=2):
+    return write_recipe(digits_session_raw(passes, epochs))
+
+
+def loop_only_recipe(write_recipe, passes) -> Path:
+    """A recipe for the user's own loop: no train, data or evaluate section."""
+    raw = digits_session_raw(passes)
+    for section in ("train", "data", "evaluate"):
+        del raw[section]
+    return write_recipe(raw, "session.yaml")
 
 
 def test_torch_loop_prunes_on_schedule_and_exports(write_recipe, tmp_path):
@@ -65,6 +77,47 @@ def test_torch_loop_prunes_on_schedule_and_exports(write_recipe, tmp_path):
     assert report.baseline.accuracy - report.compressed.accuracy < 0.03
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("schedule", "epochs"), [({"start_step": 5, "end_step": 30}, None), ({"end_epoch": 1}, 2)]
+)
+def test_session_recipe_needs_neither_train_nor_data(
+    write_recipe, run_cli, tmp_path, schedule, epochs
+):
+    """The loop's length comes from a step schedule or `epochs=`; export measures without data."""
+    recipe = loop_only_recipe(
+        write_recipe, [{"type": "prune", "sparsity": 0.6, "schedule": schedule}]
+    )
+    code, _, err = run_cli("validate", recipe)
+    assert code == 2 and "passes.0: this pass fine-tunes: add train and data" in err
+    assert "it can with CompressionSession: --usage session" in err
+    code, out, _ = run_cli("validate", recipe, "--usage", "session")
+    assert code == 0 and "CompressionSession: ok" in out
+    digits = load_callable(f"{MODELS}/digits.py:load", MODELS)
+    model = load_callable(f"{MODELS}/digits_cnn.py:build", MODELS)()
+    x, y = (torch.from_numpy(a) for a in digits()["train"])
+    session = compress.CompressionSession(model, recipe, steps_per_epoch=23, epochs=epochs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        for start in range(0, len(x), 64):
+            optimizer.zero_grad()
+            session.loss(model(x[start : start + 64]), y[start : start + 64]).backward()
+            optimizer.step()
+            session.step()
+    report = session.export(tmp_path / "export")
+    assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.6, abs=0.002)
+    assert report.compressed.accuracy is None  # no data: nothing to measure accuracy on
+
+
+def test_session_checks_the_schedule_against_epochs(write_recipe):
+    recipe = loop_only_recipe(
+        write_recipe, [{"type": "prune", "sparsity": 0.6, "schedule": {"end_epoch": 3}}]
+    )
+    digits_cnn = load_callable(f"{MODELS}/digits_cnn.py:build", MODELS)
+    with pytest.raises(ModelError, match="reaches its final sparsity at step 30, but training"):
+        compress.CompressionSession(digits_cnn(), recipe, steps_per_epoch=10, epochs=2)
+
+
 def test_session_refuses_what_it_cannot_run(write_recipe):
     recipe = digits_session_recipe(write_recipe, [{"type": "quantize", "mode": "qat"}])
     from torch import nn
@@ -73,11 +126,8 @@ def test_session_refuses_what_it_cannot_run(write_recipe):
         compress.CompressionSession(nn.Linear(64, 10), recipe, steps_per_epoch=10)
 
 
-@pytest.mark.slow
-def test_ddp_two_ranks_agree_on_masks(write_recipe, tmp_path):
-    recipe = digits_session_recipe(
-        write_recipe, [{"type": "prune", "sparsity": 0.8, "schedule": {"end_epoch": 1}}]
-    )
+def run_ddp_job(recipe: Path, out_dir: Path, port: int, *args: str) -> list[dict]:
+    """Run tests/ddp_session_job.py on 2 CPU ranks with torchrun; each rank's masks and sparsity."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
@@ -86,18 +136,42 @@ def test_ddp_two_ranks_agree_on_masks(write_recipe, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29533",
+        str(port),
         str(HERE / "ddp_session_job.py"),
         str(recipe),
-        str(tmp_path),
+        str(out_dir),
+        *args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return [json.loads((out_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_agree_on_masks(write_recipe, tmp_path):
+    recipe = digits_session_recipe(
+        write_recipe, [{"type": "prune", "sparsity": 0.8, "schedule": {"end_epoch": 1}}]
+    )
+    ranks = run_ddp_job(recipe, tmp_path, 29533)
     assert ranks[0]["masks"] == ranks[1]["masks"]
     assert ranks[0]["sparsity"] == ranks[1]["sparsity"] == pytest.approx(0.8, abs=0.002)
     passes = json.loads((tmp_path / "report_sparsity.json").read_text())
     assert passes[0]["achieved_sparsity"] == pytest.approx(0.8, abs=0.002)
+
+
+@pytest.mark.slow
+def test_ddp_session_recipe_without_train_or_data(write_recipe, tmp_path):
+    """The user's DDP loop trains: the recipe has no train/data sections, the schedule is in
+    optimizer steps, and the job runs 2 epochs of 23 steps per rank."""
+    recipe = loop_only_recipe(
+        write_recipe, [{"type": "prune", "sparsity": 0.8, "schedule": {"end_step": 30}}]
+    )
+    ranks = run_ddp_job(recipe, tmp_path, 29534, "2")
+    assert ranks[0]["masks"] == ranks[1]["masks"]
+    assert ranks[0]["sparsity"] == ranks[1]["sparsity"] == pytest.approx(0.8, abs=0.002)
+    passes = json.loads((tmp_path / "report_sparsity.json").read_text())
+    assert passes[0]["achieved_sparsity"] == pytest.approx(0.8, abs=0.002)
+    assert passes[0]["training"]["steps"] == 46
 
 
 @pytest.mark.slow

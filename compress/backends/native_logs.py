@@ -1,10 +1,12 @@
-"""Native libraries (TensorFlow's C++ start-up, CUDA probing) log straight to file descriptor 2,
-ignoring TF_CPP_MIN_LOG_LEVEL before absl is initialized. While they load, stderr is captured and
-replayed without those lines, so the user's own messages still show."""
+"""Native libraries (TensorFlow's C++ start-up, CUDA probing, torchao's kernel libraries) log
+straight to file descriptor 2, ignoring TF_CPP_MIN_LOG_LEVEL before absl is initialized. While
+they load, stderr is captured and replayed without those lines, so the user's own messages
+still show."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -15,6 +17,10 @@ _NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\)"
     r"|[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] )"
 )
+#: Python loggers of libraries that a builder imports indirectly and that warn about their own
+#: set-up: torchao (imported by transformers when installed) probing CUDA kernel libraries on a
+#: CPU machine, and torch's pytree deprecations that torchao's import triggers.
+_NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
 
 
 @contextlib.contextmanager
@@ -22,7 +28,7 @@ def filtered_native_stderr() -> Iterator[None]:
     """Capture fd 2 for the duration, then write back every line that is not native log noise."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
+    with tempfile.TemporaryFile(mode="w+b") as capture, quiet_loggers(*_NOISY_LOGGERS):
         os.dup2(capture.fileno(), 2)
         try:
             yield
@@ -39,3 +45,17 @@ def filtered_native_stderr() -> Iterator[None]:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Python loggers `names` show only errors for the duration."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

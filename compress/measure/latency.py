@@ -9,21 +9,15 @@ import numpy as np
 
 from compress.backends.onnx.runtime import make_session, timer
 from compress.errors import ModelError
+from compress.generated_inputs import generated_array
 from compress.recipe import InputSpec, LatencySpec
-
-_NUMPY_DTYPES = {
-    "float32": np.float32,
-    "float16": np.float16,
-    "int64": np.int64,
-    "int32": np.int32,
-    "bool": np.bool_,
-}
 
 
 def latency_inputs(
     specs: list[InputSpec], spec: LatencySpec, samples: list[np.ndarray] | None
 ) -> list[np.ndarray]:
-    """Inputs of batch `spec.batch_size`: real samples when there are enough, else random."""
+    """Inputs of batch `spec.batch_size`: real samples when there are enough, else generated
+    (see compress.generated_inputs)."""
     if samples is not None and len(samples[0]) >= spec.batch_size:
         return [np.ascontiguousarray(x[: spec.batch_size]) for x in samples]
     rng = np.random.default_rng(0)
@@ -42,11 +36,7 @@ def latency_inputs(
                     f"input {input_spec.name!r} axis {axis} is dynamic: give its size in "
                     f"measure.latency.dims (named dimension) or a fixed size in model.inputs"
                 )
-        dtype = _NUMPY_DTYPES[input_spec.dtype]
-        if np.issubdtype(dtype, np.floating):
-            arrays.append(rng.standard_normal(shape).astype(dtype))
-        else:
-            arrays.append(np.zeros(shape, dtype=dtype))
+        arrays.append(generated_array(input_spec, shape, rng))
     return arrays
 
 

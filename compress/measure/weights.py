@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from compress.backends.onnx.inspect import weight_tensors
-
-_QUANTIZED = ("_quantized", "_Q4", "_DequantizeLinear")
-_SUFFIXES = (".weight", ".bias", "/kernel", "/bias", ":0")
+from compress.backends.onnx.naming import layer_name
 
 
 @dataclass(frozen=True)
@@ -22,24 +21,20 @@ class WeightSummary:
         return 0.0 if self.params == 0 else 1.0 - self.nonzero_params / self.params
 
 
-def layer_name(tensor_name: str) -> str:
-    """The layer of a weight tensor ("conv1.weight", "conv1.weight_quantized" -> "conv1")."""
-    for suffix in _QUANTIZED:
-        tensor_name = tensor_name.removesuffix(suffix)
-    for suffix in _SUFFIXES:
-        if tensor_name.endswith(suffix):
-            return tensor_name[: -len(suffix)]
-    return tensor_name
+def float_weight_names(path: Path) -> set[str]:
+    """Names of a file's float weight tensors: the names quantized tensors derive from."""
+    return {tensor.name for tensor in weight_tensors(path) if tensor.dtype.startswith("float")}
 
 
-def summarize(path: Path) -> WeightSummary:
-    """Totals over all weights; one layer row per weight matrix or kernel (2+ dims)."""
+def summarize(path: Path, float_names: Collection[str] = ()) -> WeightSummary:
+    """Totals over all weights; one layer row per weight matrix or kernel (2+ dims), named
+    after the layer of the float weight (`float_names`) each tensor holds or derives from."""
     tensors = weight_tensors(path)
     params = sum(t.params for t in tensors)
     nonzero = sum(t.params - t.zeros for t in tensors)
     layers = [
         {
-            "name": layer_name(t.name),
+            "name": layer_name(t.name, float_names),
             "params": t.params,
             "sparsity": round(t.zeros / t.params, 6) if t.params else 0.0,
             "dtype": t.dtype,

@@ -9,9 +9,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from compress.backends.base import ExportInfo
-from compress.backends.keras.layers import named_weights
-from compress.backends.onnx.tidy import fold_batch_reshapes, name_initializers
+from compress.backends.keras.layers import flat_layers, named_weights
+from compress.backends.onnx.tidy import (
+    fold_batch_reshapes,
+    fold_extra_inputs,
+    name_initializers,
+    scope_layer,
+)
 from compress.errors import ModelError
 from compress.recipe import Recipe
 
@@ -30,7 +37,8 @@ def _signature(recipe: Recipe) -> list[Any]:
 
 
 def export_keras(model: Any, recipe: Recipe, path: Path, flavor: str) -> ExportInfo:
-    """Export to one ONNX file, then name its weights after the Keras layers."""
+    """Export to one ONNX file with exactly the recipe's inputs, then name its weights after the
+    Keras layers."""
     opset = recipe.export.opset
     try:
         with _quiet():
@@ -63,10 +71,60 @@ def export_keras(model: Any, recipe: Recipe, path: Path, flavor: str) -> ExportI
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"ONNX export of the {flavor} model failed: {first}") from exc
+    fold_extra_inputs(
+        path,
+        len(recipe.model.inputs),
+        lambda name, shape, dtype: captured_constant(model, name, shape, dtype),
+    )
     name_initializers(path, named_weights(model))
     fold_batch_reshapes(path)
     quantized = any("quantize" in type(layer).__name__.lower() for layer in model.layers)
     return ExportInfo(exporter=exporter, quantized=quantized)
+
+
+def captured_constant(model: Any, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """The value of a constant that the exporter left as graph input `name`, read from the
+    Keras layer its op path names (Normalization's mean: "model_1/norm_1/Sub/y:0")."""
+    layers = {layer.name: layer for layer in flat_layers(model)}
+    scope = scope_layer(name, layers)
+    if scope is None:
+        raise ModelError(
+            f"the ONNX export has an extra input {name!r} that no Keras layer owns; the model "
+            "cannot run without it"
+        )
+    layer, rest = layers[scope[0]], scope[1]
+    for captured, value in _layer_captures(layer).items():
+        if captured == rest and _fits(value, shape, dtype):
+            return value
+    raise ModelError(
+        f"Keras layer {layer.name!r} ({type(layer).__name__}) was exported with a constant as "
+        f"the extra ONNX input {name!r}, and its value could not be read from the layer"
+    )
+
+
+def _layer_captures(layer: Any) -> dict[str, np.ndarray]:
+    """The constant tensors a layer's call captures, by name inside its scope ("Sub/y:0"),
+    found by tracing the layer alone on its recorded input shape; {} when that is unknown."""
+    import tensorflow as tf
+
+    shape = (layer.get_build_config() or {}).get("input_shape")
+    if shape is None or not all(d is None or isinstance(d, int) for d in shape):
+        return {}
+    spec = tf.TensorSpec(shape, layer.compute_dtype)
+    with _quiet():
+        graph = tf.function(lambda x: layer(x)).get_concrete_function(spec).graph
+    captures = {}
+    for external, internal in graph.captures:
+        scope = scope_layer(internal.name, {layer.name})
+        if scope is not None and external.dtype != tf.resource:
+            captures[scope[1]] = np.asarray(external)
+    return captures
+
+
+def _fits(value: np.ndarray, shape: tuple, dtype: np.dtype) -> bool:
+    if value.dtype != dtype or value.ndim != len(shape):
+        return False
+    return all(want is None or want == got for want, got in zip(shape, value.shape, strict=True))
 
 
 @contextlib.contextmanager

@@ -31,15 +31,52 @@ def outputs_probabilities(model: Any) -> bool:
     return type(last).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax"
 
 
-def make_loss(api: ModuleType, name: str, from_logits: bool, targets: np.ndarray) -> Any:
+LOSS_SHAPES = {
+    "cross_entropy": "outputs N×C with integer class targets N, outputs N×…×C with integer "
+    "targets N×… (a class per position, e.g. token logits N×T×V with targets N×T), or one-hot "
+    "or probability targets of the outputs' shape",
+    "mse": "targets of the outputs' shape (outputs N×1 also take targets N)",
+    "bce_with_logits": "targets of the outputs' shape (outputs N×1 also take targets N)",
+}
+DISTILL_SHAPES = "outputs N×C with integer class targets N or one-hot targets N×C"
+
+
+def make_loss(
+    api: ModuleType, name: str, from_logits: bool, outputs: tuple[int, ...], targets: np.ndarray
+) -> tuple[Any, np.ndarray]:
+    """The Keras loss for `train.loss` and the targets shaped for it; shapes the loss cannot take
+    (see LOSS_SHAPES) are a ModelError naming the loss, both shapes and what would work."""
     losses = api.losses
+    sample, wanted = outputs[1:], targets.shape[1:]
     if name == "cross_entropy":
-        if targets.ndim == 1:
-            return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-        return losses.CategoricalCrossentropy(from_logits=from_logits)
-    if name == "bce_with_logits":
-        return losses.BinaryCrossentropy(from_logits=True)
-    return losses.MeanSquaredError()
+        if sample and wanted == sample[:-1]:  # class indices: N×C, or N×T×V tokens
+            return losses.SparseCategoricalCrossentropy(from_logits=from_logits), targets
+        if sample and wanted == sample:
+            return losses.CategoricalCrossentropy(from_logits=from_logits), targets
+    elif wanted == sample or sample == (*wanted, 1):
+        loss = (
+            losses.BinaryCrossentropy(from_logits=True)
+            if name == "bce_with_logits"
+            else losses.MeanSquaredError()
+        )
+        return loss, targets.reshape(len(targets), *sample)
+    raise shape_error(f"train.loss {name}", outputs, targets, LOSS_SHAPES[name])
+
+
+def shape_error(what: str, outputs: tuple[int, ...], targets: np.ndarray, takes: str) -> ModelError:
+    """Outputs (measured on one sample, shown with the targets' N) that `what` cannot take."""
+    shown = (len(targets), *outputs[1:])
+    return ModelError(
+        f"{what}: model outputs {shown} and targets {targets.shape} do not fit; it takes {takes}"
+    )
+
+
+def output_shape(model: Any, split: Split) -> tuple[int, ...]:
+    """The shape of the model's (first, when it has feature outputs) output on one sample."""
+    example = split.inputs[0][:1] if len(split.inputs) == 1 else [x[:1] for x in split.inputs]
+    outputs = model(example, training=False)
+    first = outputs[0] if isinstance(outputs, list | tuple) else outputs
+    return tuple(int(dim) for dim in first.shape)
 
 
 def fit(
@@ -64,13 +101,16 @@ def fit(
     if split.targets is None:
         raise ModelError("training needs targets in the train split")
     api.utils.set_random_seed(spec.seed)
+    outputs = output_shape(model, split)
     targets: Any = split.targets
     if distillation is not None:
+        if len(outputs) != 2 or split.targets.shape[1:] not in ((), outputs[1:]):
+            raise shape_error("distill loss", outputs, split.targets, DISTILL_SHAPES)
         loss: Any = distillation.loss()
         targets = distillation.targets(split.targets)
     else:
         probabilities = outputs_probabilities(model) if from_logits is None else not from_logits
-        loss = make_loss(api, spec.loss, not probabilities, split.targets)
+        loss, targets = make_loss(api, spec.loss, not probabilities, outputs, split.targets)
     weights = None
     if feature_targets:
         weight = distillation.config.feature_weight if distillation is not None else 1.0

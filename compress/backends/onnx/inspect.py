@@ -13,6 +13,8 @@ from compress.errors import ModelError, UnsafeModelError
 
 #: Integer tensors of these types are shapes and indices, not weights.
 _INDEX_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
+#: Tensors of these types are never weights (attention masks, conditions).
+_NEVER_WEIGHTS = {onnx.TensorProto.BOOL, onnx.TensorProto.STRING}
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def weight_tensors(path: Path) -> list[TensorStats]:
         roles = uses.get(tensor.name, set())
         if (
             tensor.name.endswith(_METADATA_SUFFIXES)
+            or tensor.data_type in _NEVER_WEIGHTS
             or roles & _METADATA_ROLES
             or (tensor.data_type in _INDEX_TYPES and not roles & _DATA_ROLES)
         ):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -21,9 +20,10 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from compress.backends.native_logs import quiet_loggers
+from compress.backends.onnx.naming import layer_name
 from compress.backends.onnx.tidy import drop_initializer_value_info
 from compress.errors import ModelError
-from compress.measure.weights import layer_name
 from compress.passes.quantize import QuantizePass
 from compress.passes.targets import matches
 
@@ -252,13 +252,5 @@ def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
 def _quiet():
     """onnxruntime's quantizer logs every decision at INFO/WARNING, partly on its own loggers."""
     names = ["", "onnxruntime.quantization.matmul_nbits_quantizer", "onnxruntime.quantization"]
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+    with quiet_loggers(*names), contextlib.redirect_stdout(io.StringIO()):
+        yield

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 
 def tidy_dynamo_export(path: Path) -> None:
@@ -23,7 +25,7 @@ def tidy_dynamo_export(path: Path) -> None:
     """
     model = onnx.load(str(path))
     _name_nodes_by_scope(model.graph)
-    _name_quantized_weights(model.graph)
+    _name_weights_by_layer(model.graph)
     drop_initializer_value_info(model)
     graphs = [model.graph]
     while graphs:
@@ -58,19 +60,36 @@ def _name_nodes_by_scope(graph: onnx.GraphProto) -> None:
         node.name = unique
 
 
-def _name_quantized_weights(graph: onnx.GraphProto) -> None:
-    """Name INT8 weights "<module>.weight_quantized" after the layer that reads them through a
-    DequantizeLinear (torch's QAT export calls them "_frozen_param0", ...)."""
+def _name_weights_by_layer(graph: onnx.GraphProto) -> None:
+    """Name weights the exporter left anonymous after the layer that reads them.
+
+    Dynamo folds a Linear's transposed weight into a new constant ("val_36") and torch's QAT
+    export calls INT8 weights "_frozen_param0"; the report lists weights by layer. Such a
+    weight, read (directly, or through a DequantizeLinear) by one Conv/Gemm/MatMul node named
+    "<module>.<op>", becomes "<module>.weight", or "<module>.weight_quantized" for INT8 ones.
+    """
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-    readers = {name: node for node in graph.node for name in node.input[1:2]}
-    renames = {}
+    readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
-        source = node.input[0] if node.op_type == "DequantizeLinear" else None
-        layer = readers.get(node.output[0]) if source in initializers else None
-        if layer is not None and layer.op_type in ("Conv", "Gemm", "MatMul") and "." in layer.name:
-            renames[source] = f"{layer.name.rsplit('.', 1)[0]}.weight_quantized"
-    if len(set(renames.values())) != len(renames):
-        return  # two weights would get one name: keep the exporter's
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    renames = {}
+    for name, tensor in initializers.items():
+        route = readers.get(name, [])
+        suffix = ".weight"
+        if len(route) == 1 and route[0].op_type == "DequantizeLinear" and route[0].input[0] == name:
+            route, suffix = readers.get(route[0].output[0], []), ".weight_quantized"
+        if len(route) != 1 or len(tensor.dims) < 2:
+            continue
+        layer = route[0]
+        if layer.op_type not in ("Conv", "Gemm", "MatMul") or "." not in layer.name:
+            continue
+        if "." not in name:  # parameters are "<module>.<name>"; "val_36" is the exporter's
+            renames[name] = layer.name.rsplit(".", 1)[0] + suffix
+    taken = set(initializers) - set(renames)
+    wanted = Counter(renames.values())
+    # two weights that would get one name keep the exporter's names
+    renames = {old: new for old, new in renames.items() if wanted[new] == 1 and new not in taken}
     for tensor in graph.initializer:
         tensor.name = renames.get(tensor.name, tensor.name)
     for node in graph.node:
@@ -92,19 +111,12 @@ def name_initializers(path: Path, weights: Mapping[str, np.ndarray]) -> None:
 
     Converters name weights after graph operations ("sequential/conv1/Conv2D/ReadVariableOp:0")
     and may transpose them, so tensors are matched by their sorted values; only unique matches
-    are renamed.
+    are renamed. A tensor whose values changed (TF folds a BatchNorm into the conv kernel) is
+    named after the Keras layer in its op path instead (`_renames_by_scope`).
     """
     model = onnx.load(str(path))
-    by_signature: dict[tuple, list[str]] = {}
-    for name, array in weights.items():
-        by_signature.setdefault(_signature(array), []).append(name)
-    renames = {}
-    taken = {tensor.name for tensor in model.graph.initializer}
-    for tensor in model.graph.initializer:
-        candidates = by_signature.get(_signature(numpy_helper.to_array(tensor)), [])
-        if len(candidates) == 1 and candidates[0] not in taken:
-            renames[tensor.name] = candidates[0]
-            taken.add(candidates[0])
+    renames = _renames_by_value(model.graph, weights)
+    renames.update(_renames_by_scope(model.graph, weights, renames))
     if not renames:
         return
     for tensor in model.graph.initializer:
@@ -116,9 +128,127 @@ def name_initializers(path: Path, weights: Mapping[str, np.ndarray]) -> None:
     onnx.save(model, str(path))
 
 
+def _renames_by_value(graph: onnx.GraphProto, weights: Mapping[str, np.ndarray]) -> dict[str, str]:
+    by_signature: dict[tuple, list[str]] = {}
+    for name, array in weights.items():
+        by_signature.setdefault(_signature(array), []).append(name)
+    renames = {}
+    taken = {tensor.name for tensor in graph.initializer}
+    for tensor in graph.initializer:
+        candidates = by_signature.get(_signature(numpy_helper.to_array(tensor)), [])
+        if len(candidates) == 1 and candidates[0] not in taken:
+            renames[tensor.name] = candidates[0]
+            taken.add(candidates[0])
+    return renames
+
+
+def _renames_by_scope(
+    graph: onnx.GraphProto, weights: Mapping[str, np.ndarray], renamed: Mapping[str, str]
+) -> dict[str, str]:
+    """Name the float tensors left unnamed after the layer their op path names:
+    "resnet50_1/conv1_conv_1/convolution/merged_input:0" -> "conv1_conv/kernel". A folded
+    constant without a path ("const_fold_opt__12") takes the layer of the nodes reading it.
+
+    The name is the layer's weight of the same size and rank class when there is exactly one,
+    else "<layer>/bias" for a 1-D tensor or a shift (only Add/Sub read it: a folded
+    BatchNorm's offset) and "<layer>/kernel" otherwise. A name that is already taken or that
+    two tensors would get is not used.
+    """
+    by_layer: dict[str, list[str]] = {}
+    for key in weights:
+        by_layer.setdefault(key.rsplit("/", 1)[0], []).append(key)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    proposals = {}
+    for tensor in graph.initializer:
+        if tensor.name in renamed or tensor.data_type not in _FLOATS or not tensor.dims:
+            continue
+        reading = readers.get(tensor.name, [])
+        layer = _owner(tensor.name, reading, by_layer)
+        if layer is not None:
+            shift = bool(reading) and all(n.op_type in ("Add", "Sub") for n in reading)
+            proposals[tensor.name] = _weight_name(
+                layer, list(tensor.dims), shift, by_layer[layer], weights
+            )
+    taken = {tensor.name for tensor in graph.initializer} | set(renamed.values())
+    counts = Counter(proposals.values())
+    return {old: new for old, new in proposals.items() if counts[new] == 1 and new not in taken}
+
+
+def _owner(name: str, readers: list[onnx.NodeProto], layers: Collection[str]) -> str | None:
+    """The layer a tensor's own path names, else the one layer all its readers' names name."""
+    scope = scope_layer(name, layers)
+    if scope is not None:
+        return scope[0]
+    owners = {scope_layer(node.name, layers) for node in readers}
+    return next(iter(owners))[0] if len(owners) == 1 and None not in owners else None
+
+
+def _weight_name(
+    layer: str, dims: list[int], shift: bool, keys: list[str], weights: Mapping[str, np.ndarray]
+) -> str:
+    size, matrix = int(np.prod(dims)), len(dims) >= 2
+    fits = [k for k in keys if weights[k].size == size and (weights[k].ndim >= 2) == matrix]
+    if len(fits) == 1:
+        return fits[0]
+    return f"{layer}/{'kernel' if matrix and not shift else 'bias'}"
+
+
+_FLOATS = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.BFLOAT16,
+}
+_SCOPE_SUFFIX = re.compile(r"_\d+$")
+
+
+def scope_layer(name: str, layers: Collection[str]) -> tuple[str, str] | None:
+    """(layer, rest of the path) for the first component of a TF op path that is one of
+    `layers`, exactly or with the "_N" suffix TF adds to repeated name scopes
+    ("model_1/norm_1/Sub/y:0" -> ("norm", "Sub/y:0")); None when no component is."""
+    parts = name.split("/")
+    for index, part in enumerate(parts):
+        part = part.split(":")[0]
+        for layer in (part, _SCOPE_SUFFIX.sub("", part)):
+            if layer in layers:
+                return layer, "/".join(parts[index + 1 :])
+    return None
+
+
 def _signature(array: np.ndarray) -> tuple:
     flat = np.sort(np.asarray(array, dtype=np.float32).ravel()) + np.float32(0.0)  # -0.0 -> 0.0
     return (flat.size, flat.tobytes())
+
+
+Resolve = Callable[[str, tuple[int | None, ...], np.dtype], np.ndarray]
+
+
+def fold_extra_inputs(path: Path, count: int, resolve: Resolve) -> None:
+    """Keep only the first `count` graph inputs (the model's own); the others become constants.
+
+    Keras 3's exporter declares every tensor a layer captured (Normalization's mean and
+    variance) as a graph input that onnxruntime then requires. An extra input that an
+    initializer of the same name backs, or that no node reads, is dropped; the value of any
+    other comes from `resolve(name, shape, dtype)` (None for an unknown dim).
+    """
+    model = onnx.load(str(path))
+    extra = list(model.graph.input)[count:]
+    if not extra:
+        return
+    backed = {tensor.name for tensor in model.graph.initializer}
+    read = {name for node in model.graph.node for name in node.input}
+    for info in extra:
+        if info.name in read and info.name not in backed:
+            tensor_type = info.type.tensor_type
+            shape = tuple(d.dim_value or None for d in tensor_type.shape.dim)
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+            value = np.asarray(resolve(info.name, shape, dtype), dtype=dtype)
+            model.graph.initializer.append(numpy_helper.from_array(value, info.name))
+    del model.graph.input[count:]
+    onnx.save(model, str(path))
 
 
 def fold_batch_reshapes(path: Path) -> int:

@@ -93,10 +93,11 @@ class DistillationLoss(nn.Module):
         with torch.no_grad():
             teacher_outputs = self.teacher(*inputs)
         temperature = self.config.temperature
+        classes = outputs.shape[-1]  # per position for sequence logits N×T×V: mean over N×T
         soft = (
             functional.kl_div(
-                functional.log_softmax(outputs / temperature, dim=-1),
-                functional.softmax(teacher_outputs / temperature, dim=-1),
+                functional.log_softmax(outputs.reshape(-1, classes) / temperature, dim=-1),
+                functional.softmax(teacher_outputs.reshape(-1, classes) / temperature, dim=-1),
                 reduction="batchmean",
             )
             * temperature**2

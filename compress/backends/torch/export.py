@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from compress.backends.base import ExportInfo
+from compress.backends.native_logs import quiet_loggers
 from compress.backends.onnx.tidy import tidy_dynamo_export
-from compress.backends.torch.training import DTYPES
 from compress.errors import ModelError
+from compress.generated_inputs import generated_array
 from compress.recipe import InputSpec, Recipe
 
 #: Size given to dynamic dimensions in the example inputs (not 0 or 1, which exporters specialize).
@@ -22,16 +23,13 @@ EXAMPLE_DIM = 2
 
 
 def example_inputs(specs: list[InputSpec]) -> tuple[torch.Tensor, ...]:
-    """Deterministic example tensors matching the declared inputs."""
-    generator = torch.Generator().manual_seed(0)
+    """Deterministic example tensors matching the declared inputs (valid integer values: see
+    compress.generated_inputs)."""
+    rng = np.random.default_rng(0)
     tensors = []
     for spec in specs:
         shape = [dim if isinstance(dim, int) and dim > 0 else EXAMPLE_DIM for dim in spec.shape]
-        dtype = DTYPES[spec.dtype]
-        if dtype.is_floating_point:
-            tensors.append(torch.randn(shape, generator=generator).to(dtype))
-        else:
-            tensors.append(torch.zeros(shape, dtype=dtype))
+        tensors.append(torch.from_numpy(generated_array(spec, shape, rng)))
     return tuple(tensors)
 
 
@@ -114,18 +112,11 @@ def quiet_exporter():
     """The exporters print progress, warnings and log lines; the toolkit reports what matters
     (exporter used, opset in the file, parity) itself."""
     names = ("torch.onnx", "torch.export", "torch._dynamo", "torch.utils._pytree", "torchao")
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
     with (
         warnings.catch_warnings(),
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
+        quiet_loggers(*names),
     ):
         warnings.simplefilter("ignore")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+        yield

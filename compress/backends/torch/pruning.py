@@ -8,7 +8,7 @@ from torch import nn
 
 from compress.backends.base import PassContext
 from compress.backends.torch.distillation import objective_for
-from compress.backends.torch.layers import module_layers
+from compress.backends.torch.layers import input_axis, module_layers
 from compress.backends.torch.training import train
 from compress.errors import ModelError
 from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
@@ -27,8 +27,7 @@ class MagnitudePruner:
         }
         self.config = config
         self.stepper = SparsityStepper(config)
-        # torch weights are (out, in, *kernel): input channels are axis 1
-        self.axis = {name: 1 for name in self.weights}
+        self.axis = {name: input_axis(modules[name]) for name in self.weights}
         check_n_m_fits(config, {n: tuple(w.shape) for n, w in self.weights.items()}, self.axis)
 
     @torch.no_grad()

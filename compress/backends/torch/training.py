@@ -50,12 +50,69 @@ def make_optimizer(spec: OptimizerSpec, params) -> torch.optim.Optimizer:
     return optimizer(params, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
-def loss_function(name: str) -> nn.Module:
-    return {
-        "cross_entropy": nn.CrossEntropyLoss(),
-        "mse": nn.MSELoss(),
-        "bce_with_logits": nn.BCEWithLogitsLoss(),
-    }[name]
+LOSS_SHAPES = {
+    "cross_entropy": "outputs N×C with integer class targets N, outputs N×…×C with integer "
+    "targets N×… (a class per position, e.g. token logits N×T×V with targets N×T), outputs "
+    "N×C×d… with targets N×d… (torch's classes-second layout), or class probabilities N×C",
+    "mse": "targets of the outputs' shape (outputs N×1 also take targets N)",
+    "bce_with_logits": "targets of the outputs' shape (outputs N×1 also take targets N)",
+}
+
+
+class RecipeLoss(nn.Module):
+    """The recipe's `train.loss`, which first fits the targets to the outputs (see LOSS_SHAPES):
+    shapes the loss cannot take are a ModelError naming the loss, both shapes and what would
+    work, instead of the framework's error or a silent broadcast (N×1 outputs against N
+    targets)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.function = {
+            "cross_entropy": nn.CrossEntropyLoss(),
+            "mse": nn.MSELoss(),
+            "bce_with_logits": nn.BCEWithLogitsLoss(),
+        }[name]
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        fitted = (
+            _cross_entropy_pair(outputs, targets)
+            if self.name == "cross_entropy"
+            else _same_shape_pair(outputs, targets)
+        )
+        if fitted is None:
+            raise ModelError(
+                f"train.loss {self.name}: model outputs {tuple(outputs.shape)} and targets "
+                f"{tuple(targets.shape)} do not fit; it takes {LOSS_SHAPES[self.name]}"
+            )
+        return self.function(*fitted)
+
+
+def _cross_entropy_pair(
+    outputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    shape, wanted = tuple(outputs.shape), tuple(targets.shape)
+    if outputs.dim() >= 2 and wanted == shape[:-1]:  # classes last: N×C, or N×T×V tokens
+        return outputs.reshape(-1, shape[-1]), targets.reshape(-1).long()
+    if outputs.dim() >= 3 and wanted == shape[:1] + shape[2:]:  # classes second: N×C×H×W
+        return outputs, targets.long()
+    if outputs.dim() == 2 and wanted == shape:  # class probabilities or one-hot rows
+        return outputs, targets.to(outputs.dtype)
+    return None
+
+
+def _same_shape_pair(
+    outputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if targets.shape == outputs.shape:
+        return outputs, targets.to(outputs.dtype)
+    if tuple(outputs.shape) == (*targets.shape, 1):
+        return outputs, targets.unsqueeze(-1).to(outputs.dtype)
+    return None
+
+
+def loss_function(name: str) -> RecipeLoss:
+    return RecipeLoss(name)
 
 
 def train(
@@ -79,8 +136,7 @@ def train(
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     features = to_tensors(split.inputs, inputs)
-    targets = torch.as_tensor(split.targets)
-    targets = targets.long() if spec.loss == "cross_entropy" else targets.float()
+    targets = torch.as_tensor(split.targets)  # the loss casts them to what it takes
     criterion = loss_function(spec.loss)
     trainable = list(model.parameters()) + (list(objective.parameters()) if objective else [])
     optimizer = make_optimizer(spec.optimizer, trainable)
