@@ -4,13 +4,17 @@ pipeline: load -> export -> parity -> one pass -> measured report, via the CLI."
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import RECIPES
 
 pytest.importorskip("transformers")
 
@@ -149,3 +153,28 @@ def test_generated_integer_inputs_are_valid_ids():
     )
     assert (mask == 1).all() and (types == 0).all()
     assert ranged.min() >= 5 and ranged.max() <= 8 and len(np.unique(ranged)) == 4
+
+
+def test_no_native_loader_noise_and_torchao_only_for_qat(write_recipe, tmp_path):
+    """In a fresh process, as a user runs it: a transformers builder imports torchao (which
+    probes CUDA kernel libraries) and stderr stays clean; a pruning run never imports torchao."""
+    tokens = [{"name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64"}]
+    path = write_recipe(recipe("gpt2", tokens, [{"type": "prune", "sparsity": 0.5}]))
+    env = {**os.environ, "CI": "true"}
+    plan = subprocess.run(
+        [str(Path(sys.executable).with_name("compress")), "plan", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert "pass 1: prune" in plan.stdout
+    assert plan.stderr == ""
+    script = (
+        "import sys, compress; "
+        f"compress.apply({str(RECIPES / 'seed_mlp_prune.yaml')!r}, output_dir={str(tmp_path)!r}); "
+        "print('torchao' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
