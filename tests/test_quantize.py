@@ -304,6 +304,8 @@ def test_prune_then_qat_keeps_the_zeros(write_recipe, builder):
         ("fc1.weight_some_future_suffix", "fc1"),  # any name derived from the float one
         ("conv1_1/kernel_quantized", "conv1_1"),  # the longest float name wins
         ("features.0.weight", "features.0"),
+        ("ConvMulFusion_W_conv1/kernel_quantized", "conv1"),  # onnxruntime's pre-processing
+        ("xfc1.weight_quantized", "xfc1"),  # not fc1: no word boundary (suffix stripped)
     ],
 )
 def test_quantized_tensors_are_named_after_the_float_layer(tensor, layer):
