@@ -230,3 +230,42 @@ def test_keras_sequence_model_takes_token_targets_and_names_wrong_shapes():
     message = str(caught.value)
     assert "train.loss cross_entropy: model outputs (128, 8, 16) and targets (128,)" in message
     assert "token logits N×T×V with targets N×T" in message
+
+
+UNEXPECTED_BUILDER = """
+import torch
+from torch import nn
+
+
+class FailsOutsideExport(nn.Module):
+    # exports fine, then fails when run on real tensors: an error nobody anticipated
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 2)
+
+    def forward(self, x):
+        if not torch.compiler.is_exporting():
+            raise IndexError("tuple index out of range")
+        return self.fc(x)
+
+
+def build():
+    return FailsOutsideExport()
+"""
+
+
+def test_an_unexpected_failure_says_what_was_being_done(write_recipe, run_cli, tmp_path):
+    (tmp_path / "odd_model.py").write_text(UNEXPECTED_BUILDER)
+    raw = {
+        "version": 1,
+        "name": "unexpected",
+        "model": {"source": "odd_model.py:build", "inputs": [{"name": "x", "shape": [-1, 10]}]},
+        "export": {"path": "out/model.onnx"},
+    }
+    code, _, err = run_cli("apply", write_recipe(raw))
+    assert code == 3
+    assert err.startswith("error: unexpected failure while exporting the baseline ")
+    assert "(model odd_model.py:build of recipe.yaml)" in err
+    assert "IndexError: tuple index out of range" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / "out").iterdir())
