@@ -72,14 +72,30 @@ def keras_resnet50():
     import keras
 
     keras.utils.set_random_seed(0)
-    return keras.applications.ResNet50(weights=None, input_shape=(96, 96, 3), classes=10)
+    model = keras.applications.ResNet50(weights=None, input_shape=(96, 96, 3), classes=10)
+    return _batchnorm_from_data(model)
 
 
 def keras_efficientnetb0():
     import keras
 
     keras.utils.set_random_seed(0)
-    return keras.applications.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classes=10)
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classes=10)
+    return _batchnorm_from_data(model)
+
+
+def _batchnorm_from_data(model):
+    """Freshly initialised, these networks' activations shrink to ~1e-11 and every image gets
+    the same softmax, so fidelity would mean nothing: one training-mode call with momentum 0
+    sets each BatchNorm's moving statistics to those of a batch of images."""
+    layers = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images_nhwc()["calibration"][:32], training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+    return model
 
 
 def _images(shape: tuple[int, ...]) -> dict:
