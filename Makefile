@@ -49,8 +49,10 @@ upgrade:
 	rm -rf $(NEXT)
 	$(PYTHON) -m venv $(NEXT)
 	$(NEXT)/bin/python -m pip install --quiet --upgrade pip
-	$(NEXT)/bin/python -m pip install --quiet $(TORCH)
-	$(NEXT)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e "$(EXTRAS)"
+	echo "$(TORCH)" > $(NEXT)/torch-pin.txt  # eager upgrades would pull a CUDA torch otherwise
+	$(NEXT)/bin/python -m pip install --quiet --constraint $(NEXT)/torch-pin.txt $(TORCH)
+	$(NEXT)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager \
+		--constraint $(NEXT)/torch-pin.txt -e "$(EXTRAS)"
 	COMPRESS_UNLOCKED=1 $(NEXT)/bin/python -m pytest
 	$(NEXT)/bin/python tools/write_lock.py $(LOCK)
 	rm -rf $(NEXT)
