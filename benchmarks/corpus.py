@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from compress.cpu import SPEED_FEATURES, cpu_name, speed_features
+
 HERE = Path(__file__).resolve().parent
 MODELS = HERE / "corpus_models.py"
 COMPRESS = Path(sys.executable).with_name("compress")
@@ -116,22 +118,13 @@ def run(name: str, raw: dict, scratch: Path) -> dict:
     return row
 
 
-def cpu_features() -> str:
-    flags = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return ", ".join(flag for flag in wanted if flag in flags) or "none of AVX2/AVX-512/VNNI/AMX"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--only", default=None, help="run the rows whose name contains this")
     args = parser.parse_args()
-    print(f"CPU features: {cpu_features()}; 1 thread, batch 1, sequence 128")
+    features = ", ".join(speed_features()) or "none of " + "/".join(SPEED_FEATURES)
+    print(f"{cpu_name()}; CPU features: {features}; 1 thread, batch 1, sequence 128")
     header = f"{'model, recipe':38} {'exit':>4} {'size':>6} {'p50 x':>6} {'fidelity':>16} "
     print(header + f"{'parity':>8} {'s':>5}  first layer / error")
     with tempfile.TemporaryDirectory() as scratch:

@@ -42,7 +42,6 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +59,7 @@ from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 import compress
+from compress.cpu import cpu_flags, cpu_name
 from compress.report.schema import Report
 
 QUICKSTART = common.REPO / "recipes" / "quickstart.yaml"
@@ -99,20 +99,6 @@ class Case:
     p50_ms: dict[str, float] = field(default_factory=dict)
     p50_short_ms: dict[str, float] = field(default_factory=dict)
     fidelity: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 # --- producing the files --------------------------------------------------------------------

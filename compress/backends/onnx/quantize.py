@@ -23,6 +23,7 @@ from onnxruntime.quantization import (
 from compress.backends.native_logs import quiet_loggers
 from compress.backends.onnx.naming import layer_name
 from compress.backends.onnx.tidy import drop_initializer_value_info
+from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError
 from compress.passes.quantize import QuantizePass
 from compress.passes.targets import matches
@@ -52,21 +53,10 @@ CALIBRATION_METHODS = {
 }
 
 
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def default_activations() -> tuple[str, str]:
     """(activation type, why): S8S8 QDQ is onnxruntime's recommended CPU format; its int8 GEMM
     kernels use VNNI where present and stay fast on AVX2."""
-    flags = cpu_flags()
-    vnni = {"avx512_vnni", "avx_vnni", "amx_int8"} & flags
+    vnni = VNNI_FEATURES & cpu_flags()
     reason = f"CPU has {', '.join(sorted(vnni))}" if vnni else "CPU has no VNNI"
     return "int8", f"S8S8 QDQ, onnxruntime's recommended CPU format ({reason})"
 
