@@ -284,10 +284,13 @@ def _append_step_summary(text: str) -> None:
 @_friendly_errors
 def passes() -> None:
     """List the registered pass types and their fields."""
-    from compress.passes import PASS_TYPES
+    import compress.backends  # noqa: F401 - registers the built-in handlers
+    from compress.passes.registry import ONNX, backends_for, pass_types
 
-    for cls in PASS_TYPES:
+    for cls in pass_types():
         click.echo(f"{cls.model_fields['type'].default}: {(cls.__doc__ or '').strip()}")
+        backends = [b if b != ONNX else "the exported ONNX file" for b in backends_for(cls)]
+        click.echo(f"  runs on: {', '.join(backends) or 'no backend'}")
         for name, field in cls.model_fields.items():
             if name == "type":
                 continue

@@ -18,8 +18,6 @@ from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
 from compress.backends.onnx import inspect as onnx_inspect
 from compress.backends.onnx import runtime
-from compress.backends.onnx.passes import apply_onnx_pass
-from compress.check import evaluate_budgets
 from compress.data import Split, Splits, load_data
 from compress.errors import CompressError, ModelError, unexpected
 from compress.generated_inputs import describe
@@ -28,12 +26,15 @@ from compress.measure.latency import latency_inputs, measure_latency
 from compress.measure.size import model_size
 from compress.measure.weights import WeightSummary, float_weight_names, summarize
 from compress.outputs import OutputPlan, plan_outputs
+from compress.passes import PassRecord, handler_for
+from compress.passes.registry import ONNX
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import LatencySpec, Recipe, check_usage, load_recipe
+from compress.report.budgets import evaluate_budgets
 from compress.report.html import render_html
 from compress.report.markdown import render_markdown
-from compress.report.schema import SLOWER_THRESHOLD, ExportRecord, Report
+from compress.report.schema import SLOWER_THRESHOLD, Artifacts, ExportRecord, Report
 
 PARITY_SAMPLES = 8
 
@@ -50,12 +51,35 @@ def apply(
     Budget results are in `report.budgets`; this function does not raise for a failed budget.
     """
     recipe = check_usage(recipe if isinstance(recipe, Recipe) else load_recipe(recipe), "apply")
+    return run(recipe, model, output_dir, progress)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A model whose model-stage passes ran outside the pipeline (in a CompressionSession's
+    loop): the backend, the trained model and the records of those passes."""
+
+    backend: Backend
+    model: Any
+    records: list[PassRecord]
+
+
+def run(
+    recipe: Recipe,
+    model: Any = None,
+    output_dir: str | Path | None = None,
+    progress: bool | None = None,
+    trained: Trained | None = None,
+) -> Report:
+    """The one apply path, for `compress apply` and CompressionSession.export: export the
+    baseline (`model`, else the recipe's model), run the model-stage passes unless `trained`
+    holds their result, export, run the ONNX-stage passes, measure both, write the reports."""
     reporter = Reporter(progress_wanted(progress))
     plan = plan_outputs(recipe, output_dir)
     plan.open()
     try:
         with _unexpected_failures(recipe, reporter):
-            report = _run(recipe, model, plan, reporter)
+            report = _run(recipe, model, plan, reporter, trained)
         plan.publish()
     finally:
         plan.close()
@@ -75,11 +99,16 @@ def _unexpected_failures(recipe: Recipe, reporter: Reporter) -> Iterator[None]:
         raise unexpected(exc, f"{reporter.current} (model {model}{where})") from exc
 
 
-def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Report:
-    reporter.stage("loading model")
-    backend, model = load_model(recipe, given)
-    if given is not None:
-        model = backend.copy(given)
+def _run(
+    recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter, trained: Trained | None
+) -> Report:
+    if trained is None:
+        reporter.stage("loading model")
+        backend, model = load_model(recipe, given)
+        if given is not None:
+            model = backend.copy(given)
+    else:
+        backend, model = trained.backend, given
     data = load_data(recipe)
     samples = _parity_samples(recipe, data)
 
@@ -87,50 +116,20 @@ def _run(recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter) -> Re
     baseline_path = plan.stage(plan.baseline_name)
     baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
 
-    context = PassContext(recipe=recipe, data=data, reporter=reporter)
-    if any(getattr(p, "type", "") == "distill" and p.teacher is None for p in recipe.passes):
-        context.original = backend.copy(model)  # the default teacher: the model as loaded
-    model, records = _model_passes(backend, model, context)
+    context = PassContext(recipe=recipe, data=data, reporter=reporter, backend=backend)
+    if trained is not None:
+        model, records = trained.model, list(trained.records)
+    else:
+        if any(config.uses_original for config in recipe.passes):
+            context.original = backend.copy(model)  # the default teacher: the model as loaded
+        model, records = _model_passes(backend, model, context)
     return _finish(backend, model, records, context, plan, samples, baseline_path, baseline_export)
-
-
-def apply_trained(
-    recipe: Recipe,
-    backend: Backend,
-    original: Any,
-    trained: Any,
-    records: list[dict],
-    output_dir: str | Path | None = None,
-    progress: bool | None = None,
-) -> Report:
-    """Export and measure a model trained outside the pipeline (CompressionSession) against
-    the original, then run the recipe's ONNX-stage passes: the same report as `apply`."""
-    reporter = Reporter(progress_wanted(progress))
-    plan = plan_outputs(recipe, output_dir)
-    plan.open()
-    try:
-        with _unexpected_failures(recipe, reporter):
-            data = load_data(recipe)
-            samples = _parity_samples(recipe, data)
-            baseline_path = plan.stage(plan.baseline_name)
-            reporter.stage("exporting the baseline")
-            baseline_export = export_verified(
-                backend, original, recipe, baseline_path, samples, reporter
-            )
-            context = PassContext(recipe=recipe, data=data, reporter=reporter)
-            report = _finish(
-                backend, trained, records, context, plan, samples, baseline_path, baseline_export
-            )
-        plan.publish()
-    finally:
-        plan.close()
-    return report
 
 
 def _finish(
     backend: Backend,
     model: Any,
-    records: list[dict],
+    records: list[PassRecord],
     context: PassContext,
     plan: OutputPlan,
     samples: ParityInputs,
@@ -156,7 +155,6 @@ def _finish(
         {**layer, "baseline_sparsity": before.get(layer["name"])}
         for layer in summaries["compressed"].layers
     ]
-
     report = Report(
         tool_version=__version__,
         recipe={
@@ -172,35 +170,45 @@ def _finish(
         else None,
         layers=layers,
         passes=records,
-        artifacts={
-            "onnx": plan.onnx_name,
-            "baseline_onnx": plan.baseline_name,
-            "report_json": "report.json",
-            "report_md": "report.md",
-            "report_html": "report.html",
-        },
+        artifacts=_artifacts(plan, plan.directory),
         environment=_environment(recipe, backend),
         notes=reporter.notes,
     )
-    _add_honesty_notes(report)
+    _add_honesty_notes(report, recipe)
     report.budgets = evaluate_budgets(report, recipe.budgets)
-    plan.stage("report.json").write_text(report.to_json(), encoding="utf-8")
-    plan.stage("report.md").write_text(render_markdown(report), encoding="utf-8")
-    plan.stage("report.html").write_text(render_html(report), encoding="utf-8")
-    report.artifacts.onnx = str(plan.directory / plan.onnx_name)
-    report.artifacts.baseline_onnx = str(plan.directory / plan.baseline_name)
-    report.artifacts.report_json = str(plan.directory / "report.json")
-    report.artifacts.report_md = str(plan.directory / "report.md")
-    report.artifacts.report_html = str(plan.directory / "report.html")
+    return _write_reports(report, plan)
+
+
+def _artifacts(plan: OutputPlan, directory: Path) -> dict[str, str]:
+    """The output files, under `directory`."""
+    names = {
+        "onnx": plan.onnx_name,
+        "baseline_onnx": plan.baseline_name,
+        "report_json": "report.json",
+        "report_md": "report.md",
+        "report_html": "report.html",
+    }
+    return {key: str(directory / name) for key, name in names.items()}
+
+
+def _write_reports(report: Report, plan: OutputPlan) -> Report:
+    """Write report.json, .md and .html with artifact names relative to their directory (the
+    files move together); returns the report with absolute paths."""
+    written = report.model_copy(update={"artifacts": Artifacts(**_artifacts(plan, Path()))})
+    plan.stage("report.json").write_text(written.to_json(), encoding="utf-8")
+    plan.stage("report.md").write_text(render_markdown(written), encoding="utf-8")
+    plan.stage("report.html").write_text(render_html(written), encoding="utf-8")
     return report
 
 
-def _model_passes(backend: Backend, model: Any, context: PassContext) -> tuple[Any, list[dict]]:
+def _model_passes(
+    backend: Backend, model: Any, context: PassContext
+) -> tuple[Any, list[PassRecord]]:
     """Run the passes that work on the framework model (training-time ones), in order."""
     records = []
     recipe = context.recipe
     for index, config in enumerate(recipe.passes):
-        if getattr(config, "on_onnx", False):
+        if config.stage != "model":
             continue
         context.reporter.stage(f"pass {index + 1}/{len(recipe.passes)}: {config.type}")
         started = time.perf_counter()
@@ -208,15 +216,15 @@ def _model_passes(backend: Backend, model: Any, context: PassContext) -> tuple[A
             model, info = backend.apply_pass(model, config, context)
         except TargetError as exc:
             raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
-        records.append({"type": config.type, "seconds": _since(started), **info})
+        records.append(config.record_of(info, _since(started)))
     return model, records
 
 
-def _onnx_passes(source: Path, target: Path, context: PassContext) -> list[dict]:
+def _onnx_passes(source: Path, target: Path, context: PassContext) -> list[PassRecord]:
     """Run the passes that work on the exported ONNX file (post-training quantization), each
     reading the previous file; the last one writes `target`."""
     recipe = context.recipe
-    chosen = [(i, c) for i, c in enumerate(recipe.passes) if getattr(c, "on_onnx", False)]
+    chosen = [(i, c) for i, c in enumerate(recipe.passes) if c.stage == "onnx"]
     if not chosen:
         source.replace(target)
         return []
@@ -225,8 +233,8 @@ def _onnx_passes(source: Path, target: Path, context: PassContext) -> list[dict]
         context.reporter.stage(f"pass {index + 1}/{len(recipe.passes)}: {config.type} (ONNX)")
         output = target if step == len(chosen) - 1 else source.with_suffix(f".{step}.onnx")
         started = time.perf_counter()
-        info = apply_onnx_pass(config, source, output, context)
-        records.append({"type": config.type, "seconds": _since(started), **info})
+        info = handler_for(config, ONNX)(source, output, config, context)
+        records.append(config.record_of(info, _since(started)))
         source = output
     return records
 
@@ -376,7 +384,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _add_honesty_notes(report: Report) -> None:
+def _add_honesty_notes(report: Report, recipe: Recipe) -> None:
     """Say plainly what the figures mean where users are often misled: speed-ups that are
     slow-downs, sparsity that buys no speed."""
     base, comp = report.baseline.latency_ms, report.compressed.latency_ms
@@ -391,7 +399,7 @@ def _add_honesty_notes(report: Report) -> None:
                 f"the baseline's ({comp.p50:.4g} ms vs {base.p50:.4g} ms)"
             )
     gained = report.compressed.sparsity - report.baseline.sparsity
-    pruned = any(record["type"] == "prune" for record in report.passes)
+    pruned = any(config.sparsifies for config in recipe.passes)
     if pruned and gained > 0.05 and report.compressed.params == report.baseline.params:
         report.notes.append(
             "sparsity by itself shrinks only the gzip size: onnxruntime has no sparse kernels, "

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from compress.backends import load_model
-from compress.passes import PLANNERS
 from compress.passes.targets import TargetError
 from compress.recipe import Recipe
 
@@ -25,7 +24,7 @@ def plan(recipe: Recipe) -> Plan:
     passes = []
     for index, config in enumerate(recipe.passes):
         try:
-            passes.append({"type": config.type, **PLANNERS[config.type](config, layers)})
+            passes.append({"type": config.type, **config.plan(layers)})
         except TargetError as exc:
             raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
     return Plan(framework=backend.name, params=sum(layer.params for layer in layers), passes=passes)

@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from compress.errors import RecipeError
-from compress.passes import AnyPass, pass_names
+from compress.metrics import limits_model
+from compress.passes import AnyPass
 from compress.schema import StrictModel
 from compress.units import parse_size
 from compress.yaml_source import Located, load_yaml, locate
@@ -157,18 +158,14 @@ class SizeLimit(Limit):
         return None if value is None else parse_size(value)
 
 
-class Budgets(StrictModel):
-    """Limits checked after apply and by `compress check`."""
-
-    size_bytes: SizeLimit | None = None
-    size_gzip_bytes: SizeLimit | None = None
-    params: Limit | None = None
-    nonzero_params: Limit | None = None
-    sparsity: Limit | None = None
-    latency_p50_ms: Limit | None = None
-    latency_p90_ms: Limit | None = None
-    accuracy: Limit | None = None
-    accuracy_drop: Limit | None = None
+#: One optional field per budget metric of the catalogue (compress/metrics.py).
+Budgets = limits_model(
+    "Budgets",
+    Limit,
+    sized=SizeLimit,
+    module=__name__,
+    doc="Limits checked after apply and by `compress check`.",
+)
 
 
 class Recipe(StrictModel):
@@ -233,28 +230,13 @@ def parse_recipe(source: Located) -> Recipe:
 
 
 def _format_error(source: Located, error: Any) -> str:
-    loc = _without_tags(tuple(error["loc"]))
+    loc = tuple(error["loc"])
     where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
     dotted = ".".join(str(part) for part in loc)
-    message = error["msg"].removeprefix("Value error, ")
-    known = ", ".join(pass_names())
+    message = error["msg"].removeprefix("Value error, ")  # pass types: the registry's words
     if error["type"] == "extra_forbidden":
         message = "unknown key (not part of recipe version 1)"
-    elif error["type"] == "union_tag_invalid":
-        message = f"unknown pass type {error['ctx']['tag']!r}; known types: {known}"
-    elif error["type"] == "union_tag_not_found":
-        message = f"a pass needs a type; known types: {known}"
     return f"{where}: {dotted}: {message}"
-
-
-def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Drop discriminated-union tags (the pass type after a list index) from an error location."""
-    tags = set(pass_names())
-    return tuple(
-        part
-        for i, part in enumerate(loc)
-        if not (part in tags and i > 0 and isinstance(loc[i - 1], int))
-    )
 
 
 def _check_consistency(recipe: Recipe) -> None:
@@ -269,11 +251,7 @@ def _check_consistency(recipe: Recipe) -> None:
         (("data", "source"), recipe.data.source if recipe.data else None),
     ]
     for index, config in enumerate(recipe.passes):
-        for role in ("teacher", "student"):
-            ref = getattr(config, role, None)
-            if ref is not None:
-                referenced.append((("passes", index, role, "source"), ref.source))
-                referenced.append((("passes", index, role, "weights"), ref.weights))
+        referenced += [(("passes", index, *loc), ref) for loc, ref in config.references()]
     for loc, reference in referenced:
         file = _referenced_file(reference) if reference else None
         if file and not recipe.resolve(file).is_file():
@@ -282,15 +260,9 @@ def _check_consistency(recipe: Recipe) -> None:
         problems.append(recipe.error_at(("evaluate",), "evaluation needs a data section"))
     first_onnx_pass = None
     for index, config in enumerate(recipe.passes):
-        if getattr(config, "on_onnx", False):
+        problems += config.recipe_problems(recipe, index)
+        if config.stage == "onnx":
             first_onnx_pass = index if first_onnx_pass is None else first_onnx_pass
-            if getattr(config, "mode", None) == "static" and recipe.data is None:
-                problems.append(
-                    recipe.error_at(
-                        ("passes", index, "mode"),
-                        "static quantization calibrates on data: add a data section",
-                    )
-                )
         elif first_onnx_pass is not None:
             problems.append(
                 recipe.error_at(
@@ -329,10 +301,10 @@ def check_usage(recipe: Recipe, usage: Usage) -> Recipe:
 
 def _apply_problems(recipe: Recipe) -> list[RecipeError]:
     """The built-in trainer fine-tunes from the recipe: training passes need train and data,
-    and schedules must end within train.epochs."""
+    and what each pass asks besides (schedules must end within train.epochs)."""
     problems: list[RecipeError] = []
     for index, config in enumerate(recipe.passes):
-        if not getattr(config, "trains", False):
+        if not config.trains:
             continue
         if recipe.train is None or recipe.data is None:
             problems.append(
@@ -343,25 +315,17 @@ def _apply_problems(recipe: Recipe) -> list[RecipeError]:
                 )
             )
             continue
-        schedule = getattr(config, "schedule", None)
-        if schedule and schedule.end_epoch and schedule.end_epoch > recipe.train.epochs:
-            problems.append(
-                recipe.error_at(
-                    ("passes", index, "schedule", "end_epoch"),
-                    f"end_epoch {schedule.end_epoch} is after the last training epoch "
-                    f"(train.epochs = {recipe.train.epochs})",
-                )
-            )
+        problems += config.apply_problems(recipe, index)
     return problems
 
 
 def _session_problems(recipe: Recipe) -> list[RecipeError]:
-    """A session runs prune, recovery distillation and post-training quantization; QAT and
-    student distillation need the built-in trainer."""
+    """A session runs the passes that say they can (`in_session`): prune, recovery
+    distillation and post-training quantization; QAT and student distillation need the
+    built-in trainer."""
     problems: list[RecipeError] = []
     for index, config in enumerate(recipe.passes):
-        qat = config.type == "quantize" and getattr(config, "mode", None) == "qat"
-        if qat or getattr(config, "student", None) is not None:
+        if not config.in_session:
             problems.append(
                 recipe.error_at(
                     ("passes", index),

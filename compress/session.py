@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UsageError
+from compress.passes import PassRecord
 from compress.passes.prune import PrunePass
 from compress.recipe import Recipe, check_usage, load_recipe
 from compress.report.schema import Report
@@ -30,7 +31,7 @@ class CompressionSession:
         recipe's train.epochs, else to where the last schedule ends; finalize() fails if the loop
         stopped before. The recipe needs no train or data section: your loop trains, and data
         serves only accuracy and calibration at export."""
-        from compress.backends import backend_named, distill_models, framework_of
+        from compress.backends import backend_named, framework_of
         from compress.backends.base import PassContext
         from compress.progress import Reporter
 
@@ -43,26 +44,14 @@ class CompressionSession:
         self.backend = backend_named(framework_of(inner))
         self.original = self.backend.copy(inner)
         context = PassContext(
-            recipe=self.recipe, data={}, reporter=Reporter(False), original=self.original
+            recipe=self.recipe,
+            data={},
+            reporter=Reporter(False),
+            original=self.original,
+            backend=self.backend,
         )
-        teachers = {
-            index: distill_models(self.backend, config, context)[0]
-            for index, config in enumerate(self.recipe.passes)
-            if config.type == "distill"
-        }
-        if self.backend.name == "torch":
-            from compress.backends.torch.session import TorchSession
-
-            self._impl: Any = TorchSession(model, self.recipe, steps_per_epoch, epochs, teachers)
-        elif self.backend.name in ("keras", "tf_keras"):
-            from compress.backends.keras.session import KerasSession
-
-            self._impl = KerasSession(
-                model, self.recipe, steps_per_epoch, epochs, teachers, self.backend.name
-            )
-        else:
-            raise UsageError(f"no training session for {self.backend.name} models")
-        self._result: tuple[Any, list[dict]] | None = None
+        self._impl: Any = self.backend.session(model, context, steps_per_epoch, epochs)
+        self._result: tuple[Any, list[PassRecord]] | None = None
 
     # PyTorch
     def step(self) -> None:
@@ -99,13 +88,12 @@ class CompressionSession:
 
     def export(self, output_dir: str | Path | None = None, progress: bool | None = False) -> Report:
         """Export, run the recipe's post-training passes, and measure against the original."""
-        from compress.pipeline import apply_trained
+        from compress.pipeline import Trained, run
 
         model = self.finalize()
         assert self._result is not None
-        return apply_trained(
-            self.recipe, self.backend, self.original, model, self._result[1], output_dir, progress
-        )
+        trained = Trained(self.backend, model, self._result[1])
+        return run(self.recipe, self.original, output_dir, progress, trained)
 
     def _torch(self, method: str) -> Any:
         if self.backend.name != "torch":

@@ -53,7 +53,8 @@ def main(recipe: str, out_dir: str, epochs: int | None) -> None:
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     if rank == 0:
         report = session.export(Path(out_dir) / "export")
-        Path(out_dir, "report_sparsity.json").write_text(json.dumps(report.passes))
+        passes = [record.model_dump(mode="json") for record in report.passes]
+        Path(out_dir, "report_sparsity.json").write_text(json.dumps(passes))
     dist.destroy_process_group()
 
 

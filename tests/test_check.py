@@ -13,9 +13,9 @@ import yaml
 from conftest import seed_mlp_recipe
 
 import compress
-from compress.check import budget_rows, evaluate_budgets
 from compress.errors import EXIT_BUDGET, EXIT_READ, EXIT_USAGE
 from compress.recipe import Budgets
+from compress.report.budgets import budget_rows, evaluate_budgets
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from compress.backends import handlers as _handlers  # noqa: F401 - registers the handlers
 from compress.backends.base import Backend, owner_module
 from compress.backends.native_logs import filtered_native_stderr
 from compress.errors import ModelError, UsageError

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from compress.data import Split, Splits
-from compress.errors import ModelError
+from compress.errors import ModelError, UsageError
+from compress.passes import PassConfig, handler_for
 from compress.passes.targets import LayerInfo
 from compress.progress import Reporter
 from compress.recipe import Recipe, TrainSpec
@@ -33,16 +34,24 @@ class PassContext:
     data: Splits
     reporter: Reporter
     original: Any = None  # the model as loaded (the default distillation teacher)
-    distillers: list[Any] = field(default_factory=list)  # recovery distillation for later passes
+    backend: Backend | None = None  # the backend running the pass (set by apply_pass)
+    #: (teacher, config) of the recovery distill pass whose loss the later training passes add
+    distiller: tuple[Any, Any] | None = None
 
-    def training(self, pass_name: str) -> Training:
+    def split(self, config: PassConfig) -> tuple[str, Split] | None:
+        """The first of the pass's `splits` that data.source returned, with its name."""
+        name = next((name for name in config.splits if name in self.data), None)
+        return None if name is None else (name, self.data[name])
+
+    def training(self, config: PassConfig) -> Training:
         """The training inputs of a pass; a clear error when the data has no train split."""
         recipe = self.recipe
         if recipe.train is None or recipe.data is None:  # rejected with the recipe already
-            raise ModelError(f"{pass_name}: training needs train and data sections")
-        if "train" not in self.data:
-            raise ModelError(f"{pass_name}: training needs a 'train' split from data.source")
-        return Training(recipe.train, self.data["train"], recipe.data.batch_size)
+            raise ModelError(f"{config.type}: training needs train and data sections")
+        found = self.split(config)
+        if found is None:
+            raise ModelError(f"{config.type}: training needs a 'train' split from data.source")
+        return Training(recipe.train, found[1], recipe.data.batch_size)
 
 
 @dataclass
@@ -55,9 +64,12 @@ class ExportInfo:
 
 
 class Backend(ABC):
-    """One framework: load, describe, train/compress, predict and export models."""
+    """One framework: load, describe, train/compress, predict and export models. Passes run
+    through the handlers registered for (pass class, backend name)."""
 
     name: str
+    #: Said when a pass has no handler here: what this backend takes instead.
+    pass_hint: str = ""
 
     @abstractmethod
     def load(self, recipe: Recipe, built: Any = None) -> Any:
@@ -71,9 +83,16 @@ class Backend(ABC):
     def layers(self, model: Any) -> list[LayerInfo]:
         """The model's layers in order, with their weight counts and whether they can be pruned."""
 
-    @abstractmethod
-    def apply_pass(self, model: Any, config: Any, context: PassContext) -> tuple[Any, dict]:
-        """Run one model-stage pass; returns the new model and what the pass did."""
+    def apply_pass(self, model: Any, config: PassConfig, context: PassContext) -> tuple[Any, dict]:
+        """Run one model-stage pass with its registered handler; returns the new model and
+        what the pass did."""
+        handler = handler_for(config, self.name, self.pass_hint)
+        context.backend = self
+        return handler(model, config, context)
+
+    def session(self, model: Any, context: PassContext, steps_per_epoch: int, epochs: int) -> Any:
+        """The CompressionSession implementation for this framework's training loops."""
+        raise UsageError(f"no training session for {self.name} models")
 
     @abstractmethod
     def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:

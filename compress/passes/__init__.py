@@ -1,27 +1,37 @@
-"""The registry of pass types. Registration is explicit: a new pass is added to PASS_TYPES."""
+"""Pass types: the protocol (`base`), the registry, and the built-in passes, registered here.
+
+A new pass type is one module with its config and record classes, registered below (or by
+anyone with `register_pass`), plus one handler per backend that supports it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from compress.passes.base import PassConfig, PassRecord, Stage
+from compress.passes.distill import DistillPass
+from compress.passes.prune import PrunePass
+from compress.passes.quantize import QuantizePass
+from compress.passes.registry import (
+    AnyPass,
+    AnyRecord,
+    handler_for,
+    pass_names,
+    pass_types,
+    register_handler,
+    register_pass,
+)
 
-from pydantic import Discriminator
+for _builtin in (PrunePass, DistillPass, QuantizePass):
+    register_pass(_builtin)
 
-from compress.passes.distill import DistillPass, plan_distill
-from compress.passes.prune import PrunePass, plan_prune
-from compress.passes.quantize import QuantizePass, plan_quantize
-
-PASS_TYPES: tuple[type, ...] = (PrunePass, DistillPass, QuantizePass)
-
-#: Per pass type: (config, layers) -> what the pass will touch, for `compress plan`.
-PLANNERS = {"prune": plan_prune, "distill": plan_distill, "quantize": plan_quantize}
-
-
-def pass_names() -> list[str]:
-    """The `type` names of the registered passes."""
-    return [cls.model_fields["type"].default for cls in PASS_TYPES]
-
-
-AnyPass = Annotated[
-    Union[PASS_TYPES],  # noqa: UP007 - a runtime tuple of classes needs Union[...]
-    Discriminator("type"),
+__all__ = [
+    "AnyPass",
+    "AnyRecord",
+    "PassConfig",
+    "PassRecord",
+    "Stage",
+    "handler_for",
+    "pass_names",
+    "pass_types",
+    "register_handler",
+    "register_pass",
 ]

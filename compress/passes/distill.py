@@ -9,12 +9,17 @@ the passes that follow.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from compress.passes.base import PassConfig, PassRecord
 from compress.passes.targets import LayerInfo
 from compress.schema import StrictModel
+
+if TYPE_CHECKING:
+    from compress.errors import RecipeError
+    from compress.recipe import Recipe
 
 
 class ModelRef(StrictModel):
@@ -25,8 +30,19 @@ class ModelRef(StrictModel):
     trust: bool = False
 
 
-class DistillPass(StrictModel):
+class DistillRecord(PassRecord):
+    """What a distill pass did: `mode` recovery or student; trained passes add `features`,
+    `student_params`, `teacher_params`, `training`."""
+
+    mode: str
+    temperature: float
+    alpha: float
+
+
+class DistillPass(PassConfig):
     """Train with a teacher's softened outputs mixed with the hard-label loss."""
+
+    record = DistillRecord
 
     type: Literal["distill"] = "distill"
     teacher: ModelRef | None = Field(None, description="omitted = the model as loaded")
@@ -46,6 +62,45 @@ class DistillPass(StrictModel):
     def trains(self) -> bool:
         return True
 
+    @property
+    def in_session(self) -> bool:
+        """A session distills into its own loop's training: recovery only, no student."""
+        return self.student is None
+
+    @property
+    def uses_original(self) -> bool:
+        return self.teacher is None
+
+    def references(self) -> list[tuple[tuple[str, ...], str | None]]:
+        return [
+            ((role, key), getattr(ref, key))
+            for role, ref in (("teacher", self.teacher), ("student", self.student))
+            if ref is not None
+            for key in ("source", "weights")
+        ]
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        return plan_distill(self, layers)
+
+    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+        """One recovery pass at most: training passes take one distillation loss."""
+        if self.student is not None:
+            return []
+        first = next(
+            i
+            for i, other in enumerate(recipe.passes)
+            if isinstance(other, DistillPass) and other.student is None
+        )
+        if first == index:
+            return []
+        return [
+            recipe.error_at(
+                ("passes", index),
+                f"pass {first} is already a recovery distill pass (no student): training takes "
+                "one distillation loss, so use one recovery distill pass",
+            )
+        ]
+
 
 def plan_distill(config: DistillPass, layers: list[LayerInfo]) -> dict:
     """Distillation changes weights, not structure: the plan names teacher and student."""
@@ -58,21 +113,29 @@ def plan_distill(config: DistillPass, layers: list[LayerInfo]) -> dict:
     }
 
 
-def training_follows(passes: list, config: DistillPass) -> bool:
+def training_follows(passes: list[PassConfig], config: DistillPass) -> bool:
     """True when a model-stage training pass comes after this distill pass."""
     position = next(index for index, item in enumerate(passes) if item is config)
-    return any(
-        getattr(item, "trains", False) and not getattr(item, "on_onnx", False)
-        for item in passes[position + 1 :]
-    )
+    return any(item.trains and item.stage == "model" for item in passes[position + 1 :])
 
 
-def register_recovery(distillers: list, teacher: Any, config: DistillPass) -> dict:
-    """Hand a recovery distill pass to the training passes after it; returns its record."""
-    distillers.append((teacher, config))
+def register_recovery(context: Any, teacher: Any, config: DistillPass) -> dict:
+    """Hand a recovery distill pass to the training passes after it (`context.distiller`);
+    returns what it did."""
+    context.distiller = (teacher, config)
     return {
         "mode": "recovery",
         "applied_to": "the training passes that follow",
+        "temperature": config.temperature,
+        "alpha": config.alpha,
+    }
+
+
+def user_loop_record(config: DistillPass) -> dict:
+    """What a recovery distill pass did in a CompressionSession (the user's loop trained)."""
+    return {
+        "mode": "recovery",
+        "loop": "user",
         "temperature": config.temperature,
         "alpha": config.alpha,
     }

@@ -7,13 +7,18 @@ that the requested sparsity was reached. Backends apply the masks.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from compress.errors import ModelError
+from compress.passes.base import PassConfig, PassRecord
 from compress.passes.targets import LayerInfo, resolve_targets
 from compress.schema import StrictModel
+
+if TYPE_CHECKING:
+    from compress.errors import RecipeError
+    from compress.recipe import Recipe
 
 #: A run misses its target when achieved sparsity is this far below the request (0.5 points).
 SPARSITY_TOLERANCE = 0.005
@@ -84,8 +89,24 @@ class PruneSchedule(StrictModel):
         return self.frequency or max(1, math.ceil(steps_per_epoch / 10))
 
 
-class PrunePass(StrictModel):
+class PruneRecord(PassRecord):
+    """What a prune pass did (Keras adds `engine`; training holds `steps`, `final_loss`)."""
+
+    method: str
+    scope: str
+    schedule: str
+    target_sparsity: float
+    achieved_sparsity: float
+    mask_updates: int
+    layers: dict[str, float]
+    training: dict | None
+
+
+class PrunePass(PassConfig):
     """Zero the smallest-magnitude weights of the targeted layers."""
+
+    record = PruneRecord
+    sparsifies = True
 
     type: Literal["prune"] = "prune"
     method: Literal["magnitude", "n:m"] = Field(
@@ -113,8 +134,27 @@ class PrunePass(StrictModel):
 
     @property
     def trains(self) -> bool:
-        """Whether the pass runs the trainer."""
         return self.schedule is not None or bool(self.fine_tune)
+
+    @property
+    def in_session(self) -> bool:
+        return True
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        return plan_prune(self, layers)
+
+    def apply_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+        """The built-in trainer runs train.epochs: the schedule must end within them."""
+        end = self.schedule.end_epoch if self.schedule else None
+        if recipe.train is None or not end or end <= recipe.train.epochs:
+            return []
+        return [
+            recipe.error_at(
+                ("passes", index, "schedule", "end_epoch"),
+                f"end_epoch {end} is after the last training epoch "
+                f"(train.epochs = {recipe.train.epochs})",
+            )
+        ]
 
     @model_validator(mode="before")
     @classmethod
@@ -167,7 +207,7 @@ def check_achieved(config: PrunePass, achieved: float) -> None:
 
 def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
     """What the pass will touch: the matched layers and their nonzero weights after it."""
-    chosen = resolve_targets(config.targets, config.ignore, layers, "prune")
+    chosen = resolve_targets(config.targets, config.ignore, layers, config.type)
     rows = [
         {
             "name": layer.name,

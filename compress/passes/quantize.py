@@ -3,12 +3,17 @@ for every framework), or quantization-aware training (`mode: qat`) in the model'
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from compress.passes.base import PassConfig, PassRecord, Stage
 from compress.passes.targets import LayerInfo
 from compress.schema import StrictModel
+
+if TYPE_CHECKING:
+    from compress.errors import RecipeError
+    from compress.recipe import Recipe
 
 
 class Calibration(StrictModel):
@@ -16,8 +21,18 @@ class Calibration(StrictModel):
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
 
 
-class QuantizePass(StrictModel):
+class QuantizeRecord(PassRecord):
+    """What a quantize pass did: post-training modes add `format`, `why`, `per_channel`,
+    `calibration_samples`, `excluded_nodes`; QAT adds `engine` and `training`."""
+
+    mode: str
+    weights: str
+
+
+class QuantizePass(PassConfig):
     """Quantize weights (and activations) to integers."""
+
+    record = QuantizeRecord
 
     type: Literal["quantize"] = "quantize"
     mode: Literal["dynamic", "static", "weight_only", "qat"] = Field(
@@ -40,13 +55,28 @@ class QuantizePass(StrictModel):
     )
 
     @property
+    def stage(self) -> Stage:
+        """Post-training modes run on the exported ONNX file, after every model-stage pass."""
+        return "model" if self.mode == "qat" else "onnx"
+
+    @property
     def trains(self) -> bool:
         return self.mode == "qat"
 
     @property
-    def on_onnx(self) -> bool:
-        """Post-training modes run on the exported ONNX file, after every model-stage pass."""
-        return self.mode != "qat"
+    def splits(self) -> tuple[str, ...]:
+        if self.mode == "static":
+            return ("calibration", "train")
+        return super().splits
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        return plan_quantize(self, layers)
+
+    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+        if self.mode != "static" or recipe.data is not None:
+            return []
+        message = "static quantization calibrates on data: add a data section"
+        return [recipe.error_at(("passes", index, "mode"), message)]
 
     @model_validator(mode="after")
     def _combinations(self) -> QuantizePass:
@@ -76,7 +106,7 @@ def plan_quantize(config: QuantizePass, layers: list[LayerInfo]) -> dict:
     ]
     return {
         "mode": config.mode,
-        "stage": "onnx" if config.on_onnx else "training",
+        "stage": "onnx" if config.stage == "onnx" else "training",
         "layers": rows,
         "weights_before": sum(row["weights"] for row in rows),
         "nonzero_after": sum(row["weights"] for row in rows),

@@ -9,15 +9,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from compress.check import METRICS, CheckResult, CheckRow, format_value
-from compress.compare import CompareRow, Comparison
+from compress.metrics import METRICS
+from compress.report.budgets import CheckResult, CheckRow
+from compress.report.compare import CompareRow, Comparison
 
 _COLORS = {"pass": "green", "warn": "yellow", "fail": "red", "new": "cyan"}
 _ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "new": "🆕"}
 
 
 def _label(metric: str) -> str:
-    return METRICS[metric].label if metric in METRICS else metric
+    return METRICS[metric].label
+
+
+def _exact(metric: str, value: float | None) -> str:
+    return METRICS[metric].exact(value)
 
 
 def _change(row: CheckRow) -> str:
@@ -64,8 +69,8 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
             row.check,
             _label(row.metric),
             row.limit,
-            format_value(row.metric, row.value),
-            "" if row.check == "budget" else format_value(row.metric, row.baseline),
+            _exact(row.metric, row.value),
+            "" if row.check == "budget" else _exact(row.metric, row.baseline),
             _change(row),
             escape(row.note),
         )
@@ -90,11 +95,11 @@ def check_markdown(result: CheckResult) -> str:
         "|---|---|---|---|---:|---:|---:|",
     ]
     for row in result.rows:
-        baseline = "" if row.check == "budget" else format_value(row.metric, row.baseline)
+        baseline = "" if row.check == "budget" else _exact(row.metric, row.baseline)
         note = f" ({row.note})" if row.note and row.status != "pass" else ""
         lines.append(
             f"| {_ICONS[row.status]} {row.status} | {row.check} | {_label(row.metric)} | "
-            f"{row.limit}{note} | {format_value(row.metric, row.value)} | {baseline} | "
+            f"{row.limit}{note} | {_exact(row.metric, row.value)} | {baseline} | "
             f"{_change(row)} |"
         )
     lines += ["", f"**{status}**: {_summary(result)}"]
@@ -105,8 +110,7 @@ def check_markdown(result: CheckResult) -> str:
 def _delta(row: CompareRow) -> str:
     if row.delta is None:
         return ""
-    kind = METRICS[row.metric].kind if row.metric in METRICS else "fraction"
-    if kind == "fraction":
+    if METRICS[row.metric].unit in ("fraction", "score"):
         text = f"{row.delta * 100:+.2f} pts"
     elif row.change is None:
         text = f"{row.delta:+g}"
@@ -135,8 +139,8 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
             better = "≈ (noise)"
         table.add_row(
             escape(row.label),
-            format_value(row.metric, row.a),
-            format_value(row.metric, row.b),
+            _exact(row.metric, row.a),
+            _exact(row.metric, row.b),
             f"[{style}]{_delta(row)}[/]" if style else _delta(row),
             better,
         )

@@ -74,17 +74,6 @@ footer { color: var(--muted); font-size: 12px; margin-top: 36px; }
 @media (max-width: 820px) { .row2 { grid-template-columns: 1fr; } }
 """
 
-# The card order; "latency p90" is on the latency chart instead.
-_CARD_ORDER = (
-    "size",
-    "size (gzip)",
-    "params",
-    "nonzero params",
-    "sparsity",
-    "latency p50",
-    "accuracy",
-)
-
 
 def render_html(report: Report) -> str:
     """The whole page as one string."""
@@ -117,47 +106,21 @@ def render_html(report: Report) -> str:
 
 
 def _cards(report: Report) -> str:
-    rows = {row.metric: row for row in comparison_rows(report)}
-    trends = _trends(report)
-    cards = [_card(rows[key], trends.get(key, "")) for key in _CARD_ORDER if key in rows]
-    cards += [_card(row, "") for key, row in rows.items() if key.startswith("fidelity")]
+    cards = [_card(row) for row in comparison_rows(report) if row.metric.card]
     return '<section id="summary"><div class="cards">' + "".join(cards) + "</div></section>"
 
 
-def _card(row: Row, trend: str) -> str:
+def _card(row: Row) -> str:
+    """A figure, green when the compressed model is better, red when worse (latency within
+    the timing noise and unchanged figures get no colour), outlined when flagged."""
     flag = " flag" if row.flag else ""
     base = f"baseline {escape(row.baseline)}" if row.baseline else "compressed vs baseline"
-    change = f'<div class="change {trend}">{escape(row.change)}</div>' if row.change else ""
+    change = f'<div class="change {row.trend}">{escape(row.change)}</div>' if row.change else ""
     return (
-        f'<div class="card{flag}"><div class="label">{escape(row.metric)}</div>'
+        f'<div class="card{flag}"><div class="label">{escape(row.label)}</div>'
         f'<div class="value">{escape(row.compressed)}</div>'
         f'<div class="base">{base}</div>{change}</div>'
     )
-
-
-def _trends(report: Report) -> dict[str, str]:
-    """Per card, whether the compressed figure is better ("good") or worse ("bad"). Latency
-    within the 5% noise margin and unchanged figures get no colour."""
-    base, comp = report.baseline, report.compressed
-    trends = {}
-    lower_better = {
-        "size": (base.size_bytes, comp.size_bytes),
-        "size (gzip)": (base.size_gzip_bytes, comp.size_gzip_bytes),
-        "params": (base.params, comp.params),
-        "nonzero params": (base.nonzero_params, comp.nonzero_params),
-    }
-    if base.latency_ms and comp.latency_ms and comp.latency_ms.p50 > 0:
-        speedup = base.latency_ms.p50 / comp.latency_ms.p50
-        if abs(speedup - 1) > 0.05:
-            trends["latency p50"] = "good" if speedup > 1 else "bad"
-    for key, (before, after) in lower_better.items():
-        if after != before:
-            trends[key] = "good" if after < before else "bad"
-    if comp.sparsity != base.sparsity:
-        trends["sparsity"] = "good" if comp.sparsity > base.sparsity else "bad"
-    if base.accuracy is not None and comp.accuracy is not None and comp.accuracy != base.accuracy:
-        trends["accuracy"] = "good" if comp.accuracy > base.accuracy else "bad"
-    return trends
 
 
 def _status(status: str) -> str:
@@ -253,14 +216,11 @@ def _side_tables(report: Report) -> str:
     """Exact sizes and latency figures beside the size chart."""
     base, comp = report.baseline, report.compressed
     sizes = "".join(
-        f"<tr><td>{label}</td><td class='num'>{before:,}</td><td class='num'>{after:,}</td>"
-        f"<td class='num'>{_ratio(before, after)}</td></tr>"
-        for label, before, after in (
-            ("raw", base.size_bytes, comp.size_bytes),
-            ("gzip -9", base.size_gzip_bytes, comp.size_gzip_bytes),
-            ("params", base.params, comp.params),
-            ("nonzero params", base.nonzero_params, comp.nonzero_params),
-        )
+        f"<tr><td>{escape(row.metric.side_label or row.label)}</td>"
+        f"<td class='num'>{int(row.before):,}</td><td class='num'>{int(row.after):,}</td>"
+        f"<td class='num'>{_ratio(row.before, row.after)}</td></tr>"
+        for row in comparison_rows(report)
+        if row.metric.unit in ("bytes", "count") and row.before is not None
     )
     tables = [
         "<table><thead><tr><th>bytes / count</th><th class='num'>baseline</th>"
@@ -285,7 +245,7 @@ def _side_tables(report: Report) -> str:
     return f'<div class="side">{"".join(tables)}</div>'
 
 
-def _ratio(before: int, after: int) -> str:
+def _ratio(before: float, after: float) -> str:
     return "n/a" if before == 0 else f"{after / before:.3f}x"
 
 

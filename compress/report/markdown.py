@@ -37,7 +37,7 @@ def render_markdown(report: Report) -> str:
     for row in comparison_rows(report):
         mark = " ⚠" if row.flag else ""
         lines.append(
-            f"| {_cell(row.metric)} | {row.baseline} | {row.compressed} | {row.change}{mark} |"
+            f"| {_cell(row.label)} | {row.baseline} | {row.compressed} | {row.change}{mark} |"
         )
     if report.budgets:
         lines += ["", "## Budgets", "", "| metric | limit | value | status |", "|---|---|---:|---|"]

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from compress.atomic import read_text_or_fail
 from compress.errors import UsageError
+from compress.metrics import LATENCY_NOISE
+from compress.passes import AnyRecord
 
 SCHEMA_VERSION = 1
-#: A compressed model whose p50 speed-up is below this is flagged as slower (5% noise margin).
-SLOWER_THRESHOLD = 1 / 1.05
+#: A compressed model whose p50 speed-up is below this is flagged as slower (beyond the noise).
+SLOWER_THRESHOLD = 1 / (1 + LATENCY_NOISE)
 
 
 class Section(BaseModel):
@@ -95,7 +97,7 @@ class Report(Section):
     compressed: ModelMetrics
     fidelity: Fidelity | None = None
     layers: list[Layer]
-    passes: list[dict]
+    passes: list[AnyRecord]  # typed per pass type; unknown types and keys are kept
     artifacts: Artifacts
     environment: Environment
     budgets: list[BudgetResult] = []

@@ -18,7 +18,7 @@ def print_table(report: Report, console: Console | None = None) -> None:
         table.add_column(column, justify="left" if column == "metric" else "right")
     for row in comparison_rows(report):
         style = "bold red" if row.flag else None
-        table.add_row(row.metric, row.baseline, row.compressed, row.change, style=style)
+        table.add_row(row.label, row.baseline, row.compressed, row.change, style=style)
     console.print(table)
     for budget in report.budgets:
         color = {"pass": "green", "fail": "red"}.get(budget.status, "yellow")

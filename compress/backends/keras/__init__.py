@@ -11,28 +11,13 @@ from typing import Any
 import numpy as np
 
 from compress.backends.base import Backend, ExportInfo, PassContext
-from compress.backends.keras.distillation import apply_distill
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.export import export_keras
 from compress.backends.keras.layers import keras_layers
 from compress.backends.keras.loading import load
-from compress.backends.keras.pruning import apply_prune
-from compress.backends.keras.quantization import apply_qat
 from compress.errors import ModelError
-from compress.passes.distill import training_follows
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
-
-
-def _distill(model: Any, config: Any, context: PassContext, flavor: str) -> tuple[Any, dict]:
-    from compress.backends import backend_named, distill_models
-
-    teacher, student = distill_models(backend_named(flavor), config, context)
-    later = training_follows(context.recipe.passes, config)
-    return apply_distill(model, config, context, flavor, teacher, student, later)
-
-
-PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat, "distill": _distill}
 
 
 class KerasBackend(Backend):
@@ -59,11 +44,10 @@ class KerasBackend(Backend):
     def layers(self, model: Any) -> list[LayerInfo]:
         return keras_layers(model)
 
-    def apply_pass(self, model: Any, config: Any, context: PassContext) -> tuple[Any, dict]:
-        handler = PASS_HANDLERS.get(config.type)
-        if handler is None:
-            raise ModelError(f"pass {config.type!r} is not available for {self.name} models")
-        return handler(model, config, context, self.name)
+    def session(self, model: Any, context: PassContext, steps_per_epoch: int, epochs: int) -> Any:
+        from compress.backends.keras.session import KerasSession
+
+        return KerasSession(model, context, steps_per_epoch, epochs)
 
     def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from compress.backends import distill_models
 from compress.backends.base import PassContext
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.training import fit, outputs_probabilities
 from compress.data import Split
 from compress.errors import ModelError
-from compress.passes.distill import DistillPass, register_recovery
+from compress.passes.distill import DistillPass, register_recovery, training_follows
 
 
 @dataclass
@@ -86,9 +87,9 @@ def distillation_for(
 
 def objective_for(model: Any, context: PassContext) -> Distillation | None:
     """The distillation registered by an earlier recovery distill pass, for a training pass."""
-    if not context.distillers:
+    if context.distiller is None:
         return None
-    teacher, config = context.distillers[-1]
+    teacher, config = context.distiller
     if config.features:
         raise ModelError(
             "distill: feature matching cannot be combined with pruning or QAT "
@@ -97,21 +98,14 @@ def objective_for(model: Any, context: PassContext) -> Distillation | None:
     return distillation_for(model, teacher, config, context)
 
 
-def apply_distill(
-    model: Any,
-    config: DistillPass,
-    context: PassContext,
-    flavor: str,
-    teacher: Any,
-    student: Any | None,
-    later_training: bool,
-) -> tuple[Any, dict]:
+def apply_distill(model: Any, config: DistillPass, context: PassContext) -> tuple[Any, dict]:
     """Register recovery distillation for later passes, or train the student now."""
-    if student is None and later_training:
-        return model, register_recovery(context.distillers, teacher, config)
+    teacher, student = distill_models(context.backend, config, context)
+    if student is None and training_follows(context.recipe.passes, config):
+        return model, register_recovery(context, teacher, config)
     student = model if student is None else student
-    training_inputs = context.training("distill")
-    api = keras_api(flavor)
+    training_inputs = context.training(config)
+    api = keras_api(context.backend.name)
     distillation = distillation_for(student, teacher, config, context)
     trained = _with_features(api, student, teacher, config, context) if config.features else student
     training = fit(

@@ -72,11 +72,10 @@ class KernelMasks:
         return MaskCallback()
 
 
-def apply_prune(
-    model: Any, config: PrunePass, context: PassContext, flavor: str
-) -> tuple[Any, dict]:
+def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[Any, dict]:
     """Run a prune pass on a Keras model; returns the (possibly new) model and its record."""
-    layers = resolve_targets(config.targets, config.ignore, keras_layers(model), "prune")
+    flavor = context.backend.name
+    layers = resolve_targets(config.targets, config.ignore, keras_layers(model), config.type)
     names = [layer.name for layer in layers]
     engine = _engine(config, flavor)
     if engine == "tfmot":
@@ -91,10 +90,11 @@ def apply_prune(
         training = None
         if config.trains:
             api = keras_api(flavor)
-            steps, total = _steps(context)
+            steps, total = _steps(config, context)
             training = _fit(
                 api,
                 model,
+                config,
                 context,
                 [masks.callback(api, steps, total)],
                 objective_for(model, context),
@@ -128,16 +128,21 @@ def _engine(config: PrunePass, flavor: str) -> str:
     return "tfmot"
 
 
-def _steps(context: PassContext) -> tuple[int, int]:
-    inputs = context.training("prune")
+def _steps(config: PrunePass, context: PassContext) -> tuple[int, int]:
+    inputs = context.training(config)
     per_epoch = math.ceil(len(inputs.split) / inputs.batch_size)
     return per_epoch, per_epoch * inputs.spec.epochs
 
 
 def _fit(
-    api: ModuleType, model: Any, context: PassContext, callbacks: list[Any], distillation: Any
+    api: ModuleType,
+    model: Any,
+    config: PrunePass,
+    context: PassContext,
+    callbacks: list[Any],
+    distillation: Any,
 ) -> dict:
-    inputs = context.training("prune")
+    inputs = context.training(config)
     return fit(
         api,
         model,
@@ -167,7 +172,7 @@ def _prune_with_tfmot(
     import tensorflow_model_optimization as tfmot
 
     api = keras_api("tf_keras")
-    per_epoch, total = _steps(context)
+    per_epoch, total = _steps(config, context)
     check_schedule_fits(config, per_epoch, total)
     sparsity = tfmot.sparsity.keras
     schedule = config.schedule
@@ -209,7 +214,12 @@ def _prune_with_tfmot(
             "tfmot needs a Sequential or Functional model: use engine: native"
         ) from exc
     training = _fit(
-        api, wrapped, context, [sparsity.UpdatePruningStep()], objective_for(model, context)
+        api,
+        wrapped,
+        config,
+        context,
+        [sparsity.UpdatePruningStep()],
+        objective_for(model, context),
     )
     stripped = sparsity.strip_pruning(wrapped)
     for kernel in kernels(stripped, names).values():  # tfmot multiplies: make -0.0 plain 0.0

@@ -13,11 +13,9 @@ from compress.errors import ModelError
 from compress.passes.quantize import QuantizePass
 
 
-def apply_qat(
-    model: Any, config: QuantizePass, context: PassContext, flavor: str
-) -> tuple[Any, dict]:
+def apply_qat(model: Any, config: QuantizePass, context: PassContext) -> tuple[Any, dict]:
     """Wrap the model with fake quantization, fine-tune it, and return the QAT model."""
-    if flavor != "tf_keras":
+    if context.backend.name != "tf_keras":
         raise ModelError(
             "quantize: mode qat is not available for Keras 3 models (tfmot only works with "
             "tf-keras and Keras 3 has no QAT); use mode: static, calibrated post-training "
@@ -42,7 +40,7 @@ def apply_qat(
             f"({str(exc).strip().splitlines()[0]}); tfmot needs a Sequential or Functional "
             "model of supported layers; use mode: static instead"
         ) from exc
-    inputs = context.training("quantize")
+    inputs = context.training(config)
     training = fit(
         keras_api("tf_keras"),
         quantized,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from compress.backends import distill_models
+from compress.backends.base import PassContext
 from compress.backends.keras.distillation import Distillation, teacher_logits
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.layers import keras_layers
@@ -14,23 +16,20 @@ from compress.backends.keras.pruning import KernelMasks
 from compress.backends.keras.training import outputs_probabilities
 from compress.data import Split
 from compress.errors import UsageError
+from compress.passes import PassRecord
+from compress.passes.distill import DistillPass, user_loop_record
 from compress.passes.prune import PrunePass, check_achieved, prune_record
 from compress.passes.targets import TargetError, resolve_targets
-from compress.recipe import Recipe
 
 
 class KerasSession:
-    def __init__(
-        self,
-        model: Any,
-        recipe: Recipe,
-        steps_per_epoch: int,
-        epochs: int,
-        teachers: dict[int, Any],
-        flavor: str,
-    ) -> None:
+    """Prune masks as `fit` callbacks, and the recovery distillation through targets that
+    carry the teacher's outputs; the ONNX passes run at export."""
+
+    def __init__(self, model: Any, context: PassContext, steps_per_epoch: int, epochs: int) -> None:
+        recipe = context.recipe
         self.model = model
-        self.api = keras_api(flavor)
+        self.api = keras_api(context.backend.name)
         self.masks: list[KernelMasks] = []
         self._callbacks = []
         self.distill: tuple[Any, Any] | None = None
@@ -38,7 +37,7 @@ class KerasSession:
             if isinstance(config, PrunePass):
                 try:
                     layers = resolve_targets(
-                        config.targets, config.ignore, keras_layers(model), "prune"
+                        config.targets, config.ignore, keras_layers(model), config.type
                     )
                 except TargetError as exc:
                     raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
@@ -48,8 +47,10 @@ class KerasSession:
                 self.masks.append(masks)
                 total = steps_per_epoch * epochs
                 self._callbacks.append(masks.callback(self.api, steps_per_epoch, total))
-            elif config.type == "distill":
-                self.distill = (teachers[index], config)
+            elif isinstance(config, DistillPass):
+                self.distill = (distill_models(context.backend, config, context)[0], config)
+            elif config.stage == "model":
+                raise UsageError(f"a Keras session cannot run pass {config.type!r}")
 
     def callbacks(self) -> list[Any]:
         return list(self._callbacks)
@@ -71,30 +72,16 @@ class KerasSession:
         assert self.distill is not None
         return Distillation(self.distill[1], logits, outputs_probabilities(self.model))
 
-    def finalize(self) -> tuple[Any, list[dict]]:
+    def finalize(self) -> tuple[Any, list[PassRecord]]:
         records = []
         for masks in self.masks:
             masks.apply()
             achieved, per_layer = masks.achieved()
             check_achieved(masks.config, achieved)
-            records.append(
-                {
-                    "type": "prune",
-                    "engine": "native",
-                    **prune_record(
-                        masks.config, achieved, per_layer, masks.stepper.updates, {"loop": "user"}
-                    ),
-                }
-            )
+            updates = masks.stepper.updates
+            info = prune_record(masks.config, achieved, per_layer, updates, {"loop": "user"})
+            records.append(masks.config.record_of({**info, "engine": "native"}, seconds=None))
         if self.distill is not None:
             config = self.distill[1]
-            records.append(
-                {
-                    "type": "distill",
-                    "mode": "recovery",
-                    "loop": "user",
-                    "temperature": config.temperature,
-                    "alpha": config.alpha,
-                }
-            )
+            records.append(config.record_of(user_loop_record(config), seconds=None))
         return self.model, records

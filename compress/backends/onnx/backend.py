@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from compress.backends.base import Backend, ExportInfo, PassContext
+from compress.backends.base import Backend, ExportInfo
 from compress.backends.onnx import inspect, runtime
 from compress.errors import ModelError
 from compress.passes.targets import LayerInfo
@@ -22,6 +22,10 @@ _WEIGHT_OPS = {"Conv": 1, "MatMul": 1, "Gemm": 1, "ConvTranspose": 1}
 
 class OnnxBackend(Backend):
     name = "onnx"
+    pass_hint = (
+        "an ONNX input takes post-training quantization only (mode dynamic, static or "
+        "weight_only): the other passes need a framework model (PyTorch or Keras)"
+    )
 
     def load(self, recipe: Recipe, built: Any = None) -> Path:
         path = recipe.resolve(recipe.model.source)
@@ -54,12 +58,6 @@ class OnnxBackend(Backend):
             for index in [_WEIGHT_OPS.get(node.op_type)]
             if index is not None and len(node.input) > index and node.input[index] in sizes
         ]
-
-    def apply_pass(self, model: Path, config: Any, context: PassContext) -> tuple[Any, dict]:
-        raise ModelError(
-            f"pass {config.type!r} needs a framework model (PyTorch or Keras); an ONNX input "
-            "takes post-training quantization only (mode dynamic, static or weight_only)"
-        )
 
     def predict(self, model: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return runtime.run(runtime.make_session(model), inputs)

@@ -1,33 +1,31 @@
-"""Passes that work on exported ONNX files, whatever framework the model came from."""
+"""Handlers of passes that rewrite exported ONNX files, whatever framework the model came from."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from compress.backends.base import PassContext
 from compress.backends.onnx.quantize import quantize
 from compress.errors import ModelError
+from compress.passes.quantize import QuantizePass
 
 
-def apply_onnx_pass(config: Any, source: Path, target: Path, context: PassContext) -> dict:
-    """Run one ONNX-stage pass from `source` to `target`; returns what it did."""
-    if config.type == "quantize":
-        return _quantize(config, source, target, context)
-    raise ModelError(f"pass {config.type!r} cannot run on an ONNX file")
-
-
-def _quantize(config: Any, source: Path, target: Path, context: PassContext) -> dict:
+def quantize_file(source: Path, target: Path, config: QuantizePass, context: PassContext) -> dict:
+    """Post-training quantization from `source` to `target`; static mode calibrates on the
+    first of the pass's splits that data.source returned."""
     samples, batch = None, 1
-    if config.mode == "static":
-        split = context.data.get("calibration") or context.data.get("train")
-        if split is None:
+    if config.splits:
+        found = context.split(config)
+        if found is None:
             raise ModelError(
-                "quantize: static mode calibrates on the 'calibration' (or 'train') "
+                f"quantize: {config.mode} mode calibrates on the 'calibration' (or 'train') "
                 "split, and data.source returned neither"
             )
-        if "calibration" not in context.data:
-            context.reporter.note("quantize: no 'calibration' split; calibrated on 'train'")
+        name, split = found
+        if name != config.splits[0]:
+            context.reporter.note(
+                f"quantize: no '{config.splits[0]}' split; calibrated on '{name}'"
+            )
         samples = split.take(config.calibration.samples).inputs
         first = context.recipe.model.inputs[0].shape[0]
         batch = first if isinstance(first, int) and first > 0 else 16

@@ -11,27 +11,13 @@ import torch
 from torch import nn
 
 from compress.backends.base import Backend, ExportInfo, PassContext
-from compress.backends.torch.distillation import apply_distill
 from compress.backends.torch.export import dynamo_export, export_module
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.loading import load_module
-from compress.backends.torch.pruning import apply_prune
-from compress.backends.torch.quantization import QAT_MARK, apply_qat
+from compress.backends.torch.quantization import QAT_MARK
 from compress.errors import ModelError
-from compress.passes.distill import training_follows
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
-
-
-def _distill(model: nn.Module, config: Any, context: PassContext) -> tuple[nn.Module, dict]:
-    from compress.backends import distill_models
-
-    teacher, student = distill_models(TorchBackend(), config, context)
-    later = training_follows(context.recipe.passes, config)
-    return apply_distill(model, config, context, teacher, student, later)
-
-
-PASS_HANDLERS = {"prune": apply_prune, "quantize": apply_qat, "distill": _distill}
 
 
 class TorchBackend(Backend):
@@ -47,11 +33,12 @@ class TorchBackend(Backend):
     def layers(self, model: nn.Module) -> list[LayerInfo]:
         return module_layers(model)
 
-    def apply_pass(self, model: nn.Module, config: Any, context: PassContext) -> tuple[Any, dict]:
-        handler = PASS_HANDLERS.get(config.type)
-        if handler is None:
-            raise ModelError(f"pass {config.type!r} is not available for PyTorch models")
-        return handler(model, config, context)
+    def session(
+        self, model: nn.Module, context: PassContext, steps_per_epoch: int, epochs: int
+    ) -> Any:
+        from compress.backends.torch.session import TorchSession
+
+        return TorchSession(model, context, steps_per_epoch, epochs)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:

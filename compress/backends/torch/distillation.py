@@ -11,11 +11,12 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from compress.backends import distill_models
 from compress.backends.base import PassContext
 from compress.backends.torch.export import example_inputs
 from compress.backends.torch.training import loss_function, train
 from compress.errors import ModelError
-from compress.passes.distill import DistillPass, register_recovery
+from compress.passes.distill import DistillPass, register_recovery, training_follows
 
 
 class DistillationLoss(nn.Module):
@@ -134,10 +135,10 @@ def _projection(
 def objective_for(model: nn.Module, context: PassContext) -> Iterator[DistillationLoss | None]:
     """The distillation objective registered by an earlier recovery distill pass (or None),
     with its feature hooks removed when the training that uses it ends."""
-    if not context.distillers:
+    if context.distiller is None:
         yield None
         return
-    teacher, config = context.distillers[-1]
+    teacher, config = context.distiller
     recipe = context.recipe
     assert recipe.train is not None
     objective = DistillationLoss(
@@ -150,19 +151,15 @@ def objective_for(model: nn.Module, context: PassContext) -> Iterator[Distillati
 
 
 def apply_distill(
-    model: nn.Module,
-    config: DistillPass,
-    context: PassContext,
-    teacher: nn.Module,
-    student: nn.Module | None,
-    later_training: bool,
+    model: nn.Module, config: DistillPass, context: PassContext
 ) -> tuple[nn.Module, dict]:
     """Recovery with later training passes: register the loss for them. Otherwise train the
     student (the given one, or the model itself) against the teacher now."""
-    if student is None and later_training:
-        return model, register_recovery(context.distillers, teacher, config)
+    teacher, student = distill_models(context.backend, config, context)
+    if student is None and training_follows(context.recipe.passes, config):
+        return model, register_recovery(context, teacher, config)
     student = model if student is None else student
-    inputs = context.training("distill")
+    inputs = context.training(config)
     specs = context.recipe.model.inputs
     objective = DistillationLoss(teacher, student, config, inputs.spec.loss, example_inputs(specs))
     try:

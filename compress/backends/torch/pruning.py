@@ -71,13 +71,13 @@ def apply_prune(
     """Run a prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
     if config.engine == "tfmot":
         raise ModelError("prune: engine tfmot is for tf-keras models; PyTorch uses native masks")
-    layers = resolve_targets(config.targets, config.ignore, module_layers(model), "prune")
+    layers = resolve_targets(config.targets, config.ignore, module_layers(model), config.type)
     pruner = MagnitudePruner(model, [layer.name for layer in layers], config)
     if config.schedule is None:
         pruner.set_sparsity(pruner.stepper.record_one_shot())
     training = None
     if config.trains:
-        inputs = context.training("prune")
+        inputs = context.training(config)
         with objective_for(model, context) as objective:
             training = train(
                 model,

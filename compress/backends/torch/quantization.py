@@ -26,7 +26,7 @@ def apply_qat(
     with quiet_exporter():  # torchao logs deprecation warnings when first imported
         from compress.backends.torch.qat import WEIGHT_RANGE, convert_qat, prepare_qat
 
-    inputs = context.training("quantize")
+    inputs = context.training(config)
     specs = context.recipe.model.inputs
     prepared = prepare_qat(model, example_inputs(specs), dynamic_shapes_for(specs))
     zeros = KeepZeros(prepared)

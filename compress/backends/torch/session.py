@@ -9,30 +9,31 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.backends import distill_models
+from compress.backends.base import PassContext
 from compress.backends.torch.distillation import DistillationLoss
 from compress.backends.torch.export import example_inputs
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.pruning import MagnitudePruner
 from compress.backends.torch.training import loss_function
-from compress.errors import ModelError
+from compress.errors import ModelError, UsageError
+from compress.passes import PassRecord
+from compress.passes.distill import DistillPass, user_loop_record
 from compress.passes.prune import PrunePass, check_achieved, prune_record
 from compress.passes.targets import TargetError, resolve_targets
-from compress.recipe import Recipe
 
 
 class TorchSession:
+    """Prune masks moved on the user's optimizer steps, and the recovery distillation loss;
+    the ONNX passes run at export."""
+
     def __init__(
-        self,
-        model: nn.Module,
-        recipe: Recipe,
-        steps_per_epoch: int,
-        epochs: int,
-        teachers: dict[int, Any],
+        self, model: nn.Module, context: PassContext, steps_per_epoch: int, epochs: int
     ) -> None:
         self.module = (
             model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         )
-        self.recipe = recipe
+        self.recipe = recipe = context.recipe
         self.pruners: list[tuple[int, MagnitudePruner]] = []
         self.objective: DistillationLoss | None = None
         self.steps = 0
@@ -41,17 +42,20 @@ class TorchSession:
         for index, config in enumerate(recipe.passes):
             if isinstance(config, PrunePass):
                 self.pruners.append((index, self._pruner(index, config, steps_per_epoch, epochs)))
-            elif config.type == "distill":
+            elif isinstance(config, DistillPass):
+                teacher, _ = distill_models(context.backend, config, context)
                 self.objective = DistillationLoss(
-                    teachers[index], self.module, config, loss, example_inputs(recipe.model.inputs)
+                    teacher, self.module, config, loss, example_inputs(recipe.model.inputs)
                 )
+            elif config.stage == "model":
+                raise UsageError(f"a PyTorch session cannot run pass {config.type!r}")
 
     def _pruner(
         self, index: int, config: PrunePass, per_epoch: int, epochs: int
     ) -> MagnitudePruner:
         try:
             layers = resolve_targets(
-                config.targets, config.ignore, module_layers(self.module), "prune"
+                config.targets, config.ignore, module_layers(self.module), config.type
             )
         except TargetError as exc:
             raise self.recipe.error_at(("passes", index, *exc.loc), exc.message) from None
@@ -78,33 +82,19 @@ class TorchSession:
         """Trainable parameters the session adds (feature-distillation projections)."""
         return list(self.objective.projections.parameters()) if self.objective else []
 
-    def finalize(self) -> tuple[nn.Module, list[dict]]:
+    def finalize(self) -> tuple[nn.Module, list[PassRecord]]:
         records = []
         for _, pruner in self.pruners:
             pruner.on_train_end()
             achieved, per_layer = pruner.achieved()
             check_achieved(pruner.config, achieved)
-            records.append(
-                {
-                    "type": "prune",
-                    **prune_record(
-                        pruner.config,
-                        achieved,
-                        per_layer,
-                        pruner.stepper.updates,
-                        {"steps": self.steps, "loop": "user"},
-                    ),
-                }
+            training = {"steps": self.steps, "loop": "user"}
+            info = prune_record(
+                pruner.config, achieved, per_layer, pruner.stepper.updates, training
             )
+            records.append(pruner.config.record_of(info, seconds=None))
         if self.objective is not None:
             self.objective.remove()
-            records.append(
-                {
-                    "type": "distill",
-                    "mode": "recovery",
-                    "loop": "user",
-                    "temperature": self.objective.config.temperature,
-                    "alpha": self.objective.config.alpha,
-                }
-            )
+            config = self.objective.config
+            records.append(config.record_of(user_loop_record(config), seconds=None))
         return self.module.eval(), records

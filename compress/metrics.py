@@ -1,0 +1,170 @@
+"""The metrics catalogue: every figure of a report that budgets, relative limits, the report's
+table, Markdown and HTML cards, `compress check` and `compress compare` name, defined once.
+
+Each consumer iterates `METRICS` (in this order) and reads a figure through its `Metric`, so a
+new metric (MACs, say) is one entry here plus the code that measures it into the report. This
+module imports no framework and no other part of the toolkit than the strict pydantic base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import create_model
+
+from compress.schema import StrictModel
+
+if TYPE_CHECKING:
+    from compress.report.schema import Report
+
+Side = Literal["baseline", "compressed"]
+#: bytes: sizes (budgets take "200kB"); count: whole numbers; fraction: shares shown as percent
+#: in the report table (changes in points); score: unitless figures shown as they are; ms: time.
+Unit = Literal["bytes", "count", "fraction", "score", "ms"]
+Reader = Callable[["Report", Side], "float | None"]
+
+#: Latency changes smaller than this fraction are timing noise: compare calls neither report
+#: faster, report.html leaves the card uncoloured, and a model is flagged SLOWER only beyond it.
+LATENCY_NOISE = 0.05
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure of a report: how it is named, shown, judged and read."""
+
+    name: str  # the budget key and the `metric` of check/compare results
+    label: str  # as tables show it
+    unit: Unit
+    better: Literal["lower", "higher"]
+    # (report, side) -> that side's figure, None when not measured; default: the key `name` of
+    # the side's section (`compressed.size_bytes`)
+    read: Reader | None = None
+    decimals: int = 2  # digits of a fraction's percent and points in the report table
+    budget: bool = True  # a key of `budgets:` and of a budget file's `relative:`
+    table: bool = True  # a row of the report's table and Markdown
+    card: bool = True  # a summary card of report.html (when it is a table row)
+    paired: bool = True  # a figure of each model; False: one figure about the pair
+    flag_slower: bool = False  # the table flags a compressed model slower than SLOWER_THRESHOLD
+    side_label: str | None = None  # the label in report.html's exact table beside the size chart
+    detail: Callable[[Report], str | None] | None = None  # shown after the label, e.g. its kind
+
+    @property
+    def sized(self) -> bool:
+        """A size: budgets take units ("200kB") and a baseline gates its growth by default."""
+        return self.unit == "bytes"
+
+    @property
+    def noisy(self) -> bool:
+        """A timing, subject to LATENCY_NOISE."""
+        return self.unit == "ms"
+
+    def figure(self, report: Report, side: Side) -> float | None:
+        """The figure of one side of a report; None when it was not measured."""
+        if self.read is not None:
+            return self.read(report, side)
+        return getattr(getattr(report, side), self.name, None)
+
+    def value(self, report: Report) -> float | None:
+        """The compressed model's figure (what budgets, check and compare judge)."""
+        return self.figure(report, "compressed")
+
+    def label_for(self, *reports: Report) -> str:
+        """The label with the first report's detail, e.g. "fidelity (cosine)"."""
+        details = [self.detail(r) for r in reports] if self.detail else []
+        detail = next((d for d in details if d), None)
+        return f"{self.label} ({detail})" if detail else self.label
+
+    def exact(self, value: float | None) -> str:
+        """The figure as check and compare tables show it: exact bytes, counts, ms, fractions."""
+        if value is None:
+            return "—"
+        if self.unit == "bytes":
+            return f"{int(value):,} B"  # exact: a 2% gate on a small file needs every byte
+        if self.unit == "count":
+            return f"{int(value):,}"
+        if self.unit == "ms":
+            return f"{value:.3f} ms"
+        return f"{value:.4f}"
+
+
+def _latency(stat: str) -> Reader:
+    def read(report: Report, side: Side) -> float | None:
+        latency = getattr(report, side).latency_ms
+        return None if latency is None else getattr(latency, stat)
+
+    return read
+
+
+def _accuracy_drop(report: Report, side: Side) -> float | None:
+    base, comp = report.baseline.accuracy, report.compressed.accuracy
+    if side == "baseline" or base is None or comp is None:
+        return None
+    return round(base - comp, 6)
+
+
+def _fidelity(report: Report, side: Side) -> float | None:
+    return report.fidelity.value if side == "compressed" and report.fidelity else None
+
+
+def _fidelity_kind(report: Report) -> str | None:
+    return report.fidelity.metric if report.fidelity else None
+
+
+#: Every metric, in the order reports, tables and budgets show them.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("size_bytes", "size", "bytes", "lower", side_label="raw"),
+        Metric("size_gzip_bytes", "size (gzip)", "bytes", "lower", side_label="gzip -9"),
+        Metric("params", "params", "count", "lower"),
+        Metric("nonzero_params", "nonzero params", "count", "lower"),
+        Metric("sparsity", "sparsity", "fraction", "higher", decimals=1),
+        Metric("latency_p50_ms", "latency p50", "ms", "lower", _latency("p50"), flag_slower=True),
+        # no card: report.html shows p90 on the latency chart
+        Metric("latency_p90_ms", "latency p90", "ms", "lower", _latency("p90"), card=False),
+        Metric("accuracy", "accuracy", "fraction", "higher"),
+        Metric(
+            "accuracy_drop",
+            "accuracy drop",
+            "fraction",
+            "lower",
+            _accuracy_drop,
+            table=False,
+            paired=False,
+        ),
+        Metric(
+            "fidelity",
+            "fidelity",
+            "score",
+            "higher",
+            _fidelity,
+            budget=False,
+            paired=False,
+            detail=_fidelity_kind,
+        ),
+    )
+}
+
+
+def budget_metrics() -> list[Metric]:
+    """The metrics budgets and relative limits may name, in catalogue order."""
+    return [m for m in METRICS.values() if m.budget]
+
+
+def limits_model(
+    name: str,
+    limit: type[StrictModel],
+    *,
+    module: str,
+    sized: type[StrictModel] | None = None,
+    doc: str = "",
+) -> type[StrictModel]:
+    """A strict pydantic model with one optional `limit` field per budget metric (`sized` for
+    sizes, which take units): the recipe's `budgets:` and a budget file's `relative:`. `module`
+    is where the model is bound by `name` (so that it pickles)."""
+    fields: dict[str, Any] = {
+        m.name: ((sized if m.sized and sized else limit) | None, None) for m in budget_metrics()
+    }
+    return create_model(name, __base__=StrictModel, __doc__=doc, __module__=module, **fields)

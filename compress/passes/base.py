@@ -1,0 +1,113 @@
+"""The pass protocol: what every pass config declares, and the record it leaves in the report.
+
+A pass is data (its recipe fields) plus these declarations, so the pipeline, the recipe checks,
+`compress plan`, `compress passes` and the session never ask which pass they hold. The code that
+applies a pass lives in backend handlers, registered in `compress.passes.registry`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from compress.passes.targets import LayerInfo
+from compress.schema import StrictModel
+
+if TYPE_CHECKING:
+    from compress.errors import RecipeError
+    from compress.recipe import Recipe
+
+#: Where a pass works: on the framework model, or on the exported ONNX file.
+Stage = Literal["model", "onnx"]
+
+
+class PassRecord(BaseModel):
+    """What one pass did, in the report: `type`, `seconds` (None when the user's loop ran it)
+    and the pass's own keys. Unknown keys are kept (backend details, other tool versions), and a
+    record reads like the dict it was before typed records: `record["achieved_sparsity"]`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    seconds: float | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        extra = self.__pydantic_extra__ or {}
+        if key in extra:
+            return extra[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in type(self).model_fields or key in (self.__pydantic_extra__ or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def items(self) -> list[tuple[str, Any]]:
+        """Declared keys first, then the extra ones, as in report.json."""
+        return list(self)
+
+
+class PassConfig(StrictModel):
+    """A pass's recipe fields plus what the pipeline needs to know to run it. Subclasses set
+    `type` to a Literal (the recipe's tag) and `record` to their record model."""
+
+    type: str
+    #: The report record of this pass type.
+    record: ClassVar[type[PassRecord]] = PassRecord
+    #: True when the pass zeroes weights in place: the report then says what sparsity buys.
+    sparsifies: ClassVar[bool] = False
+
+    @property
+    def stage(self) -> Stage:
+        """`model` passes change the framework model; `onnx` passes rewrite the exported file
+        and come after every model pass."""
+        return "model"
+
+    @property
+    def trains(self) -> bool:
+        """Whether the built-in trainer runs (it needs the recipe's train and data)."""
+        return False
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The data splits the pipeline reads for this pass, the first one present is used."""
+        return ("train",) if self.trains else ()
+
+    @property
+    def in_session(self) -> bool:
+        """Whether a CompressionSession can run it (ONNX passes run at the session's export)."""
+        return self.stage == "onnx"
+
+    @property
+    def uses_original(self) -> bool:
+        """Whether the pass needs the model as loaded (the pipeline then keeps a copy)."""
+        return False
+
+    def references(self) -> list[tuple[tuple[str, ...], str | None]]:
+        """Other files the pass names, as (location inside the pass, reference)."""
+        return []
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        """What the pass will touch, for `compress plan`: by default, no layer's weights."""
+        total = sum(layer.weights for layer in layers)
+        return {"layers": [], "weights_before": total, "nonzero_after": total}
+
+    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+        """What this pass needs from the rest of the recipe, in every usage."""
+        return []
+
+    def apply_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+        """What this pass needs besides when `compress apply` trains it (train and data are
+        checked for every pass that trains)."""
+        return []
+
+    def record_of(self, info: dict, seconds: float | None) -> PassRecord:
+        """The typed report record of what a handler says the pass did."""
+        return self.record.model_validate({"type": self.type, "seconds": seconds, **info})

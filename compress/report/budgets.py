@@ -1,0 +1,139 @@
+"""Budgets evaluated on a report: absolute limits (`max`/`min`) on the compressed model's
+figures, one row per bound. `compress apply` stores the pass/fail results in `report.budgets`;
+`compress check` adds warnings and the rows of relative limits (compress/report/baseline.py).
+
+Statuses: pass, warn, fail, new. A check fails when one limit fails, and with `strict` also when
+one warns. Rendering is in compress/report/gate.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from compress.errors import EXIT_BUDGET, EXIT_OK
+from compress.metrics import Metric, budget_metrics
+from compress.recipe import Budgets, Limit
+from compress.report.schema import BudgetResult, Report
+from compress.units import format_percent
+
+Status = Literal["pass", "warn", "fail", "new"]
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One limit checked: an absolute budget or a comparison with the baseline report."""
+
+    metric: str
+    check: Literal["budget", "baseline"]
+    limit: str
+    value: float | None
+    status: Status
+    baseline: float | None = None  # the baseline report's figure (baseline rows)
+    change: float | None = None  # (value - baseline) / |baseline|: 0.03 = +3%
+    note: str = ""
+
+    def as_budget_result(self) -> BudgetResult:
+        return BudgetResult(
+            metric=self.metric, limit=self.limit, value=self.value, status=self.status
+        )
+
+
+@dataclass
+class CheckResult:
+    """Everything `compress check` decided; `exit_code` is what the command exits with."""
+
+    report: str
+    rows: list[CheckRow]
+    baseline: str | None = None
+    budgets_from: str | None = None  # "recipe", a budget file path, or None
+    strict: bool = False
+    baseline_updated: bool = False
+    messages: list[str] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(row.status == status for row in self.rows)
+
+    @property
+    def status(self) -> Literal["pass", "warn", "fail"]:
+        if self.count("fail") or (self.strict and self.count("warn")):
+            return "fail"
+        return "warn" if self.count("warn") else "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_BUDGET if self.status == "fail" else EXIT_OK
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "report": self.report,
+            "baseline": self.baseline,
+            "budgets_from": self.budgets_from,
+            "strict": self.strict,
+            "counts": {s: self.count(s) for s in ("pass", "warn", "fail", "new")},
+            "results": [_finite(asdict(row)) for row in self.rows],
+            "baseline_updated": self.baseline_updated,
+            "messages": self.messages,
+        }
+
+
+def _finite(row: dict) -> dict:
+    """JSON has no infinity: a change from a baseline of 0 is null there (the note says so)."""
+    change = row["change"]
+    if change is not None and not math.isfinite(change):
+        row["change"] = None
+        row["note"] = row["note"] or "the baseline figure is 0"
+    return row
+
+
+def evaluate_budgets(report: Report, budgets: Budgets | None) -> list[BudgetResult]:
+    """One pass/fail result per limit (what `compress apply` stores in `report.budgets`)."""
+    return [row.as_budget_result() for row in budget_rows(report, budgets)]
+
+
+def budget_rows(
+    report: Report, budgets: Budgets | None, warn_margin: float | None = None
+) -> list[CheckRow]:
+    """Absolute limits: one row per bound. A limit on something that was not measured fails;
+    a passing value within `warn_margin` (a fraction of the limit) of its limit warns."""
+    rows = []
+    for metric in budget_metrics():
+        limit: Limit | None = getattr(budgets, metric.name, None) if budgets else None
+        if limit is None:
+            continue
+        value = metric.value(report)
+        for bound in ("max", "min"):
+            threshold = getattr(limit, bound)
+            if threshold is not None:
+                rows.append(_judge(metric, bound, threshold, value, warn_margin))
+    return rows
+
+
+def _judge(
+    metric: Metric, bound: str, threshold: float, value: float | None, warn_margin: float | None
+) -> CheckRow:
+    status: Status
+    note = ""
+    if value is None:
+        status, note = "fail", "not measured in this report"
+    elif not (value <= threshold if bound == "max" else value >= threshold):
+        status = "fail"
+        if threshold:
+            off = abs(value - threshold) / abs(threshold)
+            note = f"{off:.1%} {'over' if bound == 'max' else 'under'} the limit"
+    elif warn_margin and abs(value - threshold) <= warn_margin * abs(threshold):
+        status, note = "warn", f"within {format_percent(warn_margin)} of the limit"
+    else:
+        status = "pass"
+    shown = f"{int(threshold)} B" if metric.sized else f"{threshold:g}"
+    return CheckRow(
+        metric=metric.name,
+        check="budget",
+        limit=f"{bound} {shown}",
+        value=value,
+        status=status,
+        note=note,
+    )

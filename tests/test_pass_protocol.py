@@ -1,0 +1,170 @@
+"""The pass protocol: a pass type added in this file alone (config, record, one torch handler)
+runs through `compress.apply`, `compress plan` and the report; unsupported pairs, reports written
+before typed records, and a second recovery distill pass get clear answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import pytest
+import torch
+from conftest import MODELS, seed_mlp_recipe
+from pydantic import Field
+
+import compress
+from compress.errors import RecipeError, UsageError
+from compress.passes import PassConfig, PassRecord, register_handler, register_pass, registry
+from compress.passes.prune import PruneRecord
+from compress.passes.targets import LayerInfo
+
+
+class ScaleBiasRecord(PassRecord):
+    layer: str
+    factor: float
+    nonzero_bias: int
+
+
+class ScaleBiasPass(PassConfig):
+    """Multiply one layer's bias by a factor (0 removes it)."""
+
+    type: Literal["scale_bias"] = "scale_bias"
+    layer: str
+    factor: float = Field(0.0, ge=0.0)
+
+    record = ScaleBiasRecord
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        chosen = [layer for layer in layers if layer.name == self.layer]
+        rows = [
+            {"name": x.name, "kind": x.kind, "weights": x.weights, "nonzero_after": x.weights}
+            for x in chosen
+        ]
+        total = sum(x.weights for x in chosen)
+        return {"layers": rows, "weights_before": total, "nonzero_after": total}
+
+
+@torch.no_grad()
+def scale_bias(model: torch.nn.Module, config: ScaleBiasPass, context) -> tuple:
+    bias = dict(model.named_modules())[config.layer].bias
+    bias.mul_(config.factor)
+    return model, {
+        "layer": config.layer,
+        "factor": config.factor,
+        "nonzero_bias": int(bias.ne(0).sum()),
+    }
+
+
+@pytest.fixture
+def toy_pass(monkeypatch):
+    """ScaleBiasPass registered with a torch handler, for this test only."""
+    monkeypatch.setattr(registry, "_PASSES", dict(registry._PASSES))
+    monkeypatch.setattr(registry, "_HANDLERS", dict(registry._HANDLERS))
+    register_pass(ScaleBiasPass)
+    register_handler(ScaleBiasPass, "torch")(scale_bias)
+    return ScaleBiasPass
+
+
+def toy_recipe(write_recipe, **overrides):
+    passes = [{"type": "scale_bias", "layer": "0", "factor": 0.0}]
+    return write_recipe(seed_mlp_recipe(passes=passes, **overrides), "toy.yaml")
+
+
+def test_a_pass_type_added_by_a_test_runs_through_apply(toy_pass, write_recipe, tmp_path):
+    report = compress.apply(toy_recipe(write_recipe), output_dir=tmp_path / "out", progress=False)
+    record = report.passes[0]
+    assert isinstance(record, ScaleBiasRecord) and record.seconds is not None
+    assert (record.layer, record.factor, record.nonzero_bias) == ("0", 0.0, 0)
+    assert report.baseline.nonzero_params - report.compressed.nonzero_params == 50  # the bias
+    assert compress.Report.read(tmp_path / "out" / "report.json").passes == report.passes
+    written = json.loads((tmp_path / "out" / "report.json").read_text())["passes"][0]
+    assert written["type"] == "scale_bias" and written["nonzero_bias"] == 0
+
+
+def test_a_pass_type_added_by_a_test_is_planned_and_listed(toy_pass, write_recipe, run_cli):
+    code, out, err = run_cli("plan", toy_recipe(write_recipe))
+    assert code == 0, err
+    assert "pass 1: scale_bias: 1 layer(s), 500 weights -> 500 nonzero" in out
+    code, out, _ = run_cli("passes")
+    assert code == 0 and "scale_bias: Multiply one layer's bias" in out
+    assert "  runs on: torch\n  layer: str (required)" in out
+
+
+def test_an_unsupported_pass_and_backend_is_one_clear_error(toy_pass, write_recipe, run_cli):
+    raw = seed_mlp_recipe(passes=[{"type": "scale_bias", "layer": "hidden"}])
+    raw["model"] = {
+        "source": f"{MODELS.parent}/tests/builders.py:keras_mlp",
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    code, _, err = run_cli("apply", write_recipe(raw))
+    assert code == 3
+    assert (
+        err.strip()
+        == "error: pass 'scale_bias' is not available for keras models (it runs on torch)"
+    )
+
+
+def test_a_session_refuses_a_pass_that_does_not_say_it_runs_there(toy_pass, write_recipe):
+    recipe = toy_recipe(write_recipe)
+    with pytest.raises(UsageError, match=r"passes\.0: a session runs prune"):
+        compress.CompressionSession(torch.nn.Linear(10, 2), recipe, steps_per_epoch=4)
+
+
+def old_report(passes: list[dict]) -> dict:
+    """A report as written before pass records were typed (schema_version 1)."""
+    metrics = {"size_bytes": 10, "size_gzip_bytes": 8, "params": 4, "nonzero_params": 2}
+    return {
+        "schema_version": 1,
+        "tool_version": "0.1.0",
+        "recipe": {"name": "old"},
+        "framework": "torch",
+        "baseline": {**metrics, "sparsity": 0.0},
+        "compressed": {**metrics, "sparsity": 0.5},
+        "layers": [],
+        "passes": passes,
+        "artifacts": {"onnx": "model.onnx", "report_json": "report.json"},
+        "environment": {"python": "3.12", "onnxruntime": "1.20", "cpu": "x"},
+    }
+
+
+def test_reports_written_before_typed_records_still_load(tmp_path):
+    passes = [
+        {
+            "type": "prune",
+            "seconds": 1.5,
+            "method": "magnitude",
+            "scope": "layer",
+            "schedule": "one-shot",
+            "target_sparsity": 0.5,
+            "achieved_sparsity": 0.5,
+            "mask_updates": 1,
+            "layers": {"fc1": 0.5},
+            "training": None,
+            "engine": "native",
+        },
+        {"type": "distill", "mode": "recovery", "loop": "user", "temperature": 4.0, "alpha": 0.5},
+        {"type": "quantize", "seconds": 0.2, "mode": "static", "weights": "int8", "why": "S8S8"},
+        {"type": "sharpen", "seconds": 0.1, "amount": 3},  # a pass type this tool does not know
+    ]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(old_report(passes)))
+    report = compress.Report.read(path)
+    prune, distill, quantize, unknown = report.passes
+    assert isinstance(prune, PruneRecord) and prune.achieved_sparsity == 0.5
+    assert prune["engine"] == "native" and "why" in quantize and distill.seconds is None
+    assert type(unknown) is PassRecord and unknown["amount"] == 3
+    dumped = json.loads(report.to_json())["passes"]
+    assert dumped[0] == passes[0] and dumped[2:] == passes[2:]  # nothing lost
+    assert dumped[1] == {**passes[1], "seconds": None}
+
+
+def test_two_recovery_distill_passes_are_a_recipe_error(write_recipe):
+    passes = [
+        {"type": "distill", "alpha": 0.5},
+        {"type": "prune", "sparsity": 0.5, "fine_tune": True},
+        {"type": "distill", "temperature": 2.0},
+    ]
+    with pytest.raises(RecipeError) as caught:
+        compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
+    message = str(caught.value)
+    assert "recipe.yaml:" in message and "passes.2: pass 0 is already a recovery distill" in message
