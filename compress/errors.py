@@ -54,8 +54,15 @@ class InternalError(CompressError):
     exit_code = EXIT_MODEL
 
 
+def message_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none
+    (frameworks' messages run over many lines)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def first_line(exc: BaseException) -> str:
-    """ "TypeName: first line of the message" (frameworks' messages run over many lines)."""
+    """ "TypeName: first line of the message"."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 

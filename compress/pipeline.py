@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
 from compress.backends.onnx import inspect as onnx_inspect
 from compress.backends.onnx import runtime
+from compress.cpu import cpu_name, speed_features
 from compress.data import Split, Splits, load_data
 from compress.errors import CompressError, ModelError, unexpected
 from compress.generated_inputs import describe
@@ -30,7 +31,7 @@ from compress.passes import PassRecord, handler_for
 from compress.passes.registry import ONNX
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
-from compress.recipe import LatencySpec, Recipe, check_usage, load_recipe
+from compress.recipe import LatencySpec, Recipe, as_recipe, check_usage
 from compress.report.budgets import evaluate_budgets
 from compress.report.html import render_html
 from compress.report.markdown import render_markdown
@@ -40,17 +41,20 @@ PARITY_SAMPLES = 8
 
 
 def apply(
-    recipe: Recipe | str | Path,
+    recipe: Recipe | str | Path | Mapping[str, Any],
     model: Any = None,
     output_dir: str | Path | None = None,
     progress: bool | None = None,
+    base_dir: str | Path | None = None,
 ) -> Report:
     """Run a recipe end to end and return its report (also written to the output directory).
 
-    `model` replaces the recipe's model source with an in-memory model (it is not modified).
-    Budget results are in `report.budgets`; this function does not raise for a failed budget.
+    `recipe` is a file, a Recipe, or a dict as the YAML would parse (its paths relative to
+    `base_dir`, default the cwd). `model` replaces the recipe's model source with an in-memory
+    model (it is not modified). Budget results are in `report.budgets`; this function does not
+    raise for a failed budget.
     """
-    recipe = check_usage(recipe if isinstance(recipe, Recipe) else load_recipe(recipe), "apply")
+    recipe = check_usage(as_recipe(recipe, base_dir), "apply")
     return run(recipe, model, output_dir, progress)
 
 
@@ -367,21 +371,12 @@ def _environment(recipe: Recipe, backend: Backend) -> dict:
         "python": platform.python_version(),
         **runtime.versions(),
         **backend.versions(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
+        "cpu_features": speed_features(),
         "platform": platform.platform(),
         "threads": latency.threads if latency else None,
         "device": latency.device if latency else "cpu",
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _add_honesty_notes(report: Report, recipe: Recipe) -> None:

@@ -6,6 +6,7 @@ paths are relative to the recipe file; sizes accept units.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -182,11 +183,15 @@ class Recipe(StrictModel):
 
     _path: Path | None = PrivateAttr(None)
     _source: Located | None = PrivateAttr(None)
+    _base_dir: Path | None = PrivateAttr(None)
 
     @property
     def base_dir(self) -> Path:
-        """The directory recipe paths are relative to (the cwd for in-memory recipes)."""
-        return self._path.parent if self._path else Path.cwd()
+        """The directory recipe paths are relative to: the file's, the `base_dir` a recipe given
+        as data was loaded with, else the cwd."""
+        if self._path:
+            return self._path.parent
+        return self._base_dir or Path.cwd()
 
     @property
     def path(self) -> Path | None:
@@ -204,38 +209,58 @@ class Recipe(StrictModel):
         return RecipeError(f"{locate(self._source, loc)}: {dotted}: {message}")
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Load and validate a recipe file; raises RecipeError with file:line:col messages.
+def load_recipe(
+    source: str | Path | Mapping[str, Any], base_dir: str | Path | None = None
+) -> Recipe:
+    """Load and validate a recipe file, or a recipe given as data (a dict as its YAML would
+    parse, paths relative to `base_dir`, default the cwd); raises RecipeError, with
+    file:line:col for files and the field's dotted path for data.
 
     This checks what every usage needs; `check_usage` adds what `compress apply` or a
     CompressionSession needs besides (train and data, for the built-in trainer)."""
-    source = load_yaml(Path(path))
-    recipe = parse_recipe(source)
+    if isinstance(source, Mapping):
+        recipe = _validate(dict(source), None)
+        recipe._base_dir = Path(base_dir or Path.cwd()).resolve()
+    else:
+        recipe = parse_recipe(load_yaml(Path(source)))
     _check_consistency(recipe)
     return recipe
+
+
+def as_recipe(
+    recipe: Recipe | str | Path | Mapping[str, Any], base_dir: str | Path | None = None
+) -> Recipe:
+    """A Recipe as it is, else loaded (from a file, or from data relative to `base_dir`)."""
+    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe, base_dir)
 
 
 def parse_recipe(source: Located) -> Recipe:
     """Validate parsed YAML against the schema, translating errors to file:line:col lines."""
     if not isinstance(source.data, dict):
         raise RecipeError(f"{source.path}:1:1: a recipe is a mapping with version, name, model")
-    try:
-        recipe = Recipe.model_validate(source.data)
-    except ValidationError as exc:
-        lines = [_format_error(source, error) for error in exc.errors()]
-        raise RecipeError("\n".join(dict.fromkeys(lines))) from None
+    recipe = _validate(source.data, source)
     recipe._path = source.path.resolve()
     recipe._source = source
     return recipe
 
 
-def _format_error(source: Located, error: Any) -> str:
+def _validate(data: dict, source: Located | None) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(source, error) for error in exc.errors()]
+        raise RecipeError("\n".join(dict.fromkeys(lines))) from None
+
+
+def _format_error(source: Located | None, error: Any) -> str:
     loc = tuple(error["loc"])
-    where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
     dotted = ".".join(str(part) for part in loc)
     message = error["msg"].removeprefix("Value error, ")  # pass types: the registry's words
     if error["type"] == "extra_forbidden":
         message = "unknown key (not part of recipe version 1)"
+    if source is None:
+        return f"{dotted}: {message}"
+    where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
     return f"{where}: {dotted}: {message}"
 
 

@@ -9,13 +9,14 @@ model as it was when the session started, exactly as `compress apply` does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from compress.errors import UsageError
 from compress.passes import PassRecord
 from compress.passes.prune import PrunePass
-from compress.recipe import Recipe, check_usage, load_recipe
+from compress.recipe import Recipe, as_recipe, check_usage
 from compress.report.schema import Report
 
 
@@ -23,7 +24,7 @@ class CompressionSession:
     def __init__(
         self,
         model: Any,
-        recipe: Recipe | str | Path,
+        recipe: Recipe | str | Path | Mapping[str, Any],
         steps_per_epoch: int,
         epochs: int | None = None,
     ) -> None:
@@ -35,7 +36,7 @@ class CompressionSession:
         from compress.backends.base import PassContext
         from compress.progress import Reporter
 
-        self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+        self.recipe = as_recipe(recipe)
         if steps_per_epoch < 1:
             raise UsageError("CompressionSession needs steps_per_epoch >= 1")
         check_usage(self.recipe, "session")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from compress.errors import ModelError
+from compress.errors import ModelError, first_line
 
 
 def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
@@ -34,7 +34,7 @@ def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
         try:
             module = importlib.import_module(module_part)
         except Exception as exc:
-            raise ModelError(f"cannot import {module_part!r}: {_one_line(exc)}") from exc
+            raise ModelError(f"cannot import {module_part!r}: {first_line(exc)}") from exc
     target: Any = module
     for name in attr.split("."):
         target = getattr(target, name, None)
@@ -51,7 +51,7 @@ def call_reference(reference: str, base_dir: Path, *args: Any, **kwargs: Any) ->
     try:
         return function(*args, **kwargs)
     except Exception as exc:
-        raise ModelError(f"{reference} raised {_one_line(exc)}") from exc
+        raise ModelError(f"{reference} raised {first_line(exc)}") from exc
 
 
 def _running_in(folder: Path, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,10 +95,5 @@ def _import_file(path: Path) -> Any:
             spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ModelError(f"importing {path.name} failed: {_one_line(exc)}") from exc
+        raise ModelError(f"importing {path.name} failed: {first_line(exc)}") from exc
     return module
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

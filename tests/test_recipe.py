@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from conftest import MODELS, RECIPES, seed_mlp_recipe
@@ -156,3 +157,26 @@ def test_parse_size(text, expected):
 def test_parse_size_rejects_nonsense(text):
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_recipe_as_data_with_a_base_dir(tmp_path):
+    """A dict as the YAML would parse, paths relative to base_dir: no temporary YAML file."""
+    raw = seed_mlp_recipe(passes=[{"type": "prune", "sparsity": 0.5}])
+    raw.pop("train")
+    raw["model"]["source"] = "seed_mlp.py:build"
+    raw["model"]["weights"] = "seed_mlp.safetensors"
+    raw["data"]["source"] = "seed_mlp.py:load"
+    raw["export"]["path"] = str(tmp_path / "out" / "model.onnx")
+    recipe = load_recipe(raw, base_dir=MODELS)
+    assert recipe.base_dir == MODELS and recipe.path is None
+    report = compress.apply(raw, base_dir=MODELS, progress=False)
+    assert report.compressed.sparsity > 0.4
+    assert Path(report.artifacts.report_json).parent == tmp_path / "out"
+
+
+def test_recipe_as_data_errors_name_the_field():
+    raw = seed_mlp_recipe(passes=[{"type": "prune", "sparsty": 0.5}])
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(raw, base_dir=MODELS)
+    assert "passes.0.sparsty: unknown key (not part of recipe version 1)" in str(caught.value)
+    assert ".yaml:" not in str(caught.value)  # no file to point at

@@ -310,7 +310,9 @@ def _passes(report: Report) -> str:
 
 def _environment(report: Report) -> str:
     env = report.environment.model_dump(exclude_none=True)
-    rows = [(key, value) for key, value in env.items()]
+    rows = [
+        (key, ", ".join(value) if isinstance(value, list) else value) for key, value in env.items()
+    ]
     for label in ("baseline", "compressed"):
         export = getattr(report, label).export
         if export is not None:

@@ -29,7 +29,7 @@ def render_markdown(report: Report) -> str:
         "",
         f"Framework `{report.framework}`, compress {report.tool_version}, "
         f"onnxruntime {report.environment.onnxruntime} on {report.environment.device} "
-        f"({report.environment.threads} thread(s)).",
+        f"({report.environment.threads} thread(s)), CPU {_cpu(report)}.",
         "",
         "| metric | baseline | compressed | change |",
         "|---|---:|---:|---:|",
@@ -83,3 +83,13 @@ def _fit(text: str) -> str:
     budget = MAX_BYTES - len(marker.encode("utf-8"))
     kept = text.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
     return kept[: kept.rfind("\n")] + marker
+
+
+def _cpu(report: Report) -> str:
+    """The CPU and the features its INT8 speed depends on (older reports: the name only)."""
+    env = report.environment
+    return (
+        f"{env.cpu} ({', '.join(env.cpu_features) or 'no AVX2'})"
+        if env.cpu_features is not None
+        else env.cpu
+    )

@@ -75,6 +75,9 @@ class Environment(Section):
     python: str
     onnxruntime: str
     cpu: str
+    #: avx2, avx512f, avx512_vnni, avx_vnni, amx_int8, amx_bf16 as present: INT8 speed
+    #: depends on them (absent in reports written before it was added)
+    cpu_features: list[str] | None = None
     threads: int | None = None
     device: str | None = None
     torch: str | None = None

@@ -19,7 +19,7 @@ from compress.backends.onnx.tidy import (
     name_initializers,
     scope_layer,
 )
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.recipe import Recipe
 
 
@@ -69,7 +69,7 @@ def export_keras(model: Any, recipe: Recipe, path: Path, flavor: str) -> ExportI
                 )
                 exporter = "keras"
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         raise ModelError(f"ONNX export of the {flavor} model failed: {first}") from exc
     fold_extra_inputs(
         path,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from compress.backends.keras.environment import keras_api
-from compress.errors import ModelError, UnsafeModelError
+from compress.errors import ModelError, UnsafeModelError, message_line
 from compress.recipe import InputSpec, Recipe
 
 
@@ -50,7 +50,7 @@ def load_weights(model: Any, path: Path) -> None:
     try:
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         raise ModelError(f"weights {path.name} do not fit the model: {first}") from exc
 
 

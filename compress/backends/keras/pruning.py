@@ -15,7 +15,7 @@ from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.layers import keras_layers, kernels
 from compress.backends.keras.training import fit
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
 from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
 from compress.passes.targets import resolve_targets
@@ -210,7 +210,7 @@ def _prune_with_tfmot(
         wrapped = api.models.clone_model(model, clone_function=wrap)
     except (ValueError, TypeError) as exc:
         raise ModelError(
-            f"prune: tfmot cannot wrap this {type(model).__name__} ({str(exc).splitlines()[0]}); "
+            f"prune: tfmot cannot wrap this {type(model).__name__} ({message_line(exc)}); "
             "tfmot needs a Sequential or Functional model: use engine: native"
         ) from exc
     training = _fit(

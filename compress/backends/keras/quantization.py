@@ -9,7 +9,7 @@ from compress.backends.base import PassContext
 from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.training import fit, outputs_probabilities
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.passes.quantize import QuantizePass
 
 
@@ -37,7 +37,7 @@ def apply_qat(model: Any, config: QuantizePass, context: PassContext) -> tuple[A
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(
             f"quantize: tfmot cannot quantize this {type(model).__name__} "
-            f"({str(exc).strip().splitlines()[0]}); tfmot needs a Sequential or Functional "
+            f"({message_line(exc)}); tfmot needs a Sequential or Functional "
             "model of supported layers; use mode: static instead"
         ) from exc
     inputs = context.training(config)

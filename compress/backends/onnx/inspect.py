@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from compress.errors import ModelError, UnsafeModelError
+from compress.errors import ModelError, UnsafeModelError, message_line
 
 #: Integer tensors of these types are shapes and indices, not weights.
 _INDEX_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
@@ -31,7 +31,7 @@ def check(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=False)
     except (onnx.checker.ValidationError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         raise ModelError(f"{path.name} is not a valid ONNX model: {first}") from exc
 
 

@@ -24,7 +24,7 @@ from compress.backends.native_logs import quiet_loggers
 from compress.backends.onnx.naming import layer_name
 from compress.backends.onnx.tidy import drop_initializer_value_info
 from compress.cpu import VNNI_FEATURES, cpu_flags
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.passes.quantize import QuantizePass
 from compress.passes.targets import matches
 
@@ -129,7 +129,7 @@ def quantize(
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception as exc:  # pre-processing is an optimization; quantize the export as is
             prepared = source
-            chosen["pre_process"] = f"skipped: {str(exc).splitlines()[0][:120]}"
+            chosen["pre_process"] = f"skipped: {message_line(exc)[:120]}"
         if config.mode == "dynamic":
             quantize_dynamic(
                 str(prepared),

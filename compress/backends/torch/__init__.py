@@ -15,7 +15,7 @@ from compress.backends.torch.export import dynamo_export, export_module
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.loading import load_module
 from compress.backends.torch.quantization import QAT_MARK
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
 
@@ -53,7 +53,7 @@ class TorchBackend(Backend):
             try:  # no TorchScript fallback: it cannot export the converted graph
                 dynamo_export(model, recipe, path)
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                first = message_line(exc)[:200]
                 raise ModelError(f"QDQ ONNX export failed: {first or type(exc).__name__}") from exc
             return ExportInfo(exporter="dynamo (QDQ)", quantized=True)
         return export_module(model, recipe, path)

@@ -15,7 +15,7 @@ from compress.backends import distill_models
 from compress.backends.base import PassContext
 from compress.backends.torch.export import example_inputs
 from compress.backends.torch.training import loss_function, train
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.passes.distill import DistillPass, register_recovery, training_follows
 
 
@@ -69,8 +69,7 @@ class DistillationLoss(nn.Module):
                 outputs[role] = model(*example)
             except Exception as exc:  # a model that cannot take the recipe's inputs
                 raise ModelError(
-                    f"distill: the {role} cannot run on the model's inputs: "
-                    f"{str(exc).strip().splitlines()[0]}"
+                    f"distill: the {role} cannot run on the model's inputs: {message_line(exc)}"
                 ) from exc
         student.train(was_training)
         student_out, teacher_out = outputs["student"], outputs["teacher"]

@@ -14,7 +14,7 @@ from torch import nn
 from compress.backends.base import ExportInfo
 from compress.backends.native_logs import quiet_loggers
 from compress.backends.onnx.tidy import tidy_dynamo_export
-from compress.errors import ModelError
+from compress.errors import ModelError, message_line
 from compress.generated_inputs import generated_array
 from compress.recipe import InputSpec, Recipe
 
@@ -87,7 +87,7 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
         dynamo_export(model, recipe, path)
         return ExportInfo(exporter="dynamo", notes=notes)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = message_line(exc)[:200]
         notes.append(f"the dynamo ONNX exporter failed ({reason}); used the TorchScript exporter")
     for stale in (path, path.with_name(path.name + ".data")):
         stale.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.errors import ModelError, UnsafeModelError
+from compress.errors import ModelError, UnsafeModelError, message_line
 from compress.recipe import Recipe
 from compress.sources import call_reference
 
@@ -89,7 +89,7 @@ def _torch_load(path: Path, trust: bool) -> Any:
     except pickle.UnpicklingError as exc:
         if trust:
             raise ModelError(f"cannot load {path.name}: {exc}") from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = message_line(exc)
         raise UnsafeModelError(
             f"refused to load {path.name}: it is a pickle that needs more than tensors to load "
             f"(it can run code: {first}); export a state dict or safetensors, or set "
