@@ -42,18 +42,41 @@ WARMUP_RUNS = 20
 TIMED_RUNS = 200
 GZIP_LEVEL = 9
 
-# The fine-tune of both quickstart recipes (recipes/quickstart.yaml, keras_quickstart.yaml):
-# their train section and prune pass, which prune_digits.py and prune_keras.py repeat by hand.
-#: The layers pruned, each to SPARSITY of its weights.
+
+def _fine_tune_settings() -> dict[str, Any]:
+    """The fine-tune of both quickstart recipes (recipes/quickstart.yaml, keras_quickstart.yaml),
+    which prune_digits.py and prune_keras.py repeat by hand: read from the recipes, which must
+    agree, so the peers always run what the recipes say."""
+    settings = []
+    for name in ("quickstart.yaml", "keras_quickstart.yaml"):
+        recipe = compress.load_recipe(REPO / "recipes" / name)
+        prune, train = recipe.passes[0], recipe.train
+        settings.append(
+            {
+                "sparsity": prune.sparsity,
+                "ramp_epochs": prune.schedule.end_epoch,
+                "epochs": train.epochs,
+                "lr": train.optimizer.lr,
+                "batch_size": recipe.data.batch_size,
+                "seed": train.seed,
+                "opset": recipe.export.opset,
+            }
+        )
+    assert settings[0] == settings[1], f"the quickstart recipes differ: {settings}"
+    return settings[0]
+
+
+_FINE_TUNE = _fine_tune_settings()
+#: The layers pruned (the digits CNN's), each to SPARSITY of its weights.
 LAYERS = ("conv1", "conv2", "fc1", "fc2")
-SPARSITY = 0.8
+SPARSITY: float = _FINE_TUNE["sparsity"]
 #: Sparsity ramps up over the first RAMP_EPOCHS of EPOCHS epochs.
-RAMP_EPOCHS = 4
-EPOCHS = 6
-LR = 1e-3
-BATCH_SIZE = 64
-SEED = 0
-OPSET = 18
+RAMP_EPOCHS: int = _FINE_TUNE["ramp_epochs"]
+EPOCHS: int = _FINE_TUNE["epochs"]
+LR: float = _FINE_TUNE["lr"]
+BATCH_SIZE: int = _FINE_TUNE["batch_size"]
+SEED: int = _FINE_TUNE["seed"]
+OPSET: int = _FINE_TUNE["opset"]
 
 #: Column labels of the model that a recipe starts from and of the one it writes.
 DENSE, COMPRESS = "dense", "compress"

@@ -49,7 +49,6 @@ from pathlib import Path
 import common
 import onnxruntime as ort
 import torch
-import yaml
 
 import compress
 from compress.report.schema import Report
@@ -114,16 +113,12 @@ def without_distill(base: common.Recipe) -> common.Recipe:
 
 
 def apply_recipe(recipe: common.Recipe | Path, workdir: Path, name: str) -> Run:
-    """Write a dict recipe as YAML (exporting into workdir/name) and run it; a path as is."""
+    """Run a recipe file, or a recipe as data (exporting into workdir/name)."""
     output = workdir / name
     if isinstance(recipe, dict):
         recipe = {**recipe, "export": {**recipe["export"], "path": str(output / "model.onnx")}}
-        path = workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
-    else:
-        path = recipe
     started = time.perf_counter()
-    report = compress.apply(path, output_dir=output, progress=False)
+    report = compress.apply(recipe, output_dir=output, progress=False, base_dir=workdir)
     return Run(report, time.perf_counter() - started)
 
 

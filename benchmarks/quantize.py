@@ -54,7 +54,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-import yaml
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -105,11 +104,9 @@ class Case:
 
 
 def run_recipe(recipe: common.Recipe, workdir: Path, name: str) -> Report:
-    """Write the recipe as YAML and run it through the Python API."""
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    """Run a recipe given as data (paths relative to workdir) through the Python API."""
     with common.quiet():
-        return compress.apply(path, output_dir=workdir / name, progress=False)
+        return compress.apply(recipe, output_dir=workdir / name, progress=False, base_dir=workdir)
 
 
 def latency_spec(runs: int, **extra: object) -> dict:
