@@ -1,7 +1,8 @@
 """`type: prune`: magnitude pruning, one-shot or on a schedule over fine-tuning epochs.
 
 This module holds the framework-neutral part: the config, the sparsity schedule and the check
-that the requested sparsity was reached. Backends apply the masks.
+that the requested sparsity was reached. The flow that uses them is `compress/passes/pruning.py`;
+backends give it only adapters.
 """
 
 from __future__ import annotations

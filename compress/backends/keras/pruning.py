@@ -1,10 +1,12 @@
-"""Pruning for Keras. Keras 3 (and tf-keras with `engine: native`): the toolkit's own numpy
-masks, applied during `fit` by a callback. tf-keras with `engine: auto|tfmot`: tfmot's
-prune_low_magnitude, with a pruning frequency derived so the final sparsity is reached."""
+"""Pruning for Keras. Keras 3 (and tf-keras with `engine: native`): the neutral `Pruner`
+(compress/passes/pruning.py) over a kernel adapter, driven during `fit` by a callback. tf-keras
+with `engine: auto|tfmot`: tfmot's prune_low_magnitude, with a pruning frequency derived so the
+final sparsity is reached."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -16,93 +18,82 @@ from compress.backends.keras.environment import keras_api, require_legacy_tf_ker
 from compress.backends.keras.layers import keras_layers, kernels
 from compress.backends.keras.training import fit
 from compress.errors import ModelError, message_line
-from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
+from compress.passes.masks import achieved_sparsity
 from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
-from compress.passes.targets import resolve_targets
+from compress.passes.pruning import IN, OUT, Pruner, layout, run_prune, select
+
+TRANSPOSED = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
 
 
-class KernelMasks:
-    """Masks over Keras kernels, recomputed on the neutral schedule (numpy)."""
+def kernel_layout(layer_kind: str, kernel_rank: int) -> tuple[str, ...]:
+    """Named axes of a Keras kernel: (*kernel, in, out); ConvTranspose kernels are
+    (*kernel, out, in)."""
+    channels = (OUT, IN) if layer_kind in TRANSPOSED else (IN, OUT)
+    return layout(*channels, kernel_dims=kernel_rank - 2, kernel_first=True)
 
-    def __init__(self, model: Any, names: list[str], config: PrunePass) -> None:
+
+class KerasKernels:
+    """The pruner's adapter over the named layers' kernels."""
+
+    def __init__(self, model: Any, names: list[str]) -> None:
         self.kernels = kernels(model, names)
-        self.config = config
-        self.stepper = SparsityStepper(config)
-        # Keras kernels are (*kernel, in, out): input channels are the second-to-last axis
-        self.axis = {name: len(k.shape) - 2 for name, k in self.kernels.items()}
-        check_n_m_fits(config, {n: tuple(k.shape) for n, k in self.kernels.items()}, self.axis)
+        self.kinds = {layer.name: layer.kind for layer in keras_layers(model)}
         self.masks: dict[str, np.ndarray] = {}
 
-    def set_sparsity(self, sparsity: float) -> None:
-        arrays = {name: np.asarray(k.numpy()) for name, k in self.kernels.items()}
-        self.masks = compute_masks(self.config, arrays, sparsity, self.axis)
-        self.apply()
+    def layouts(self) -> dict[str, tuple[str, ...]]:
+        return {n: kernel_layout(self.kinds[n], len(k.shape)) for n, k in self.kernels.items()}
 
-    def apply(self) -> None:
+    def read(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(k.numpy()) for name, k in self.kernels.items()}
+
+    def set_masks(self, masks: Mapping[str, np.ndarray]) -> None:
+        self.masks.update(masks)
+
+    def apply_masks(self) -> None:
         # np.where writes +0.0; multiplying by the mask would leave -0.0 that gzip pays for
         for name, kernel in self.kernels.items():
             if name in self.masks:
                 values = np.asarray(kernel.numpy())
                 kernel.assign(np.where(self.masks[name], values, np.zeros_like(values)))
 
-    def achieved(self) -> tuple[float, dict[str, float]]:
-        return achieved_sparsity({n: np.asarray(k.numpy()) for n, k in self.kernels.items()})
 
-    def callback(self, api: ModuleType, steps_per_epoch: int, total_steps: int) -> Any:
-        """A callback that moves the masks with the schedule after every optimizer step."""
-        masks = self
+def mask_callback(api: ModuleType, pruner: Pruner, steps_per_epoch: int, total_steps: int) -> Any:
+    """A `fit` callback that drives the neutral pruner's step hooks."""
 
-        class MaskCallback(api.callbacks.Callback):
-            step = 0
+    class MaskCallback(api.callbacks.Callback):
+        step = 0
 
-            def on_train_begin(self, logs=None):
-                check_schedule_fits(masks.config, steps_per_epoch, total_steps)
-                sparsity = masks.stepper.start(steps_per_epoch)
-                if sparsity is not None:
-                    masks.set_sparsity(sparsity)
+        def on_train_begin(self, logs=None):
+            pruner.on_train_begin(steps_per_epoch, total_steps)
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.step += 1
-                sparsity = masks.stepper.after(self.step)
-                if sparsity is None:
-                    masks.apply()
-                else:
-                    masks.set_sparsity(sparsity)
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            pruner.after_step(self.step)
 
-        return MaskCallback()
+    return MaskCallback()
 
 
 def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[Any, dict]:
     """Run a prune pass on a Keras model; returns the (possibly new) model and its record."""
     flavor = context.backend.name
-    layers = resolve_targets(config.targets, config.ignore, keras_layers(model), config.type)
-    names = [layer.name for layer in layers]
+    names = select(config, keras_layers(model))
     engine = _engine(config, flavor)
     if engine == "tfmot":
         model, updates, training = _prune_with_tfmot(model, names, config, context)
         achieved, per_layer = achieved_sparsity(
             {n: np.asarray(k.numpy()) for n, k in kernels(model, names).items()}
         )
-    else:
-        masks = KernelMasks(model, names, config)
-        if config.schedule is None:
-            masks.set_sparsity(masks.stepper.record_one_shot())
-        training = None
-        if config.trains:
-            api = keras_api(flavor)
-            steps, total = _steps(config, context)
-            training = _fit(
-                api,
-                model,
-                config,
-                context,
-                [masks.callback(api, steps, total)],
-                objective_for(model, context),
-            )
-        updates = masks.stepper.updates
-        achieved, per_layer = masks.achieved()
-    check_achieved(config, achieved)
-    record = prune_record(config, achieved, per_layer, updates, training)
+        check_achieved(config, achieved)
+        record = prune_record(config, achieved, per_layer, updates, training)
+        return model, {**record, "engine": engine}
+
+    def fine_tune(pruner: Pruner) -> dict:
+        api = keras_api(flavor)
+        steps, total = _steps(config, context)
+        callbacks = [mask_callback(api, pruner, steps, total)]
+        return _fit(api, model, config, context, callbacks, objective_for(model, context))
+
+    record = run_prune(config, KerasKernels(model, names), fine_tune)
     return model, {**record, "engine": engine}
 
 

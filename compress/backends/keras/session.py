@@ -1,4 +1,4 @@
-"""The Keras side of CompressionSession: native pruning masks as `fit` callbacks, and
+"""The Keras side of CompressionSession: the neutral pruner's masks moved by `fit` callbacks, and
 distillation through targets that carry the teacher's outputs."""
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from compress.backends.base import PassContext
 from compress.backends.keras.distillation import Distillation, teacher_logits
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.layers import keras_layers
-from compress.backends.keras.pruning import KernelMasks
+from compress.backends.keras.pruning import KerasKernels, mask_callback
 from compress.backends.keras.training import outputs_probabilities
 from compress.data import Split
 from compress.errors import UsageError
 from compress.passes import PassRecord
 from compress.passes.distill import DistillPass, user_loop_record
-from compress.passes.prune import PrunePass, check_achieved, prune_record
-from compress.passes.targets import TargetError, resolve_targets
+from compress.passes.prune import PrunePass
+from compress.passes.pruning import Pruner, pruner_for, select
+from compress.passes.targets import TargetError
 
 
 class KerasSession:
@@ -30,23 +31,19 @@ class KerasSession:
         recipe = context.recipe
         self.model = model
         self.api = keras_api(context.backend.name)
-        self.masks: list[KernelMasks] = []
+        self.pruners: list[Pruner] = []
         self._callbacks = []
         self.distill: tuple[Any, Any] | None = None
         for index, config in enumerate(recipe.passes):
             if isinstance(config, PrunePass):
                 try:
-                    layers = resolve_targets(
-                        config.targets, config.ignore, keras_layers(model), config.type
-                    )
+                    names = select(config, keras_layers(model))
                 except TargetError as exc:
                     raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
-                masks = KernelMasks(model, [layer.name for layer in layers], config)
-                if config.schedule is None:
-                    masks.set_sparsity(masks.stepper.record_one_shot())
-                self.masks.append(masks)
+                pruner = pruner_for(config, KerasKernels(model, names))
+                self.pruners.append(pruner)
                 total = steps_per_epoch * epochs
-                self._callbacks.append(masks.callback(self.api, steps_per_epoch, total))
+                self._callbacks.append(mask_callback(self.api, pruner, steps_per_epoch, total))
             elif isinstance(config, DistillPass):
                 self.distill = (distill_models(context.backend, config, context)[0], config)
             elif config.stage == "model":
@@ -74,13 +71,9 @@ class KerasSession:
 
     def finalize(self) -> tuple[Any, list[PassRecord]]:
         records = []
-        for masks in self.masks:
-            masks.apply()
-            achieved, per_layer = masks.achieved()
-            check_achieved(masks.config, achieved)
-            updates = masks.stepper.updates
-            info = prune_record(masks.config, achieved, per_layer, updates, {"loop": "user"})
-            records.append(masks.config.record_of({**info, "engine": "native"}, seconds=None))
+        for pruner in self.pruners:
+            info = pruner.finish({"loop": "user"})
+            records.append(pruner.config.record_of({**info, "engine": "native"}, seconds=None))
         if self.distill is not None:
             config = self.distill[1]
             records.append(config.record_of(user_loop_record(config), seconds=None))

@@ -23,11 +23,6 @@ def is_prunable(module: nn.Module) -> bool:
     return isinstance(module, PRUNABLE) or is_transposed_linear(module)
 
 
-def input_axis(module: nn.Module) -> int:
-    """The weight axis of the input channels: torch stores (out, in, *kernel)."""
-    return 0 if is_transposed_linear(module) else 1
-
-
 def module_layers(model: nn.Module) -> list[LayerInfo]:
     """Every module that owns parameters directly, in model order."""
     layers = []

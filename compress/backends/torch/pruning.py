@@ -1,68 +1,60 @@
-"""Magnitude pruning for PyTorch: masks held outside the model and re-applied after each
-optimizer step, so nothing (no weight_orig/weight_mask, no parametrization) reaches the export."""
+"""Magnitude pruning for PyTorch: the neutral `Pruner` (compress/passes/pruning.py) over a small
+adapter. Masks are held outside the model and re-applied after each optimizer step, so nothing
+(no weight_orig/weight_mask, no parametrization) reaches the export."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
 import torch
 from torch import nn
 
 from compress.backends.base import PassContext
 from compress.backends.torch.distillation import objective_for
-from compress.backends.torch.layers import input_axis, module_layers
+from compress.backends.torch.layers import is_transposed_linear, module_layers
 from compress.backends.torch.training import train
 from compress.errors import ModelError
-from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
-from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
-from compress.passes.targets import resolve_targets
+from compress.passes.prune import PrunePass
+from compress.passes.pruning import IN, OUT, Pruner, layout, run_prune, select
+
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-class MagnitudePruner:
-    """Training hook that keeps the chosen layers' smallest weights at zero, on a schedule."""
+def weight_layout(module: nn.Module) -> tuple[str, ...]:
+    """Named axes of a module's weight: torch stores (out, in, *kernel), transformers' Conv1D
+    (in, out), ConvTranspose (in, out/groups, *kernel)."""
+    kernel_dims = module.weight.dim() - 2
+    if is_transposed_linear(module) or isinstance(module, TRANSPOSED):
+        return layout(IN, OUT, kernel_dims=kernel_dims)
+    return layout(OUT, IN, kernel_dims=kernel_dims)
 
-    def __init__(self, model: nn.Module, layer_names: list[str], config: PrunePass) -> None:
+
+class TorchWeights:
+    """The pruner's adapter over the named modules' weights (masks kept on their device)."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
         modules = dict(model.named_modules())
-        self.weights = {name: modules[name].weight for name in layer_names}
-        self.masks = {
-            name: torch.ones_like(w, dtype=torch.bool) for name, w in self.weights.items()
-        }
-        self.config = config
-        self.stepper = SparsityStepper(config)
-        self.axis = {name: input_axis(modules[name]) for name in self.weights}
-        check_n_m_fits(config, {n: tuple(w.shape) for n, w in self.weights.items()}, self.axis)
+        self.modules = {name: modules[name] for name in names}
+        self.weights = {name: module.weight for name, module in self.modules.items()}
+        self.masks: dict[str, torch.Tensor] = {}
 
-    @torch.no_grad()
-    def set_sparsity(self, sparsity: float) -> None:
-        """Recompute the masks (numpy, shared with the other backends) and apply them."""
-        arrays = {name: w.detach().cpu().numpy() for name, w in self.weights.items()}
-        for name, mask in compute_masks(self.config, arrays, sparsity, self.axis).items():
+    def layouts(self) -> dict[str, tuple[str, ...]]:
+        return {name: weight_layout(module) for name, module in self.modules.items()}
+
+    def read(self) -> dict[str, np.ndarray]:
+        return {name: w.detach().cpu().numpy() for name, w in self.weights.items()}
+
+    def set_masks(self, masks: Mapping[str, np.ndarray]) -> None:
+        for name, mask in masks.items():
             self.masks[name] = torch.from_numpy(mask).to(self.weights[name].device)
-        self.apply_masks()
 
     @torch.no_grad()
     def apply_masks(self) -> None:
         # Fill with +0.0 rather than multiply: w * 0 keeps the sign (-0.0), and half the
         # zeros would differ by a bit, which gzip pays for.
-        for name, weight in self.weights.items():
-            weight.masked_fill_(~self.masks[name], 0.0)
-
-    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
-        check_schedule_fits(self.config, steps_per_epoch, total_steps)
-        sparsity = self.stepper.start(steps_per_epoch)
-        if sparsity is not None:
-            self.set_sparsity(sparsity)
-
-    def after_step(self, step: int) -> None:
-        sparsity = self.stepper.after(step)
-        if sparsity is None:
-            self.apply_masks()
-        else:
-            self.set_sparsity(sparsity)
-
-    def on_train_end(self) -> None:
-        self.apply_masks()
-
-    def achieved(self) -> tuple[float, dict[str, float]]:
-        return achieved_sparsity({n: w.detach().cpu().numpy() for n, w in self.weights.items()})
+        for name, mask in self.masks.items():
+            self.weights[name].masked_fill_(~mask, 0.0)
 
 
 def apply_prune(
@@ -71,15 +63,11 @@ def apply_prune(
     """Run a prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
     if config.engine == "tfmot":
         raise ModelError("prune: engine tfmot is for tf-keras models; PyTorch uses native masks")
-    layers = resolve_targets(config.targets, config.ignore, module_layers(model), config.type)
-    pruner = MagnitudePruner(model, [layer.name for layer in layers], config)
-    if config.schedule is None:
-        pruner.set_sparsity(pruner.stepper.record_one_shot())
-    training = None
-    if config.trains:
+
+    def fine_tune(pruner: Pruner) -> dict:
         inputs = context.training(config)
         with objective_for(model, context) as objective:
-            training = train(
+            return train(
                 model,
                 inputs.spec,
                 inputs.split,
@@ -90,6 +78,6 @@ def apply_prune(
                 description="pruning + fine-tuning" if config.schedule else "fine-tuning",
                 objective=objective,
             )
-    achieved, per_layer = pruner.achieved()
-    check_achieved(config, achieved)
-    return model, prune_record(config, achieved, per_layer, pruner.stepper.updates, training)
+
+    weights = TorchWeights(model, select(config, module_layers(model)))
+    return model, run_prune(config, weights, fine_tune)

@@ -1,6 +1,6 @@
-"""The PyTorch side of CompressionSession: pruning masks and distillation inside a user's own
-training loop (DistributedDataParallel included: masks are computed from identical weights on
-every rank, so every rank gets the same masks)."""
+"""The PyTorch side of CompressionSession: the neutral pruner's masks and distillation inside
+a user's own training loop (DistributedDataParallel included: masks are computed from identical
+weights on every rank, so every rank gets the same masks)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from compress.backends.base import PassContext
 from compress.backends.torch.distillation import DistillationLoss
 from compress.backends.torch.export import example_inputs
 from compress.backends.torch.layers import module_layers
-from compress.backends.torch.pruning import MagnitudePruner
+from compress.backends.torch.pruning import TorchWeights
 from compress.backends.torch.training import loss_function
 from compress.errors import ModelError, UsageError
 from compress.passes import PassRecord
 from compress.passes.distill import DistillPass, user_loop_record
-from compress.passes.prune import PrunePass, check_achieved, prune_record
-from compress.passes.targets import TargetError, resolve_targets
+from compress.passes.prune import PrunePass
+from compress.passes.pruning import Pruner, pruner_for, select
+from compress.passes.targets import TargetError
 
 
 class TorchSession:
@@ -34,7 +35,7 @@ class TorchSession:
             model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         )
         self.recipe = recipe = context.recipe
-        self.pruners: list[tuple[int, MagnitudePruner]] = []
+        self.pruners: list[tuple[int, Pruner]] = []
         self.objective: DistillationLoss | None = None
         self.steps = 0
         loss = recipe.train.loss if recipe.train else "cross_entropy"
@@ -50,18 +51,12 @@ class TorchSession:
             elif config.stage == "model":
                 raise UsageError(f"a PyTorch session cannot run pass {config.type!r}")
 
-    def _pruner(
-        self, index: int, config: PrunePass, per_epoch: int, epochs: int
-    ) -> MagnitudePruner:
+    def _pruner(self, index: int, config: PrunePass, per_epoch: int, epochs: int) -> Pruner:
         try:
-            layers = resolve_targets(
-                config.targets, config.ignore, module_layers(self.module), config.type
-            )
+            names = select(config, module_layers(self.module))
         except TargetError as exc:
             raise self.recipe.error_at(("passes", index, *exc.loc), exc.message) from None
-        pruner = MagnitudePruner(self.module, [layer.name for layer in layers], config)
-        if config.schedule is None:
-            pruner.set_sparsity(pruner.stepper.record_one_shot())
+        pruner = pruner_for(config, TorchWeights(self.module, names))
         pruner.on_train_begin(per_epoch, per_epoch * epochs)
         return pruner
 
@@ -85,13 +80,7 @@ class TorchSession:
     def finalize(self) -> tuple[nn.Module, list[PassRecord]]:
         records = []
         for _, pruner in self.pruners:
-            pruner.on_train_end()
-            achieved, per_layer = pruner.achieved()
-            check_achieved(pruner.config, achieved)
-            training = {"steps": self.steps, "loop": "user"}
-            info = prune_record(
-                pruner.config, achieved, per_layer, pruner.stepper.updates, training
-            )
+            info = pruner.finish({"steps": self.steps, "loop": "user"})
             records.append(pruner.config.record_of(info, seconds=None))
         if self.objective is not None:
             self.objective.remove()
