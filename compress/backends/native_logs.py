@@ -1,16 +1,19 @@
 """Native libraries (TensorFlow's C++ start-up, CUDA probing, torchao's kernel libraries) log
 straight to file descriptor 2, ignoring TF_CPP_MIN_LOG_LEVEL before absl is initialized. While
 they load, stderr is captured and replayed without those lines, so the user's own messages
-still show."""
+still show. Python-level chatter of libraries the toolkit calls (exporters, converters,
+quantizers) is silenced with `quiet_library` / `quiet_loggers`."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 _NOISE = re.compile(
@@ -59,3 +62,18 @@ def quiet_loggers(*names: str) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def quiet_library(*loggers: str) -> Iterator[None]:
+    """A library call that prints progress, warnings and log lines (exporters, converters): its
+    Python-level stdout, stderr and warnings are dropped and `loggers` show only errors. The
+    toolkit reports what matters (exporter used, opset, parity) itself."""
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        quiet_loggers(*loggers),
+    ):
+        warnings.simplefilter("ignore")
+        yield

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +10,7 @@ import numpy as np
 
 from compress.backends.base import ExportInfo
 from compress.backends.keras.layers import flat_layers, named_weights
+from compress.backends.native_logs import quiet_library
 from compress.backends.onnx.tidy import (
     fold_batch_reshapes,
     fold_extra_inputs,
@@ -127,19 +125,6 @@ def _fits(value: np.ndarray, shape: tuple, dtype: np.dtype) -> bool:
     return all(want is None or want == got for want, got in zip(shape, value.shape, strict=True))
 
 
-@contextlib.contextmanager
-def _quiet():
+def _quiet() -> contextlib.AbstractContextManager[None]:
     """tf2onnx logs every conversion step; keep the terminal for the toolkit's own output."""
-    logger = logging.getLogger("tf2onnx")
-    level = logger.level
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
+    return quiet_library("tf2onnx")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import torch
 from torch import nn
 
 from compress.backends.base import ExportInfo
-from compress.backends.native_logs import quiet_loggers
+from compress.backends.native_logs import quiet_library
 from compress.backends.onnx.tidy import tidy_dynamo_export
 from compress.errors import ModelError, message_line
 from compress.generated_inputs import generated_array
@@ -107,16 +105,9 @@ def export_module(model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
     return ExportInfo(exporter="torchscript", notes=notes)
 
 
-@contextlib.contextmanager
-def quiet_exporter():
+def quiet_exporter() -> contextlib.AbstractContextManager[None]:
     """The exporters print progress, warnings and log lines; the toolkit reports what matters
     (exporter used, opset in the file, parity) itself."""
-    names = ("torch.onnx", "torch.export", "torch._dynamo", "torch.utils._pytree", "torchao")
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-        quiet_loggers(*names),
-    ):
-        warnings.simplefilter("ignore")
-        yield
+    return quiet_library(
+        "torch.onnx", "torch.export", "torch._dynamo", "torch.utils._pytree", "torchao"
+    )
