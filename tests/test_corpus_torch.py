@@ -19,7 +19,7 @@ from conftest import RECIPES
 pytest.importorskip("transformers")
 
 CORPUS = Path(__file__).with_name("corpus_torch_models.py")
-LATENCY = {"latency": {"warmup": 1, "runs": 3}}
+LATENCY = {"warmup": 1, "runs": 3, "dims": {"sequence": 16}}
 IMAGE = [{"name": "pixel_values", "shape": ["batch", 3, 32, 32]}]
 TOKENS = [
     {"name": name, "shape": ["batch", "sequence"], "dtype": "int64"}
@@ -34,7 +34,7 @@ def recipe(builder: str, inputs: list, passes: list, data: str | None = None, **
         "model": {"source": f"{CORPUS}:{builder}", "inputs": inputs},
         "passes": passes,
         "export": {"path": "out/model.onnx"},
-        "measure": {"latency": {**LATENCY["latency"], "dims": {"sequence": 16}}},
+        "measure": {"latency": LATENCY},
         **extra,
     }
     if data:

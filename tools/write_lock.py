@@ -31,13 +31,13 @@ def locked_lines() -> list[str]:
 
 def main(target: str) -> None:
     python = ".".join(map(str, sys.version_info[:3]))
-    text = HEADER.format(day=date.today().isoformat(), python=python)
-    text += "\n".join(locked_lines()) + "\n"
+    lines = locked_lines()
+    text = HEADER.format(day=date.today().isoformat(), python=python) + "\n".join(lines) + "\n"
     path = Path(target)
     staged = path.with_name(path.name + ".tmp")
     staged.write_text(text, encoding="utf-8")
     staged.replace(path)
-    print(f"wrote {path} ({len(locked_lines())} packages)")
+    print(f"wrote {path} ({len(lines)} packages)")
 
 
 if __name__ == "__main__":
