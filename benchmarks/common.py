@@ -277,11 +277,13 @@ def p50_latencies(
     sessions: Mapping[str, ort.InferenceSession],
     inputs: Sequence[np.ndarray],
     runs: int = TIMED_RUNS,
+    *,
+    warmup: int = WARMUP_RUNS,
 ) -> dict[str, float]:
-    """Median ms per inference after WARMUP_RUNS rounds; every round runs all models,
+    """Median ms per inference after `warmup` rounds; every round runs all models,
     alternating the order."""
     feeds = {label: feed_for(session, inputs) for label, session in sessions.items()}
-    for _ in range(WARMUP_RUNS):
+    for _ in range(warmup):
         for label, session in sessions.items():
             session.run(None, feeds[label])
     times: dict[str, list[float]] = {label: [] for label in sessions}

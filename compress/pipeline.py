@@ -144,7 +144,9 @@ def _finish(
     recipe, data, reporter = context.recipe, context.data, context.reporter
     reporter.stage("exporting the compressed model")
     float_path = plan.scratch("compressed.float.onnx")
-    compressed_export = export_verified(backend, model, recipe, float_path, samples, reporter)
+    compressed_export = export_verified(
+        backend, model, recipe, float_path, samples, reporter, baseline_export.exporter
+    )
     compressed_path = plan.stage(plan.onnx_name)
     float_names = float_weight_names(baseline_path) | float_weight_names(float_path)
     records += _onnx_passes(float_path, compressed_path, context)
@@ -254,9 +256,11 @@ def export_verified(
     path: Path,
     samples: ParityInputs,
     reporter: Reporter,
+    exporter: str | None = None,
 ) -> ExportRecord:
-    """Export, run onnx.checker, and compare onnxruntime's outputs with the framework's."""
-    info = backend.export_onnx(model, recipe, path)
+    """Export (with `exporter`, the baseline's, when given), run onnx.checker, and compare
+    onnxruntime's outputs with the framework's."""
+    info = backend.export_onnx(model, recipe, path, exporter)
     for note in info.notes:
         reporter.note(note)
     onnx_inspect.check(path)
@@ -313,7 +317,7 @@ def measure_models(
     val = data.get("val")
     if val is None:
         return metrics, None, summaries
-    batch = _eval_batch(recipe)
+    batch = recipe.eval_batch
     outputs = {
         label: runtime.predict(runtime.make_session(path), val.inputs, batch)[0]
         for label, path in paths.items()
@@ -324,13 +328,6 @@ def measure_models(
                 score(recipe.evaluate.metric, recipe.base_dir, outputs[label], val.targets), 6
             )
     return metrics, (outputs["baseline"], outputs["compressed"]), summaries
-
-
-def _eval_batch(recipe: Recipe) -> int:
-    first = recipe.model.inputs[0].shape[0]
-    if isinstance(first, int) and first > 0:
-        return first
-    return recipe.data.batch_size if recipe.data else 64
 
 
 @dataclass(frozen=True)
@@ -376,6 +373,7 @@ def _environment(recipe: Recipe, backend: Backend) -> dict:
         "platform": platform.platform(),
         "threads": latency.threads if latency else None,
         "device": latency.device if latency else "cpu",
+        "execution_provider": runtime.provider(latency.device if latency else "cpu"),
     }
 
 

@@ -113,6 +113,12 @@ class EvaluateSpec(StrictModel):
 
 class ExportSpec(StrictModel):
     format: Literal["onnx"] = "onnx"
+    exporter: Literal["auto", "dynamo", "torchscript"] = Field(
+        "auto",
+        description="PyTorch models: auto exports with both exporters when the recipe measures "
+        "latency and keeps the graph that runs faster on this CPU (else dynamo); dynamo falls "
+        "back to TorchScript when it fails",
+    )
     opset: int = Field(18, ge=13, le=23)
     path: str = "out/model.onnx"
     parity_tolerance: float = Field(
@@ -196,6 +202,15 @@ class Recipe(StrictModel):
     @property
     def path(self) -> Path | None:
         return self._path
+
+    @property
+    def eval_batch(self) -> int:
+        """Batch size for running the model over a split: the model's fixed batch dimension,
+        else data.batch_size, else 64."""
+        first = self.model.inputs[0].shape[0]
+        if isinstance(first, int) and first > 0:
+            return first
+        return self.data.batch_size if self.data else 64
 
     def resolve(self, relative: str) -> Path:
         """A recipe path made absolute against the recipe's directory."""

@@ -80,3 +80,69 @@ def torch_wide_mlp():
         nn.ReLU(),
         nn.Linear(256, 2),
     )
+
+
+def torch_outlier_mlp():
+    """A 3-layer MLP whose middle layer has a few huge weights (on inputs that are always 0):
+    per-tensor INT8 rounds that layer's other weights to zero, so quantizing it, and only it,
+    costs accuracy (the fallback's case)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
+    with torch.no_grad():  # the huge weights read 4 units that ReLU always zeroes
+        model[0].weight[:4] = 0.0
+        model[0].bias[:4] = -1.0
+        model[2].weight[:, :4] = 60.0
+    return model.eval()
+
+
+def outlier_data():
+    """Inputs, and labels that the float model gets right (its own predictions)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(1)
+    splits = {}
+    for name, count in (("calibration", 64), ("val", 128)):
+        x = rng.normal(size=(count, 16)).astype(np.float32)
+        with torch.no_grad():
+            y = torch_outlier_mlp()(torch.from_numpy(x)).argmax(1).numpy()
+        splits[name] = (x, y)
+    return splits
+
+
+def torch_depthwise_block():
+    """Conv stem, a depthwise + pointwise pair with a residual add, pooled into a classifier:
+    every kind of node the speed-aware placement groups apart."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3, padding=1)
+            self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+            self.pointwise = nn.Conv2d(16, 16, 1)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            x = x + torch.relu(self.pointwise(torch.relu(self.depthwise(x))))
+            return self.head(x.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    return Block().eval()
+
+
+def images_3x16():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {
+        "calibration": rng.uniform(0, 1, (32, 3, 16, 16)).astype(np.float32),
+        "val": rng.uniform(0, 1, (16, 3, 16, 16)).astype(np.float32),
+    }

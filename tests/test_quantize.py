@@ -36,7 +36,7 @@ def ops(path: str) -> list[str]:
 
 
 def test_static_int8_keeps_digits_accuracy(write_recipe, tmp_path):
-    raw = digits_recipe(passes=[{"type": "quantize", "mode": "static"}])
+    raw = digits_recipe(passes=[{"type": "quantize", "mode": "static", "placement": "all"}])
     report = compress.apply(write_recipe(raw), progress=False)
     assert report.baseline.accuracy - report.compressed.accuracy <= 0.005
     assert {layer.dtype for layer in report.layers} == {"int8"}
@@ -44,7 +44,9 @@ def test_static_int8_keeps_digits_accuracy(write_recipe, tmp_path):
     assert "QuantizeLinear" in ops(report.artifacts.onnx)
     assert report.compressed.size_bytes < 0.35 * report.baseline.size_bytes
     record = report.passes[0]
-    assert record["format"] == "QDQ, S8S8" and record["calibration_samples"] == 256
+    # onnxruntime's x86 guidance: uint8 activations (U8S8), which fuse into an integer chain
+    assert record["format"] == "QDQ, U8S8" and record["calibration_samples"] == 256
+    assert record["activations"] == "uint8" and record["reverted_nodes"] == []
     assert "why" in record  # the default it picked, and why
     assert report.fidelity.metric == "top1_agreement" and report.fidelity.value > 0.97
     assert report.speedup is not None and set(report.speedup) == {"p50", "p90"}
@@ -98,7 +100,14 @@ def test_gemm_rewrite_computes_the_same(tmp_path):
 
 def test_ignore_by_op_type_and_regex_leaves_nodes_in_float(write_recipe):
     raw = digits_recipe(
-        passes=[{"type": "quantize", "mode": "static", "ignore": ["op:Gemm", "re:conv2\\..*"]}]
+        passes=[
+            {
+                "type": "quantize",
+                "mode": "static",
+                "placement": "all",
+                "ignore": ["op:Gemm", "re:conv2\\..*"],
+            }
+        ]
     )
     report = compress.apply(write_recipe(raw), progress=False)
     dtypes = {layer.name: layer.dtype for layer in report.layers}

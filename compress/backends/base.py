@@ -99,8 +99,11 @@ class Backend(ABC):
         """Run the framework model on numpy inputs (inference mode)."""
 
     @abstractmethod
-    def export_onnx(self, model: Any, recipe: Recipe, path: Path) -> ExportInfo:
-        """Write a single self-contained ONNX file at `path`."""
+    def export_onnx(
+        self, model: Any, recipe: Recipe, path: Path, exporter: str | None = None
+    ) -> ExportInfo:
+        """Write a single self-contained ONNX file at `path`; `exporter` is the one the
+        baseline used (so both models come from the same exporter), where there is a choice."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

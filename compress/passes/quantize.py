@@ -23,7 +23,11 @@ class Calibration(StrictModel):
 
 class QuantizeRecord(PassRecord):
     """What a quantize pass did: post-training modes add `format`, `why`, `per_channel`,
-    `calibration_samples`, `excluded_nodes`; QAT adds `engine` and `training`."""
+    `calibration_samples`, `excluded_nodes`; static adds `activations`, `reduce_range`,
+    `kept_float_for_speed` and `placement_trials`; every post-training mode `reverted_nodes` (what
+    the accuracy-aware fallback put back in float, empty without `max_accuracy_drop`) and with it
+    `accuracy_drop_before`/`_after` and `fallback_latency_ms`; QAT adds `engine` and `training`.
+    """
 
     mode: str
     weights: str
@@ -50,6 +54,17 @@ class QuantizePass(PassConfig):
     block_size: int = Field(32, ge=16, description="weight_only: weights per quantization block")
     symmetric: bool = Field(True, description="weight_only: symmetric int4 blocks")
     calibration: Calibration = Field(default_factory=Calibration)
+    placement: Literal["speed", "all"] = Field(
+        "speed",
+        description="static: speed keeps in float the kinds of nodes whose INT8 kernels are "
+        "slower than float on this CPU (timed while quantizing); all quantizes every one",
+    )
+    max_accuracy_drop: float | None = Field(
+        None,
+        ge=0,
+        description="largest allowed drop in the evaluate metric on val (or in fidelity "
+        "without labels); the nodes that hurt most go back to float until it holds",
+    )
     ignore: list[str] = Field(
         default_factory=list, description="node names, `re:` regexes or `op:Type` to leave in float"
     )
@@ -73,10 +88,15 @@ class QuantizePass(PassConfig):
         return plan_quantize(self, layers)
 
     def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
-        if self.mode != "static" or recipe.data is not None:
+        if recipe.data is not None:
             return []
-        message = "static quantization calibrates on data: add a data section"
-        return [recipe.error_at(("passes", index, "mode"), message)]
+        if self.mode == "static":
+            message = "static quantization calibrates on data: add a data section"
+            return [recipe.error_at(("passes", index, "mode"), message)]
+        if self.max_accuracy_drop is not None:
+            message = "max_accuracy_drop is measured on the val split: add a data section"
+            return [recipe.error_at(("passes", index, "max_accuracy_drop"), message)]
+        return []
 
     @model_validator(mode="after")
     def _combinations(self) -> QuantizePass:
@@ -89,6 +109,11 @@ class QuantizePass(PassConfig):
             raise ValueError("mode weight_only quantizes to int4: set weights: int4")
         if self.activations != "auto" and self.mode != "static":
             raise ValueError("activations is only used by mode static")
+        if self.max_accuracy_drop is not None and self.mode == "qat":
+            raise ValueError(
+                "max_accuracy_drop applies to post-training modes (dynamic, static, "
+                "weight_only); QAT trains the accuracy back instead"
+            )
         return self
 
 

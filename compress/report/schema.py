@@ -80,6 +80,8 @@ class Environment(Section):
     cpu_features: list[str] | None = None
     threads: int | None = None
     device: str | None = None
+    #: the onnxruntime execution provider latency was measured with
+    execution_provider: str | None = None
     torch: str | None = None
     tensorflow: str | None = None
 

@@ -55,7 +55,9 @@ class KerasBackend(Backend):
             outputs = [outputs]
         return [np.asarray(output) for output in outputs]
 
-    def export_onnx(self, model: Any, recipe: Recipe, path: Path) -> ExportInfo:
+    def export_onnx(
+        self, model: Any, recipe: Recipe, path: Path, exporter: str | None = None
+    ) -> ExportInfo:
         return export_keras(model, recipe, path, self.name)
 
     def versions(self) -> dict[str, str]:

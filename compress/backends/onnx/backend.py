@@ -62,7 +62,9 @@ class OnnxBackend(Backend):
     def predict(self, model: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return runtime.run(runtime.make_session(model), inputs)
 
-    def export_onnx(self, model: Path, recipe: Recipe, path: Path) -> ExportInfo:
+    def export_onnx(
+        self, model: Path, recipe: Recipe, path: Path, exporter: str | None = None
+    ) -> ExportInfo:
         """A self-contained copy: external data is loaded and written inline (< 2 GB)."""
         loaded = onnx.load(str(model), load_external_data=True)
         try:

@@ -1,11 +1,17 @@
 """Post-training quantization of ONNX files with onnxruntime's tools: dynamic and static INT8
-(QDQ), and INT4 weight-only blocks (MatMulNBits) with Gemm rewritten as MatMul + Add first."""
+(QDQ), and INT4 weight-only blocks (MatMulNBits) with Gemm rewritten as MatMul + Add first.
+
+A `Quantizer` prepares the float model and calibrates once, then writes a quantized file for any
+set of nodes kept in float: the speed-aware placement and the accuracy-aware fallback try many.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
+import platform
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +34,8 @@ from compress.errors import ModelError, message_line
 from compress.passes.quantize import QuantizePass
 from compress.passes.targets import matches
 
-#: Ops quantized by default: the ones whose int8 kernels pay off on CPU.
+#: Ops quantized by default: the ones with integer kernels (or QDQ fusions) in onnxruntime's CPU
+#: provider; the speed-aware placement keeps in float the kinds that do not pay off on this CPU.
 STATIC_OPS = [
     "Conv",
     "MatMul",
@@ -36,6 +43,7 @@ STATIC_OPS = [
     "Add",
     "Mul",
     "Relu",
+    "Clip",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -44,8 +52,17 @@ STATIC_OPS = [
     "Flatten",
     "Transpose",
     "Gather",
+    "Sigmoid",
+    "HardSigmoid",
+    "LeakyRelu",
+    "Softmax",
 ]
+#: Kept in float when they produce a graph output.
+FINAL_ACTIVATIONS = {"Softmax", "Sigmoid", "HardSigmoid", "LeakyRelu"}
 DYNAMIC_OPS = ["MatMul", "Gemm", "Attention", "LSTM", "Gather", "EmbedLayerNormalization"]
+#: Ops whose quantization leaves a node in the graph reading a DequantizeLinear (static QDQ) or
+#: replaces it (dynamic, weight-only): the nodes the placement and fallback may keep in float.
+COMPUTE_OPS = {"Conv", "MatMul", "Gemm", "Attention", "LSTM", "Gather", "EmbedLayerNormalization"}
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
     "entropy": CalibrationMethod.Entropy,
@@ -53,12 +70,30 @@ CALIBRATION_METHODS = {
 }
 
 
-def default_activations() -> tuple[str, str]:
-    """(activation type, why): S8S8 QDQ is onnxruntime's recommended CPU format; its int8 GEMM
-    kernels use VNNI where present and stay fast on AVX2."""
+@dataclass(frozen=True)
+class Activations:
+    """The static activation type chosen, with why, and whether weights use 7 bits."""
+
+    type: str  # "uint8" or "int8"
+    reduce_range: bool
+    why: str
+
+
+def default_activations() -> Activations:
+    """onnxruntime's CPU guidance, which measurement here confirms: on x86, U8S8 QDQ (uint8
+    activations, int8 weights) lets the graph fuse into QLinearConv/QLinearAdd chains, where S8S8
+    leaves residual adds and half the convolutions in float (ResNet-18: 3.4x vs 1.4x); without
+    VNNI, 7-bit weights avoid the saturation of the AVX2 u8s8 dot product. On ARM, S8S8."""
+    if platform.machine().lower() in {"arm64", "aarch64"}:
+        return Activations("int8", False, "S8S8 QDQ: ARM kernels prefer symmetric int8")
     vnni = VNNI_FEATURES & cpu_flags()
-    reason = f"CPU has {', '.join(sorted(vnni))}" if vnni else "CPU has no VNNI"
-    return "int8", f"S8S8 QDQ, onnxruntime's recommended CPU format ({reason})"
+    if vnni:
+        return Activations(
+            "uint8", False, f"U8S8 QDQ, fused integer chain (CPU has {', '.join(sorted(vnni))})"
+        )
+    return Activations(
+        "uint8", True, "U8S8 QDQ with 7-bit weights (CPU has no VNNI: avoids u8s8 saturation)"
+    )
 
 
 def excluded_nodes(model: onnx.ModelProto, ignore: list[str]) -> tuple[list[str], list[str]]:
@@ -107,71 +142,156 @@ class ArrayReader(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def quantize(
-    source: Path,
-    target: Path,
-    config: QuantizePass,
-    calibration: list[np.ndarray] | None,
-    calibration_batch: int,
-) -> dict:
-    """Write the quantized model to `target`; returns what was chosen and done."""
-    model = onnx.load(str(source))
-    excluded, unmatched = excluded_nodes(model, config.ignore)
-    if unmatched:
-        raise ModelError(f"quantize: ignore {unmatched[0]!r} matches no node of the ONNX graph")
-    chosen: dict = {"per_channel": config.per_channel}
-    with tempfile.TemporaryDirectory() as scratch, _quiet():
-        source = Path(scratch) / "source.onnx"
+@dataclass
+class Quantizer:
+    """A float ONNX file prepared for quantization (onnxruntime's pre-processing), calibrated on
+    the first write; `write` then quantizes it with any extra nodes kept in float."""
+
+    config: QuantizePass
+    prepared: Path
+    user_excluded: list[str]
+    calibration: list[np.ndarray] | None
+    calibration_batch: int
+    scratch: Path
+    chosen: dict = field(default_factory=dict)
+    activations: Activations | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        source: Path,
+        scratch: Path,
+        config: QuantizePass,
+        calibration: list[np.ndarray] | None,
+        calibration_batch: int,
+    ) -> Quantizer:
+        model = onnx.load(str(source))
+        excluded, unmatched = excluded_nodes(model, config.ignore)
+        if unmatched:
+            raise ModelError(f"quantize: ignore {unmatched[0]!r} matches no node of the ONNX graph")
+        if config.mode == "static" and calibration is None:
+            raise ModelError("quantize: static mode needs calibration samples")
+        chosen: dict = {"per_channel": config.per_channel}
+        if config.mode == "static":  # probabilities keep their float resolution
+            excluded = sorted({*excluded, *_final_activations(model)})
+        copy = scratch / "source.onnx"
         drop_initializer_value_info(model)
-        onnx.save(model, str(source))
-        prepared = Path(scratch) / "prepared.onnx"
+        onnx.save(model, str(copy))
+        prepared = scratch / "prepared.onnx"
         try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            with _quiet():
+                quant_pre_process(str(copy), str(prepared), skip_symbolic_shape=True)
         except Exception as exc:  # pre-processing is an optimization; quantize the export as is
-            prepared = source
+            prepared = copy
             chosen["pre_process"] = f"skipped: {message_line(exc)[:120]}"
-        if config.mode == "dynamic":
-            quantize_dynamic(
-                str(prepared),
-                str(target),
-                per_channel=config.per_channel,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded,
-                op_types_to_quantize=DYNAMIC_OPS,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        if config.mode == "weight_only":
+            rewritten = gemm_to_matmul(onnx.load(str(prepared)))
+            onnx.save(rewritten, str(prepared))
+            names = {node.name for node in rewritten.graph.node}
+            excluded = [name if name in names else f"{name}_MatMul" for name in excluded]
+        quantizer = cls(config, prepared, excluded, calibration, calibration_batch, scratch, chosen)
+        if config.mode == "static":
+            quantizer.activations = _activations(config)
+            chosen.update(
+                format=f"QDQ, {'U8' if quantizer.activations.type == 'uint8' else 'S8'}S8",
+                activations=quantizer.activations.type,
+                reduce_range=quantizer.activations.reduce_range,
+                calibration_samples=len(calibration[0]),
             )
+            if quantizer.activations.why:
+                chosen["why"] = quantizer.activations.why
+        elif config.mode == "dynamic":
             chosen["format"] = "dynamic (integer ops, activations quantized at run time)"
-        elif config.mode == "static":
-            if calibration is None:
-                raise ModelError("quantize: static mode needs calibration samples")
-            activations = config.activations
-            if activations == "auto":
-                activations, chosen["why"] = default_activations()
-            inputs = [
-                i.name
-                for i in onnx.load(str(prepared)).graph.input
-                if i.name not in {t.name for t in model.graph.initializer}
-            ]
-            quantize_static(
-                str(prepared),
-                str(target),
-                calibration_data_reader=ArrayReader(inputs, calibration, calibration_batch),
-                quant_format=QuantFormat.QDQ,
-                per_channel=config.per_channel,
-                activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded,
-                op_types_to_quantize=STATIC_OPS,
-                calibrate_method=CALIBRATION_METHODS[config.calibration.method],
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-            chosen["format"] = f"QDQ, {'S8' if activations == 'int8' else 'U8'}S8"
-            chosen["calibration_samples"] = len(calibration[0])
         else:
-            _weight_only(prepared, target, config, excluded)
             chosen["format"] = f"MatMulNBits int4, block {config.block_size}"
-    onnx.checker.check_model(str(target))
-    return {**chosen, "excluded_nodes": excluded}
+        return quantizer
+
+    def write(self, target: Path, keep_float: Collection[str] = ()) -> None:
+        """Quantize the prepared model into `target`, leaving `keep_float` nodes (and those the
+        recipe ignores) in float."""
+        names = {*self.user_excluded, *keep_float}
+        # onnxruntime's dynamic quantizer splits Gemm into "<name>_MatMul" + Add first
+        excluded = sorted(names | {f"{name}_MatMul" for name in names})
+        with _quiet():
+            if self.config.mode == "dynamic":
+                quantize_dynamic(
+                    str(self.prepared),
+                    str(target),
+                    per_channel=self.config.per_channel,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=excluded,
+                    op_types_to_quantize=DYNAMIC_OPS,
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
+            elif self.config.mode == "static":
+                self._static(target, excluded)
+            else:
+                _weight_only(self.prepared, target, self.config, excluded)
+        onnx.checker.check_model(str(target))
+
+    def _static(self, target: Path, excluded: list[str]) -> None:
+        assert self.calibration is not None and self.activations is not None
+        cache = self.scratch / "calibration.json"
+        inputs = [i.name for i in onnx.load(str(self.prepared)).graph.input]
+        initializers = {t.name for t in onnx.load(str(self.prepared)).graph.initializer}
+        inputs = [name for name in inputs if name not in initializers]
+        reader = ArrayReader(inputs, self.calibration, self.calibration_batch)
+        quantize_static(
+            str(self.prepared),
+            str(target),
+            calibration_data_reader=None if cache.is_file() else reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=self.config.per_channel,
+            reduce_range=self.activations.reduce_range,
+            activation_type=QuantType.QUInt8
+            if self.activations.type == "uint8"
+            else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            op_types_to_quantize=STATIC_OPS,
+            calibrate_method=CALIBRATION_METHODS[self.config.calibration.method],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            calibration_cache_path=cache,
+        )
+
+    def quantized_nodes(self, quantized: Path) -> list[str]:
+        """Names of the prepared model's nodes that `quantized` runs in integers (without the
+        ones the recipe ignores): the static ones read a DequantizeLinear, the others were
+        replaced by integer ops."""
+        model = onnx.load(str(quantized))
+        if self.config.mode == "static":
+            producers = {out: node.op_type for node in model.graph.node for out in node.output}
+            names = [
+                node.name
+                for node in model.graph.node
+                if node.op_type not in ("QuantizeLinear", "DequantizeLinear")
+                and any(producers.get(name) == "DequantizeLinear" for name in node.input)
+            ]
+        else:
+            remaining = {(node.name, node.op_type) for node in model.graph.node}
+            names = [
+                node.name
+                for node in onnx.load(str(self.prepared)).graph.node
+                if node.op_type in COMPUTE_OPS and (node.name, node.op_type) not in remaining
+            ]
+        return [name for name in names if name and name not in self.user_excluded]
+
+
+def _final_activations(model: onnx.ModelProto) -> list[str]:
+    """Activation nodes that produce a graph output (a classifier's softmax): quantized, their
+    outputs would come in steps of 1/255."""
+    outputs = {output.name for output in model.graph.output}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type in FINAL_ACTIVATIONS and set(node.output) & outputs
+    ]
+
+
+def _activations(config: QuantizePass) -> Activations:
+    if config.activations == "auto":
+        return default_activations()
+    return Activations(config.activations, False, "")
 
 
 def _weight_only(source: Path, target: Path, config: QuantizePass, excluded: list[str]) -> None:
@@ -180,7 +300,7 @@ def _weight_only(source: Path, target: Path, config: QuantizePass, excluded: lis
         MatMulNBitsQuantizer,
     )
 
-    model = gemm_to_matmul(onnx.load(str(source)))
+    model = onnx.load(str(source))  # Gemm already rewritten by Quantizer.prepare
     # Gather too: embedding tables are often the largest weights of a Linear-heavy model
     algorithm = DefaultWeightOnlyQuantConfig(
         block_size=config.block_size,

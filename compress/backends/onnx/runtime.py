@@ -19,10 +19,9 @@ def make_session(path: Path, threads: int = 1, device: str = "cpu") -> ort.Infer
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
     if device == "cuda":
         require_cuda()
-        providers = ["CUDAExecutionProvider"]
+    providers = [provider(device)]
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:
@@ -30,6 +29,11 @@ def make_session(path: Path, threads: int = 1, device: str = "cpu") -> ort.Infer
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         raise ModelError("onnxruntime did not enable the CUDA execution provider for this model")
     return session
+
+
+def provider(device: str) -> str:
+    """The execution provider make_session uses for `device`."""
+    return "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
 
 
 def require_cuda() -> None:

@@ -41,6 +41,20 @@ def tidy_dynamo_export(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def tidy_torchscript_export(path: Path) -> None:
+    """The TorchScript exporter's counterpart of tidy_dynamo_export: its node names are module
+    scopes ("/encoder/layer.0/attention/self/query/MatMul"), renamed "<module path>.<op>" as the
+    dynamo exporter's are, and the transposed Linear weights it names "onnx::MatMul_123" are
+    named after their layer."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        if node.name.startswith("/"):
+            node.name = node.name.strip("/").replace("/", ".")
+    _name_weights_by_layer(model.graph)
+    drop_initializer_value_info(model)
+    onnx.save(model, str(path))
+
+
 def _name_nodes_by_scope(graph: onnx.GraphProto) -> None:
     """Rename nodes "<module path>.<op>" from the exporter's name-scope metadata, which lists
     every enclosing module's full path, then the op: ['', 'features', 'features.1', 'conv2d']."""

@@ -48,7 +48,9 @@ class TorchBackend(Backend):
             outputs = (outputs,)
         return [o.detach().cpu().numpy() for o in outputs]
 
-    def export_onnx(self, model: nn.Module, recipe: Recipe, path: Path) -> ExportInfo:
+    def export_onnx(
+        self, model: nn.Module, recipe: Recipe, path: Path, exporter: str | None = None
+    ) -> ExportInfo:
         if getattr(model, QAT_MARK, False):
             try:  # no TorchScript fallback: it cannot export the converted graph
                 dynamo_export(model, recipe, path)
@@ -56,7 +58,7 @@ class TorchBackend(Backend):
                 first = message_line(exc)[:200]
                 raise ModelError(f"QDQ ONNX export failed: {first or type(exc).__name__}") from exc
             return ExportInfo(exporter="dynamo (QDQ)", quantized=True)
-        return export_module(model, recipe, path)
+        return export_module(model, recipe, path, exporter)
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}

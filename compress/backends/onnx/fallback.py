@@ -1,0 +1,110 @@
+"""Accuracy-aware fallback: while the quantized model's drop on `val` exceeds the recipe's
+`max_accuracy_drop`, revert the quantized node that hurts most (see ranking) to float and
+re-validate; an error with the figures when every candidate is float and the limit still fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compress.backends.onnx import runtime
+from compress.backends.onnx.quantize import Quantizer
+from compress.backends.onnx.ranking import RANKING_SAMPLES, rank, sample_errors, worst_samples
+from compress.errors import ModelError
+from compress.measure.accuracy import fidelity, metric_drop, score
+
+
+@dataclass
+class Scorer:
+    """The accuracy drop of a quantized file against the float model on the val split: in the
+    recipe's `evaluate` metric when val has labels, else 1 - fidelity (top-1 agreement or mean
+    cosine of the outputs)."""
+
+    inputs: list[np.ndarray]
+    targets: np.ndarray | None
+    metric: str | None
+    base_dir: Path
+    batch: int
+    reference: np.ndarray = field(init=False)
+
+    def bind(self, float_model: Path) -> Scorer:
+        self.reference = self.outputs(float_model)
+        return self
+
+    def outputs(self, path: Path, rows: np.ndarray | None = None) -> np.ndarray:
+        inputs = self.inputs if rows is None else [x[rows] for x in self.inputs]
+        return runtime.predict(runtime.make_session(path), inputs, self.batch)[0]
+
+    @property
+    def measure(self) -> str:
+        if self.metric is not None and self.targets is not None:
+            return f"the {self.metric} metric"
+        return "fidelity to the float model (no labels)"
+
+    def drop(self, outputs: np.ndarray) -> float:
+        if self.metric is not None and self.targets is not None:
+            before = score(self.metric, self.base_dir, self.reference, self.targets)
+            after = score(self.metric, self.base_dir, outputs, self.targets)
+            return metric_drop(self.metric, before, after)
+        return 1.0 - fidelity(self.metric, self.reference, outputs)["value"]
+
+
+@dataclass
+class Fallback:
+    reverted: list[str]
+    drop_before: float
+    drop_after: float
+    path: Path
+
+    def record(self) -> dict:
+        return {
+            "reverted_nodes": self.reverted,
+            "accuracy_drop_before": round(self.drop_before, 6),
+            "accuracy_drop_after": round(self.drop_after, 6),
+        }
+
+
+def revert_until_within(
+    quantizer: Quantizer,
+    start: Path,
+    keep_float: set[str],
+    scorer: Scorer,
+    limit: float,
+) -> Fallback:
+    """Revert the most harmful quantized nodes of `start` to float, one at a time, until the
+    drop is at most `limit`."""
+    quantized = scorer.outputs(start)
+    before = scorer.drop(quantized)
+    if before <= limit:
+        return Fallback([], before, before, start)
+    rows = worst_samples(scorer.reference, quantized, RANKING_SAMPLES)
+    reference = scorer.reference[rows]
+
+    def error_of(path: Path) -> float:
+        return float(np.mean(sample_errors(reference, scorer.outputs(path, rows))))
+
+    def error_without(name: str) -> float:
+        trial = quantizer.scratch / "ranking.onnx"
+        quantizer.write(trial, keep_float | {name})
+        return error_of(trial)
+
+    candidates = [n for n in quantizer.quantized_nodes(start) if n not in keep_float]
+    ranked = rank(candidates, error_without, error_of(start))
+    reverted: list[str] = []
+    drop = before
+    for step, item in enumerate(ranked, 1):
+        reverted.append(item.name)
+        path = quantizer.scratch / f"fallback-{step}.onnx"
+        quantizer.write(path, keep_float | set(reverted))
+        drop = scorer.drop(scorer.outputs(path))
+        if drop <= limit:
+            return Fallback(reverted, before, drop, path)
+    raise ModelError(
+        f"quantize: max_accuracy_drop {limit:g} is not met even with all {len(ranked)} "
+        f"quantized nodes reverted to float: drop {before:.4g} fully quantized, {drop:.4g} "
+        f"after reverting (measured in {scorer.measure} on val); raise the limit or use a "
+        "less aggressive mode"
+    )

@@ -1,0 +1,45 @@
+"""Which quantized nodes hurt most: each candidate kept in float alone, from the quantized
+model, scored by how much closer the outputs come to the float model's on the samples the
+quantized model gets most wrong (NNCF's accuracy control ranks the same way). One
+implementation for the accuracy-aware fallback and the sensitivity tools built on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Samples the ranking looks at: the worst ones of the validation split.
+RANKING_SAMPLES = 64
+
+
+def sample_errors(reference: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Per-sample squared error of `outputs` against `reference`, relative to the reference's
+    energy (comparable across samples and models)."""
+    ref = reference.reshape(len(reference), -1).astype(np.float64)
+    out = outputs.reshape(len(outputs), -1).astype(np.float64)
+    return np.mean((out - ref) ** 2, axis=1) / (np.mean(ref**2, axis=1) + 1e-12)
+
+
+def worst_samples(reference: np.ndarray, outputs: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` samples where `outputs` strays furthest from `reference`."""
+    errors = sample_errors(reference, outputs)
+    return np.argsort(-errors, kind="stable")[:count]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate and how much keeping it in float reduces the error (higher: hurts more)."""
+
+    name: str
+    gain: float
+
+
+def rank(
+    candidates: list[str], error_without: Callable[[str], float], error: float
+) -> list[Ranked]:
+    """Candidates ordered by the error they remove when kept in float alone, largest first.
+    `error_without(name)` is the error of the model with `name` in float; `error` with none."""
+    ranked = [Ranked(name, error - error_without(name)) for name in candidates]
+    return sorted(ranked, key=lambda item: -item.gain)
