@@ -15,6 +15,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 _NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\)"
@@ -48,6 +49,25 @@ def filtered_native_stderr() -> Iterator[None]:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def discarded_native_output() -> Iterator[None]:
+    """File descriptors 1 and 2 go to /dev/null for the duration: for a trial whose failure the
+    toolkit handles itself (the TorchScript exporter prints its whole IR graph from C++ when it
+    fails, thousands of lines, before raising)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with Path(os.devnull).open("wb") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 @contextlib.contextmanager

@@ -21,8 +21,9 @@ from compress.backends.onnx.timing import Timing
 
 #: Ops that carry quantized values without rounding them again.
 PASS_THROUGH = {
-    "Relu", "Clip", "MaxPool", "Reshape", "Flatten", "Transpose", "Gather", "Concat", "Squeeze",
-    "Unsqueeze",
+    "Relu", "Clip", "MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Gather",
+    "Concat", "Split", "Slice", "Pad", "Squeeze", "Unsqueeze", "Resize", "Expand", "Tile",
+    "Identity", "Where", "ArgMax",
 }  # fmt: skip
 #: A candidate must be this much faster than the current placement, measured twice.
 MIN_GAIN = 0.04

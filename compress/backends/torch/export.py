@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from compress.backends.base import ExportInfo
-from compress.backends.native_logs import quiet_library
+from compress.backends.native_logs import discarded_native_output, quiet_library
 from compress.backends.onnx.tidy import tidy_dynamo_export, tidy_torchscript_export
 from compress.backends.onnx.timing import Timing
 from compress.errors import ModelError, message_line
@@ -82,7 +82,7 @@ def dynamo_export(model: nn.Module, recipe: Recipe, path: Path) -> None:
 def torchscript_export(model: nn.Module, recipe: Recipe, path: Path) -> None:
     """The TorchScript exporter, then nodes and weights named after modules."""
     specs = recipe.model.inputs
-    with quiet_exporter():
+    with quiet_exporter(), discarded_native_output():
         torch.onnx.export(
             model,
             example_inputs(specs),
