@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
+from corpus_models import BERT_INPUTS, IMAGE_NCHW, IMAGE_NHWC, TOKENS
 
 from compress.cpu import SPEED_FEATURES, cpu_name, speed_features
 
@@ -26,13 +27,6 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE / "corpus_models.py"
 COMPRESS = Path(sys.executable).with_name("compress")
 
-IMAGE_NCHW = [{"name": "pixel_values", "shape": ["batch", 3, 128, 128]}]
-IMAGE_NHWC = [{"name": "input", "shape": ["batch", 96, 96, 3]}]
-TOKENS = [{"name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64"}]
-BERT_INPUTS = [
-    {"name": name, "shape": ["batch", "sequence"], "dtype": "int64"}
-    for name in ("input_ids", "attention_mask", "token_type_ids")
-]
 STATIC = {"type": "quantize", "mode": "static", "calibration": {"samples": 64}}
 
 #: name -> (builder, inputs, data function or None, passes)

@@ -11,11 +11,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+#: The recipe `model.inputs` of these builders.
+IMAGE_NCHW = [{"name": "pixel_values", "shape": ["batch", 3, 128, 128]}]
+IMAGE_NHWC = [{"name": "input", "shape": ["batch", 96, 96, 3]}]
+TOKENS = [{"name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64"}]
+BERT_INPUTS = [
+    {"name": name, "shape": ["batch", "sequence"], "dtype": "int64"}
+    for name in ("input_ids", "attention_mask", "token_type_ids")
+]
 
-def resnet18():
-    """transformers ResNetForImageClassification with the ResNet-18 layout, 3x128x128 input."""
+
+def logits_of(model):
+    """A transformers image classifier as a module from `pixel_values` to its logits."""
     import torch
-    from transformers import ResNetConfig, ResNetForImageClassification
 
     class Logits(torch.nn.Module):
         def __init__(self, model):
@@ -25,11 +33,19 @@ def resnet18():
         def forward(self, pixel_values):
             return self.model(pixel_values=pixel_values).logits
 
+    return Logits(model)
+
+
+def resnet18():
+    """transformers ResNetForImageClassification with the ResNet-18 layout, 3x128x128 input."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification
+
     torch.manual_seed(0)
     config = ResNetConfig(
         embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2], layer_type="basic"
     )
-    return Logits(ResNetForImageClassification(config))
+    return logits_of(ResNetForImageClassification(config))
 
 
 def gpt2():

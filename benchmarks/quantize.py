@@ -63,6 +63,7 @@ import common
 import numpy as np
 import onnx
 import onnxruntime as ort
+from corpus_models import BERT_INPUTS, IMAGE_NCHW, IMAGE_NHWC, TOKENS
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -95,13 +96,6 @@ FP32, NNCF, BY_HAND, INT4 = "fp32", "NNCF", "by hand", "compress int4"
 COLUMNS = [FP32, common.COMPRESS, NNCF, BY_HAND]
 FAILED = "failed*"
 
-IMAGE_NCHW = [{"name": "pixel_values", "shape": ["batch", 3, 128, 128]}]
-IMAGE_NHWC = [{"name": "input", "shape": ["batch", 96, 96, 3]}]
-TOKENS = [{"name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64"}]
-BERT_INPUTS = [
-    {"name": name, "shape": ["batch", "sequence"], "dtype": "int64"}
-    for name in ("input_ids", "attention_mask", "token_type_ids")
-]
 
 MIN_AGREEMENT = 0.99
 MAX_DROP_POINTS = 0.5

@@ -12,7 +12,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus_models import _batchnorm_from_data
+from corpus_models import _batchnorm_from_data, logits_of
 
 #: GPT-2's vocabulary (GPT2Config's default, which corpus_models.gpt2 uses).
 GPT2_VOCAB = 50257
@@ -45,17 +45,9 @@ def convnext():
     import torch
     from transformers import ConvNextConfig, ConvNextForImageClassification
 
-    class Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, pixel_values):
-            return self.model(pixel_values=pixel_values).logits
-
     torch.manual_seed(0)
     config = ConvNextConfig(num_labels=10, depths=[2, 2, 6, 2], hidden_sizes=[48, 96, 192, 384])
-    return Logits(ConvNextForImageClassification(config)).eval()
+    return logits_of(ConvNextForImageClassification(config)).eval()
 
 
 def gpt2_tokens() -> dict:

@@ -97,11 +97,21 @@ def _latency(stat: str) -> Reader:
     return read
 
 
+#: Built-in evaluate metrics where a lower value is better; custom ones count as higher-better.
+LOWER_IS_BETTER = {"mse"}
+
+
+def metric_drop(metric: str | None, before: float, after: float) -> float:
+    """How much worse `after` is than `before` in `metric` (positive: worse)."""
+    return after - before if metric in LOWER_IS_BETTER else before - after
+
+
 def _accuracy_drop(report: Report, side: Side) -> float | None:
     base, comp = report.baseline.accuracy, report.compressed.accuracy
     if side == "baseline" or base is None or comp is None:
         return None
-    return round(base - comp, 6)
+    evaluate = (report.recipe.get("spec") or {}).get("evaluate") or {}
+    return round(metric_drop(evaluate.get("metric"), base, comp), 6)
 
 
 def _fidelity(report: Report, side: Side) -> float | None:

@@ -5,6 +5,7 @@ shapes do not fit (token-level cross-entropy over N×T×V logits included)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 
@@ -269,3 +270,16 @@ def test_an_unexpected_failure_says_what_was_being_done(write_recipe, run_cli, t
     assert "IndexError: tuple index out of range" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not any((tmp_path / "out").iterdir())
+
+
+def test_a_trial_s_native_output_is_discarded_and_output_resumes_after():
+    """The TorchScript exporter prints its IR from C++ when it fails; trying it prints nothing."""
+    script = (
+        "import os\n"
+        "from compress.backends.native_logs import discarded_native_output\n"
+        "with discarded_native_output():\n"
+        "    os.write(1, b'graph dump\\n'); os.write(2, b'more dump\\n')\n"
+        "print('after')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "after\n" and done.stderr == ""

@@ -127,3 +127,13 @@ def test_a_catalogue_metric_is_in_the_table_markdown_html_and_compare(toy):
     plain = Report.model_validate(report_dict())
     assert "toy ops" not in [row.label for row in comparison_rows(plain)]
     assert {row.metric: row for row in compare_reports(plain, plain).rows}["toy_ops"].a is None
+
+
+@pytest.mark.parametrize(("metric", "drop"), [("accuracy", 0.1), ("mse", -0.1), (None, 0.1)])
+def test_accuracy_drop_follows_the_metric_direction(metric, drop):
+    """An mse that rises is a drop; an accuracy that falls is one (one definition, shared with
+    the quantize fallback)."""
+    raw = report_dict(baseline={"accuracy": 0.9}, accuracy=0.8)
+    raw["recipe"]["spec"]["evaluate"] = {"metric": metric} if metric else None
+    value = METRICS["accuracy_drop"].figure(Report.model_validate(raw), "compressed")
+    assert value == pytest.approx(drop)

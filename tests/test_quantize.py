@@ -50,6 +50,7 @@ def test_static_int8_keeps_digits_accuracy(write_recipe, tmp_path):
     assert "why" in record  # the default it picked, and why
     assert report.fidelity.metric == "top1_agreement" and report.fidelity.value > 0.97
     assert report.speedup is not None and set(report.speedup) == {"p50", "p90"}
+    assert report.environment.execution_provider == "CPUExecutionProvider"
 
 
 def test_dynamic_int8_quantizes_linear_layers(write_recipe):
@@ -322,3 +323,19 @@ def test_quantized_tensors_are_named_after_the_float_layer(tensor, layer):
 
     float_names = {"fc1.weight", "fc1.bias", "conv1/kernel", "conv1_1/kernel", "features.0.weight"}
     assert layer_name(tensor, float_names) == layer
+
+
+def test_auto_activations_follow_the_cpu(monkeypatch):
+    """U8S8 on x86 (7-bit weights without VNNI, onnxruntime's saturation advice), S8S8 on ARM."""
+    from compress.backends.onnx import quantize
+
+    monkeypatch.setattr(quantize.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
+    chosen = quantize.default_activations()
+    assert (chosen.type, chosen.reduce_range) == ("uint8", False)
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: {"avx2"})
+    chosen = quantize.default_activations()
+    assert (chosen.type, chosen.reduce_range) == ("uint8", True) and "no VNNI" in chosen.why
+    monkeypatch.setattr(quantize.platform, "machine", lambda: "aarch64")
+    chosen = quantize.default_activations()
+    assert (chosen.type, chosen.reduce_range) == ("int8", False)

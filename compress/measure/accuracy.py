@@ -75,12 +75,3 @@ def fidelity(metric: str | None, baseline: np.ndarray, compressed: np.ndarray) -
         name, value = "cosine", cosine(compressed, baseline)
     diff = float(np.max(np.abs(baseline.astype(np.float64) - compressed.astype(np.float64))))
     return {"metric": name, "value": round(value, 6), "max_abs_error": round(diff, 6)}
-
-
-#: Built-in metrics where a lower value is better; custom metrics are taken as higher-better.
-LOWER_IS_BETTER = {"mse"}
-
-
-def metric_drop(metric: str, before: float, after: float) -> float:
-    """How much worse `after` is than `before` in `metric` (positive: worse)."""
-    return after - before if metric in LOWER_IS_BETTER else before - after

@@ -14,7 +14,8 @@ from compress.backends.onnx import runtime
 from compress.backends.onnx.quantize import Quantizer
 from compress.backends.onnx.ranking import RANKING_SAMPLES, rank, sample_errors, worst_samples
 from compress.errors import ModelError
-from compress.measure.accuracy import fidelity, metric_drop, score
+from compress.measure.accuracy import fidelity, score
+from compress.metrics import metric_drop
 
 
 @dataclass
@@ -29,10 +30,18 @@ class Scorer:
     base_dir: Path
     batch: int
     reference: np.ndarray = field(init=False)
+    reference_score: float | None = field(init=False, default=None)
 
     def bind(self, float_model: Path) -> Scorer:
+        """Score against `float_model`: its outputs (and metric) are the reference."""
         self.reference = self.outputs(float_model)
+        if self.labelled:
+            self.reference_score = score(self.metric, self.base_dir, self.reference, self.targets)
         return self
+
+    @property
+    def labelled(self) -> bool:
+        return self.metric is not None and self.targets is not None
 
     def outputs(self, path: Path, rows: np.ndarray | None = None) -> np.ndarray:
         inputs = self.inputs if rows is None else [x[rows] for x in self.inputs]
@@ -40,15 +49,14 @@ class Scorer:
 
     @property
     def measure(self) -> str:
-        if self.metric is not None and self.targets is not None:
+        if self.labelled:
             return f"the {self.metric} metric"
         return "fidelity to the float model (no labels)"
 
     def drop(self, outputs: np.ndarray) -> float:
-        if self.metric is not None and self.targets is not None:
-            before = score(self.metric, self.base_dir, self.reference, self.targets)
+        if self.labelled:
             after = score(self.metric, self.base_dir, outputs, self.targets)
-            return metric_drop(self.metric, before, after)
+            return metric_drop(self.metric, self.reference_score, after)
         return 1.0 - fidelity(self.metric, self.reference, outputs)["value"]
 
 

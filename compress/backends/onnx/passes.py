@@ -37,7 +37,7 @@ def quantize_file(source: Path, target: Path, config: QuantizePass, context: Pas
         timing = _timing(context)
         if config.mode == "static" and config.placement == "speed":
             placement = search(quantizer, current, timing)
-            keep_float, current = placement.keep_float, placement.path or current
+            keep_float, current = placement.keep_float, placement.path
             record.update(placement.record())
             _note_speed(source, current, timing, context)
         if config.max_accuracy_drop is not None:
@@ -72,9 +72,7 @@ def _calibration(config: QuantizePass, context: PassContext) -> tuple[list[np.nd
     name, split = found
     if name != config.splits[0]:
         context.reporter.note(f"quantize: no '{config.splits[0]}' split; calibrated on '{name}'")
-    first = context.recipe.model.inputs[0].shape[0]
-    batch = first if isinstance(first, int) and first > 0 else 16
-    return split.take(config.calibration.samples).inputs, batch
+    return split.take(config.calibration.samples).inputs, context.recipe.eval_batch
 
 
 def _timing(context: PassContext) -> Timing:

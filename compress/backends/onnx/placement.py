@@ -34,10 +34,10 @@ MAX_TRIALS = 16
 class Placement:
     """What the search chose: nodes kept float per group, and the figures behind it."""
 
+    path: Path  # the fastest file found
     keep_float: set[str] = field(default_factory=set)
     kept: list[dict] = field(default_factory=list)
     trials: int = 0
-    path: Path | None = None
 
     def record(self) -> dict:
         return {"kept_float_for_speed": self.kept, "placement_trials": self.trials}

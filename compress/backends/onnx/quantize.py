@@ -60,8 +60,8 @@ STATIC_OPS = [
 #: Kept in float when they produce a graph output.
 FINAL_ACTIVATIONS = {"Softmax", "Sigmoid", "HardSigmoid", "LeakyRelu"}
 DYNAMIC_OPS = ["MatMul", "Gemm", "Attention", "LSTM", "Gather", "EmbedLayerNormalization"]
-#: Ops whose quantization leaves a node in the graph reading a DequantizeLinear (static QDQ) or
-#: replaces it (dynamic, weight-only): the nodes the placement and fallback may keep in float.
+#: Ops whose integer replacement (dynamic, weight-only) the fallback may revert to float; static
+#: QDQ nodes are found by the DequantizeLinear they read instead.
 COMPUTE_OPS = {"Conv", "MatMul", "Gemm", "Attention", "LSTM", "Gather", "EmbedLayerNormalization"}
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -150,11 +150,11 @@ class Quantizer:
     config: QuantizePass
     prepared: Path
     user_excluded: list[str]
-    calibration: list[np.ndarray] | None
-    calibration_batch: int
     scratch: Path
     chosen: dict = field(default_factory=dict)
     activations: Activations | None = None
+    #: static: the calibration samples, read by the first write only (the ranges are cached)
+    reader: ArrayReader | None = None
 
     @classmethod
     def prepare(
@@ -189,8 +189,11 @@ class Quantizer:
             onnx.save(rewritten, str(prepared))
             names = {node.name for node in rewritten.graph.node}
             excluded = [name if name in names else f"{name}_MatMul" for name in excluded]
-        quantizer = cls(config, prepared, excluded, calibration, calibration_batch, scratch, chosen)
+        quantizer = cls(config, prepared, excluded, scratch, chosen)
         if config.mode == "static":
+            initializers = {t.name for t in model.graph.initializer}
+            inputs = [i.name for i in model.graph.input if i.name not in initializers]
+            quantizer.reader = ArrayReader(inputs, calibration, calibration_batch)
             quantizer.activations = _activations(config)
             chosen.update(
                 format=f"QDQ, {'U8' if quantizer.activations.type == 'uint8' else 'S8'}S8",
@@ -230,16 +233,12 @@ class Quantizer:
         onnx.checker.check_model(str(target))
 
     def _static(self, target: Path, excluded: list[str]) -> None:
-        assert self.calibration is not None and self.activations is not None
+        assert self.reader is not None and self.activations is not None
         cache = self.scratch / "calibration.json"
-        inputs = [i.name for i in onnx.load(str(self.prepared)).graph.input]
-        initializers = {t.name for t in onnx.load(str(self.prepared)).graph.initializer}
-        inputs = [name for name in inputs if name not in initializers]
-        reader = ArrayReader(inputs, self.calibration, self.calibration_batch)
         quantize_static(
             str(self.prepared),
             str(target),
-            calibration_data_reader=None if cache.is_file() else reader,
+            calibration_data_reader=None if cache.is_file() else self.reader,
             quant_format=QuantFormat.QDQ,
             per_channel=self.config.per_channel,
             reduce_range=self.activations.reduce_range,
