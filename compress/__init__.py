@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["CompressionSession", "Recipe", "Report", "apply", "load_recipe"]
+__all__ = ["CompressionSession", "Recipe", "Report", "apply", "load_pruned", "load_recipe"]
 
 _LAZY = {
     "CompressionSession": "compress.session",
     "apply": "compress.pipeline",
+    "load_pruned": "compress.backends",
     "load_recipe": "compress.recipe",
     "Recipe": "compress.recipe",
     "Report": "compress.report.schema",
 }
 
 if TYPE_CHECKING:
+    from compress.backends import load_pruned
     from compress.pipeline import apply
     from compress.recipe import Recipe, load_recipe
     from compress.report.schema import Report

@@ -2,7 +2,7 @@
 table, Markdown and HTML cards, `compress check` and `compress compare` name, defined once.
 
 Each consumer iterates `METRICS` (in this order) and reads a figure through its `Metric`, so a
-new metric (MACs, say) is one entry here plus the code that measures it into the report. This
+new metric (FLOPs, say) is one entry here plus the code that measures it into the report. This
 module imports no framework and no other part of the toolkit than the strict pydantic base.
 """
 
@@ -131,6 +131,7 @@ METRICS: dict[str, Metric] = {
         Metric("params", "params", "count", "lower"),
         Metric("nonzero_params", "nonzero params", "count", "lower"),
         Metric("sparsity", "sparsity", "fraction", "higher", decimals=1),
+        Metric("macs", "MACs", "count", "lower"),  # of one sample (batch 1)
         Metric("latency_p50_ms", "latency p50", "ms", "lower", _latency("p50"), flag_slower=True),
         # no card: report.html shows p90 on the latency chart
         Metric("latency_p90_ms", "latency p90", "ms", "lower", _latency("p90"), card=False),

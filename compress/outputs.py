@@ -21,10 +21,15 @@ class OutputPlan:
     onnx_name: str
     staging: Path | None = None
     staged: list[str] = field(default_factory=list)
+    #: The saved framework model (channel-pruned models), when the run writes one.
+    model_name: str | None = None
 
     @property
     def baseline_name(self) -> str:
         return self.onnx_name.removesuffix(".onnx") + ".baseline.onnx"
+
+    def pruned_model_name(self, suffix: str) -> str:
+        return self.onnx_name.removesuffix(".onnx") + ".pruned" + suffix
 
     def stage(self, name: str) -> Path:
         """Path inside the staging directory for an artifact that will be published as `name`."""
@@ -70,7 +75,8 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
         inputs.add(recipe.resolve(recipe.model.weights))
     if recipe.path:
         inputs.add(recipe.path)
-    names = (plan.onnx_name, plan.baseline_name, "report.json", "report.md", "report.html")
+    models = [plan.pruned_model_name(suffix) for suffix in (".safetensors", ".keras")]
+    names = (plan.onnx_name, plan.baseline_name, "report.json", "report.md", "report.html", *models)
     for name in names:
         if (directory / name).resolve() in inputs:
             raise UsageError(f"refusing to overwrite the input file {directory / name}")

@@ -19,11 +19,11 @@ from compress.backends.base import Backend, PassContext
 from compress.backends.onnx import inspect as onnx_inspect
 from compress.backends.onnx import runtime
 from compress.cpu import cpu_name, speed_features
-from compress.data import Split, Splits, load_data
+from compress.data import Splits, load_data
 from compress.errors import CompressError, ModelError, unexpected
-from compress.generated_inputs import describe
 from compress.measure.accuracy import fidelity, score
 from compress.measure.latency import latency_inputs, measure_latency
+from compress.measure.macs import measure_macs
 from compress.measure.size import model_size
 from compress.measure.weights import WeightSummary, float_weight_names, summarize
 from compress.outputs import OutputPlan, plan_outputs
@@ -31,13 +31,12 @@ from compress.passes import PassRecord, handler_for
 from compress.passes.registry import ONNX
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
-from compress.recipe import LatencySpec, Recipe, as_recipe, check_usage
+from compress.recipe import Recipe, as_recipe, check_usage
 from compress.report.budgets import evaluate_budgets
 from compress.report.html import render_html
 from compress.report.markdown import render_markdown
 from compress.report.schema import SLOWER_THRESHOLD, Artifacts, ExportRecord, Report
-
-PARITY_SAMPLES = 8
+from compress.samples import REAL_PARITY_HINT, ParityInputs, parity_samples
 
 
 def apply(
@@ -114,7 +113,7 @@ def _run(
     else:
         backend, model = trained.backend, given
     data = load_data(recipe)
-    samples = _parity_samples(recipe, data)
+    samples = parity_samples(recipe, data)
 
     reporter.stage("exporting the baseline")
     baseline_path = plan.stage(plan.baseline_name)
@@ -147,6 +146,9 @@ def _finish(
     compressed_export = export_verified(
         backend, model, recipe, float_path, samples, reporter, baseline_export.exporter
     )
+    if any(config.reshapes for config in recipe.passes):
+        plan.model_name = plan.pruned_model_name(backend.model_suffix)
+        backend.save_model(model, plan.stage(plan.model_name))
     compressed_path = plan.stage(plan.onnx_name)
     float_names = float_weight_names(baseline_path) | float_weight_names(float_path)
     records += _onnx_passes(float_path, compressed_path, context)
@@ -156,9 +158,13 @@ def _finish(
     metrics, outputs, summaries = measure_models(recipe, data, paths, float_names)
     metrics["baseline"]["export"] = baseline_export
     metrics["compressed"]["export"] = compressed_export
-    before = {layer["name"]: layer["sparsity"] for layer in summaries["baseline"].layers}
+    before = {layer["name"]: layer for layer in summaries["baseline"].layers}
     layers = [
-        {**layer, "baseline_sparsity": before.get(layer["name"])}
+        {
+            **layer,
+            "baseline_sparsity": before.get(layer["name"], {}).get("sparsity"),
+            "baseline_channels": before.get(layer["name"], {}).get("channels"),
+        }
         for layer in summaries["compressed"].layers
     ]
     report = Report(
@@ -193,8 +199,9 @@ def _artifacts(plan: OutputPlan, directory: Path) -> dict[str, str]:
         "report_json": "report.json",
         "report_md": "report.md",
         "report_html": "report.html",
+        "model": plan.model_name,
     }
-    return {key: str(directory / name) for key, name in names.items()}
+    return {key: str(directory / name) for key, name in names.items() if name}
 
 
 def _write_reports(report: Report, plan: OutputPlan) -> Report:
@@ -281,7 +288,7 @@ def export_verified(
             f"exported {path.name} disagrees with the {backend.name} model: max abs diff "
             f"{diff:.3g} > {tolerance:.3g} (export.{'quantized_' if info.quantized else ''}"
             f"parity_tolerance), compared on {samples.origin}"
-            + ("" if samples.real else _REAL_PARITY_HINT)
+            + ("" if samples.real else REAL_PARITY_HINT)
         )
     opset = onnx_inspect.opset(path)
     if opset != recipe.export.opset:
@@ -294,8 +301,10 @@ def export_verified(
 def measure_models(
     recipe: Recipe, data: Splits, paths: dict[str, Path], float_names: Collection[str] = ()
 ) -> tuple[dict[str, dict], tuple[np.ndarray, np.ndarray] | None, dict[str, WeightSummary]]:
-    """Size, weights, latency and accuracy of each ONNX file; both models' val outputs; and
-    each file's weight summary (layers named after the float weights `float_names`)."""
+    """Size, weights, MACs, latency and accuracy of each ONNX file; both models' val outputs;
+    and each file's weight summary (layers named after the float weights `float_names`).
+    MACs are of one sample of the inputs latency is timed on (without latency: one sample of
+    the val split, else of the calibration split, else generated from model.inputs)."""
     metrics: dict[str, dict] = {}
     summaries = {label: summarize(path, float_names) for label, path in paths.items()}
     for label, path in paths.items():
@@ -309,12 +318,16 @@ def measure_models(
             "sparsity": round(weights.sparsity, 6),
         }
     latency = recipe.measure.latency
+    val = data.get("val")
     if latency is not None:
-        val = data.get("val")
         inputs = latency_inputs(recipe.model.inputs, latency, val.inputs if val else None)
+    else:
+        inputs = parity_samples(recipe, data, count=1).arrays
+    for label, macs in measure_macs(paths, inputs).items():
+        metrics[label]["macs"] = macs
+    if latency is not None:
         for label, stats in measure_latency(paths, latency, inputs).items():
             metrics[label]["latency_ms"] = stats
-    val = data.get("val")
     if val is None:
         return metrics, None, summaries
     batch = recipe.eval_batch
@@ -328,38 +341,6 @@ def measure_models(
                 score(recipe.evaluate.metric, recipe.base_dir, outputs[label], val.targets), 6
             )
     return metrics, (outputs["baseline"], outputs["compressed"]), summaries
-
-
-@dataclass(frozen=True)
-class ParityInputs:
-    """The inputs both the framework model and its ONNX export are run on, and where they came
-    from (for the message when they disagree)."""
-
-    arrays: list[np.ndarray]
-    origin: str
-    real: bool
-
-
-_REAL_PARITY_HINT = (
-    "; generated inputs may be meaningless to this model: give data.source with real samples "
-    "(a val or calibration split) for a real check, or model.inputs[].range for valid values"
-)
-
-
-def _parity_samples(recipe: Recipe, data: Splits) -> ParityInputs:
-    """Real samples (val, else calibration) when there are enough, else generated inputs."""
-    first = recipe.model.inputs[0].shape[0]
-    count = first if isinstance(first, int) and first > 0 else PARITY_SAMPLES
-    for name in ("val", "calibration"):
-        split: Split | None = data.get(name)
-        if split is not None and len(split) >= count:
-            arrays = [np.ascontiguousarray(x) for x in split.take(count).inputs]
-            return ParityInputs(arrays, f"{count} samples of the {name} split", real=True)
-    latency = recipe.measure.latency
-    shape = LatencySpec(batch_size=count, dims=latency.dims if latency else {})
-    arrays = latency_inputs(recipe.model.inputs, shape, None)
-    origin = f"{count} generated samples ({describe(recipe.model.inputs)})"
-    return ParityInputs(arrays, origin, real=False)
 
 
 def _environment(recipe: Recipe, backend: Backend) -> dict:

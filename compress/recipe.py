@@ -23,7 +23,10 @@ TORCH_FILE_SUFFIXES = (".pt", ".pth")
 KERAS_FILE_SUFFIXES = (".keras", ".h5")
 ONNX_FILE_SUFFIXES = (".onnx",)
 MODEL_FILE_SUFFIXES = TORCH_FILE_SUFFIXES + KERAS_FILE_SUFFIXES + ONNX_FILE_SUFFIXES
-SESSION_PASSES = "prune, distill (recovery, no student) and post-training quantize"
+SESSION_PASSES = (
+    "prune (magnitude and n:m: channel pruning replaces the model), distill (recovery, no "
+    "student) and post-training quantize"
+)
 
 
 class InputSpec(StrictModel):

@@ -63,6 +63,7 @@ def test_budget_models_have_one_key_per_budget_metric():
         "params",
         "nonzero_params",
         "sparsity",
+        "macs",
         "latency_p50_ms",
         "latency_p90_ms",
         "accuracy",

@@ -118,11 +118,16 @@ def test_session_checks_the_schedule_against_epochs(write_recipe):
         compress.CompressionSession(digits_cnn(), recipe, steps_per_epoch=10, epochs=2)
 
 
-def test_session_refuses_what_it_cannot_run(write_recipe):
-    recipe = digits_session_recipe(write_recipe, [{"type": "quantize", "mode": "qat"}])
+@pytest.mark.parametrize(
+    "refused",
+    [{"type": "quantize", "mode": "qat"}, {"type": "prune", "method": "channel", "sparsity": 0.5}],
+    ids=["qat", "channel"],
+)
+def test_session_refuses_what_it_cannot_run(write_recipe, refused):
+    recipe = digits_session_recipe(write_recipe, [refused])
     from torch import nn
 
-    with pytest.raises(UsageError, match="a session runs prune, distill"):
+    with pytest.raises(UsageError, match="a session runs prune \\(magnitude and n:m"):
         compress.CompressionSession(nn.Linear(64, 10), recipe, steps_per_epoch=10)
 
 

@@ -129,3 +129,25 @@ def distill_models(backend: Backend, config: Any, context: Any) -> tuple[Any, An
         else None
     )
     return teacher, student
+
+
+def load_pruned(path: str | Path, model: Any = None) -> Any:
+    """The model a channel-pruning run saved next to its ONNX file, to keep training it: a
+    PyTorch `*.pruned.safetensors` is loaded into `model` (the architecture as the recipe's
+    builder makes it, resized to the pruned widths); a Keras `*.pruned.keras` loads by itself,
+    in safe mode."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if model is None:
+            raise UsageError(
+                f"{path.name} holds weights and layer widths: pass the model as built "
+                "(load_pruned(path, build())) to resize and load it into"
+            )
+        from compress.backends.torch.pruned_state import load_pruned as load_torch
+
+        return load_torch(model, path)
+    if path.suffix == ".keras":
+        from compress.backends.keras.loading import load_keras_file
+
+        return load_keras_file(path, "keras", trust=False)
+    raise UsageError(f"{path.name}: not a pruned model file (.safetensors or .keras)")

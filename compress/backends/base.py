@@ -94,6 +94,13 @@ class Backend(ABC):
         """The CompressionSession implementation for this framework's training loops."""
         raise UsageError(f"no training session for {self.name} models")
 
+    #: The suffix of a saved framework model (a pruned model users keep training).
+    model_suffix: str = ""
+
+    def save_model(self, model: Any, path: Path) -> None:
+        """Write the framework model to `path` in a form `compress.load_pruned` reads."""
+        raise UsageError(f"{self.name} models cannot be saved by compress")
+
     @abstractmethod
     def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run the framework model on numpy inputs (inference mode)."""

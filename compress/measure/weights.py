@@ -28,7 +28,8 @@ def float_weight_names(path: Path) -> set[str]:
 
 def summarize(path: Path, float_names: Collection[str] = ()) -> WeightSummary:
     """Totals over all weights; one layer row per weight matrix or kernel (2+ dims), named
-    after the layer of the float weight (`float_names`) each tensor holds or derives from."""
+    after the layer of the float weight (`float_names`) each tensor holds or derives from, with
+    the layer's output channels where the tensor is a Conv/MatMul/Gemm weight."""
     tensors = weight_tensors(path)
     params = sum(t.params for t in tensors)
     nonzero = sum(t.params - t.zeros for t in tensors)
@@ -38,6 +39,7 @@ def summarize(path: Path, float_names: Collection[str] = ()) -> WeightSummary:
             "params": t.params,
             "sparsity": round(t.zeros / t.params, 6) if t.params else 0.0,
             "dtype": t.dtype,
+            "channels": t.channels,
         }
         for t in tensors
         if len(t.shape) >= 2

@@ -86,6 +86,12 @@ class PassConfig(StrictModel):
         return self.stage == "onnx"
 
     @property
+    def reshapes(self) -> bool:
+        """Whether the pass changes layer widths: the smaller framework model is then saved
+        next to the ONNX file, since the recipe's builder no longer builds it."""
+        return False
+
+    @property
     def uses_original(self) -> bool:
         """Whether the pass needs the model as loaded (the pipeline then keeps a copy)."""
         return False

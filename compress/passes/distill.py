@@ -53,6 +53,16 @@ class DistillPass(PassConfig):
     alpha: float = Field(
         0.7, ge=0, le=1, description="weight of the distillation term; 1 - alpha for labels"
     )
+    output_loss: Literal["kl", "mse", "cosine"] = Field(
+        "kl",
+        description="how the student's outputs follow the teacher's: kl of the softened "
+        "distributions (classifiers, LMs), mse or cosine of the raw outputs (embeddings)",
+    )
+    mask_input: str | None = Field(
+        None,
+        description="sequence models: the input (e.g. attention_mask) whose zeros mark output "
+        "positions the teacher term leaves out (padding)",
+    )
     features: dict[str, str] = Field(
         default_factory=dict, description="student layer: teacher layer, matched with MSE"
     )
@@ -61,6 +71,11 @@ class DistillPass(PassConfig):
     @property
     def trains(self) -> bool:
         return True
+
+    @property
+    def needs_labels(self) -> bool:
+        """With alpha 1 the teacher is the only target: the train split needs no labels."""
+        return self.alpha < 1
 
     @property
     def in_session(self) -> bool:
@@ -83,7 +98,16 @@ class DistillPass(PassConfig):
         return plan_distill(self, layers)
 
     def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
-        """One recovery pass at most: training passes take one distillation loss."""
+        """One recovery pass at most: training passes take one distillation loss; a mask
+        input must be one of the model's inputs."""
+        names = [spec.name for spec in recipe.model.inputs]
+        if self.mask_input is not None and self.mask_input not in names:
+            return [
+                recipe.error_at(
+                    ("passes", index, "mask_input"),
+                    f"mask_input {self.mask_input!r} is not a model input ({', '.join(names)})",
+                )
+            ]
         if self.student is not None:
             return []
         first = next(

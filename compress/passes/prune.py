@@ -110,11 +110,24 @@ class PrunePass(PassConfig):
     sparsifies = True
 
     type: Literal["prune"] = "prune"
-    method: Literal["magnitude", "n:m"] = Field(
-        "magnitude", description="magnitude: unstructured; n:m: keep n of every m input weights"
+    method: Literal["magnitude", "n:m", "channel"] = Field(
+        "magnitude",
+        description="magnitude: unstructured; n:m: keep n of every m input weights; "
+        "channel: remove whole channels, neurons and attention heads (a smaller, faster model)",
     )
     sparsity: float = Field(
-        ..., ge=0.0, lt=1.0, description="fraction of weights set to zero (n:m: 1 - n/m)"
+        ...,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of weights set to zero (n:m: 1 - n/m); channel: fraction of the "
+        "channels/neurons/heads removed from each targeted group",
+    )
+    importance: Literal["l1", "l2", "bn_scale", "taylor"] | None = Field(
+        None,
+        description="channel only: how channels are ranked (default l2); taylor needs train data",
+    )
+    round_to: int | None = Field(
+        None, ge=1, description="channel only: keep a multiple of this many channels per group"
     )
     n: int = Field(2, ge=1, description="n:m only: weights kept per group")
     m: int = Field(4, ge=2, description="n:m only: group size along the input channels")
@@ -138,11 +151,41 @@ class PrunePass(PassConfig):
         return self.schedule is not None or bool(self.fine_tune)
 
     @property
+    def splits(self) -> tuple[str, ...]:
+        """Taylor importance needs gradients of the training loss, so it reads train data."""
+        return ("train",) if self.trains or self.ranking == "taylor" else ()
+
+    @property
+    def reshapes(self) -> bool:
+        return self.method == "channel"
+
+    @property
+    def ranking(self) -> str:
+        """The channel importance in use (l2 unless the recipe says)."""
+        return self.importance or "l2"
+
+    @property
     def in_session(self) -> bool:
-        return True
+        """Channel pruning replaces the model by a smaller one: a user's loop holding the
+        model and its optimizer cannot follow, so it runs with `compress apply` only."""
+        return self.method != "channel"
 
     def plan(self, layers: list[LayerInfo]) -> dict:
         return plan_prune(self, layers)
+
+    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+        """Taylor importance takes gradients of the recipe's loss on train data."""
+        if self.method != "channel" or self.ranking != "taylor" or self.trains:
+            return []
+        if recipe.train is not None and recipe.data is not None:
+            return []
+        return [
+            recipe.error_at(
+                ("passes", index, "importance"),
+                "importance taylor ranks channels by gradients of the training loss: "
+                "the recipe needs train and data sections",
+            )
+        ]
 
     def apply_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
         """The built-in trainer runs train.epochs: the schedule must end within them."""
@@ -178,6 +221,12 @@ class PrunePass(PassConfig):
                 raise ValueError("n:m pruning takes no gradual schedule (use kind: constant)")
             if self.scope == "global":
                 raise ValueError("n:m pruning is per group of weights: scope cannot be global")
+        if self.method != "channel":
+            for name in ("importance", "round_to"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to method: channel only")
+        elif self.engine == "tfmot":
+            raise ValueError("tfmot has no channel pruning: use engine auto or native")
         if self.schedule is not None and self.fine_tune is False:
             raise ValueError("a schedule prunes during fine-tuning: fine_tune cannot be false")
         if self.schedule is not None and self.schedule.initial_sparsity > self.sparsity:
@@ -207,7 +256,9 @@ def check_achieved(config: PrunePass, achieved: float) -> None:
 
 
 def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
-    """What the pass will touch: the matched layers and their nonzero weights after it."""
+    """What the pass will touch: the matched layers and their nonzero weights after it. For
+    channel pruning an estimate: each layer's own output channels cut by `sparsity` (the
+    coupled groups, known only when the pass runs, also cut inputs and leave some whole)."""
     chosen = resolve_targets(config.targets, config.ignore, layers, config.type)
     rows = [
         {
@@ -215,6 +266,7 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
             "kind": layer.kind,
             "weights": layer.weights,
             "nonzero_after": layer.weights - round(config.sparsity * layer.weights),
+            **({"estimate": True} if config.method == "channel" else {}),
         }
         for layer in chosen
     ]

@@ -128,7 +128,12 @@ def _judge(
         status, note = "warn", f"within {format_percent(warn_margin)} of the limit"
     else:
         status = "pass"
-    shown = f"{int(threshold)} B" if metric.sized else f"{threshold:g}"
+    if metric.sized:
+        shown = f"{int(threshold)} B"
+    elif metric.unit == "count" and float(threshold).is_integer():
+        shown = str(int(threshold))  # "max 1114111", not "max 1.11411e+06"
+    else:
+        shown = f"{threshold:g}"
     return CheckRow(
         metric=metric.name,
         check="budget",

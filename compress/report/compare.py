@@ -37,6 +37,8 @@ class LayerDiff:
     b_sparsity: float | None
     a_params: int | None
     b_params: int | None
+    a_channels: int | None = None
+    b_channels: int | None = None
 
 
 @dataclass
@@ -113,7 +115,7 @@ def _layer_diffs(a: Report, b: Report) -> tuple[list[LayerDiff], int]:
         if (
             x is not None
             and y is not None
-            and (x.dtype, x.params) == (y.dtype, y.params)
+            and (x.dtype, x.params, x.channels) == (y.dtype, y.params, y.channels)
             and abs(x.sparsity - y.sparsity) < 1e-6
         ):
             same += 1
@@ -127,6 +129,8 @@ def _layer_diffs(a: Report, b: Report) -> tuple[list[LayerDiff], int]:
                 b_sparsity=y.sparsity if y else None,
                 a_params=x.params if x else None,
                 b_params=y.params if y else None,
+                a_channels=x.channels if x else None,
+                b_channels=y.channels if y else None,
             )
         )
     return diffs, same

@@ -11,7 +11,7 @@ from html import escape
 import yaml
 
 from compress.report import plots
-from compress.report.rows import Row, comparison_rows
+from compress.report.rows import Row, comparison_rows, layer_channels
 from compress.report.schema import Report
 
 #: Layer tables longer than this are folded in a <details> element (all rows are still there).
@@ -260,13 +260,15 @@ def _layers(report: Report) -> str:
         body.append(
             f"<tr><td><code>{escape(layer.name)}</code></td>"
             f'<td><span class="dtype{quantized}">{escape(layer.dtype)}</span></td>'
-            f'<td class="num">{layer.params:,}</td><td class="num">{before}</td>'
+            f'<td class="num">{layer.params:,}</td>'
+            f'<td class="num">{escape(layer_channels(layer))}</td><td class="num">{before}</td>'
             f'<td class="num"><span class="bar" style="width:{width:.0f}px"></span>'
             f"{layer.sparsity:.1%}</td></tr>"
         )
     table = (
         '<table id="layer-table"><thead><tr><th>layer</th><th>dtype</th>'
-        '<th class="num">params</th><th class="num">baseline sparsity</th>'
+        '<th class="num">params</th><th class="num">channels</th>'
+        '<th class="num">baseline sparsity</th>'
         f'<th class="num">sparsity</th></tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
     dtypes: dict[str, int] = {}

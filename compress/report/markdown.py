@@ -4,7 +4,7 @@ cut if a report is still too large (report.json and report.html hold everything)
 
 from __future__ import annotations
 
-from compress.report.rows import comparison_rows
+from compress.report.rows import comparison_rows, layer_channels
 from compress.report.schema import Report
 
 MAX_LAYER_ROWS = 40
@@ -59,18 +59,18 @@ def render_markdown(report: Report) -> str:
             "",
             "## Layers",
             "",
-            "| layer | params | sparsity | dtype |",
-            "|---|---:|---:|---|",
+            "| layer | params | channels | sparsity | dtype |",
+            "|---|---:|---:|---:|---|",
         ]
         for layer in report.layers[:MAX_LAYER_ROWS]:
             lines.append(
-                f"| {_cell(layer.name)} | {layer.params:,} | {layer.sparsity:.1%} | "
-                f"{_cell(layer.dtype, 20)} |"
+                f"| {_cell(layer.name)} | {layer.params:,} | {layer_channels(layer)} | "
+                f"{layer.sparsity:.1%} | {_cell(layer.dtype, 20)} |"
             )
         if len(report.layers) > MAX_LAYER_ROWS:
             lines.append(
                 f"| … {len(report.layers) - MAX_LAYER_ROWS} more in report.json and report.html "
-                "| | | |"
+                "| | | | |"
             )
     return _fit("\n".join(lines) + "\n")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from compress.metrics import LATENCY_NOISE, METRICS, Metric
-from compress.report.schema import SLOWER_THRESHOLD, Report
+from compress.report.schema import SLOWER_THRESHOLD, Layer, Report
 from compress.units import format_size
 
 
@@ -88,3 +88,11 @@ def _trend(metric: Metric, before: float, after: float) -> Literal["good", "bad"
     if after == before:
         return ""
     return "good" if (after < before) == (metric.better == "lower") else "bad"
+
+
+def layer_channels(layer: Layer) -> str:
+    """A layer's output channels: "64", "64 → 48" where the baseline had others, "—" unknown."""
+    after, before = layer.channels, layer.baseline_channels
+    if after is None:
+        return "—"
+    return f"{before} → {after}" if before is not None and before != after else str(after)

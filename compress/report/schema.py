@@ -44,6 +44,9 @@ class ModelMetrics(Section):
     params: int
     nonzero_params: int
     sparsity: float
+    #: multiply-accumulates of one sample, counted on the ONNX graph (None in reports written
+    #: before it was added)
+    macs: int | None = None
     latency_ms: Latency | None = None
     accuracy: float | None = None
     export: ExportRecord | None = None
@@ -61,6 +64,10 @@ class Layer(Section):
     sparsity: float
     dtype: str
     baseline_sparsity: float | None = None
+    #: output channels (Conv filters, MatMul/Gemm output features) of the layer, and the
+    #: baseline's for the same layer; None for other weights and in older reports
+    channels: int | None = None
+    baseline_channels: int | None = None
 
 
 class Artifacts(Section):
@@ -69,6 +76,8 @@ class Artifacts(Section):
     report_json: str
     report_md: str | None = None
     report_html: str | None = None
+    #: the compressed framework model, when passes changed its architecture (channel pruning)
+    model: str | None = None
 
 
 class Environment(Section):

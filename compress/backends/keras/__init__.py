@@ -49,6 +49,11 @@ class KerasBackend(Backend):
 
         return KerasSession(model, context, steps_per_epoch, epochs)
 
+    model_suffix = ".keras"
+
+    def save_model(self, model: Any, path: Path) -> None:
+        model.save(path)
+
     def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
         if not isinstance(outputs, list | tuple):

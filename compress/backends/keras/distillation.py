@@ -71,6 +71,13 @@ def teacher_logits(teacher: Any, split: Split, batch_size: int) -> np.ndarray:
 def distillation_for(
     model: Any, teacher: Any, config: DistillPass, context: PassContext
 ) -> Distillation:
+    if config.mask_input is not None:
+        raise ModelError("distill: mask_input is available for PyTorch models")
+    if config.output_loss != "kl":
+        raise ModelError(
+            f"distill: output_loss {config.output_loss} is available for PyTorch models; Keras "
+            "models distill with kl (the softened teacher outputs)"
+        )
     recipe = context.recipe
     assert recipe.data is not None
     split = context.data["train"]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from compress.backends.base import PassContext
+from compress.backends.keras.channels import apply_channel_prune
 from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.layers import keras_layers, kernels
@@ -75,6 +76,8 @@ def mask_callback(api: ModuleType, pruner: Pruner, steps_per_epoch: int, total_s
 
 def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[Any, dict]:
     """Run a prune pass on a Keras model; returns the (possibly new) model and its record."""
+    if config.method == "channel":
+        return apply_channel_prune(model, config, context)
     flavor = context.backend.name
     names = select(config, keras_layers(model))
     engine = _engine(config, flavor)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from compress.errors import ModelError, UnsafeModelError, message_line
 
@@ -24,6 +24,8 @@ class TensorStats:
     dtype: str
     params: int
     zeros: int
+    #: output channels of the layer this is the weight of (None: not a Conv/MatMul/Gemm weight)
+    channels: int | None = None
 
 
 def check(path: Path) -> None:
@@ -49,9 +51,11 @@ def external_files(path: Path) -> list[Path]:
 def weight_tensors(path: Path) -> list[TensorStats]:
     """Every weight tensor: initializers and Constant-node tensors, without shape/index tensors
     and quantization scales/zero points. Packed int4 weights (MatMulNBits) count as K x N int4
-    weights, a zero being a value equal to its block's zero point."""
+    weights, a zero being a value equal to its block's zero point. `channels` are the output
+    channels of the layer a tensor is the weight of, quantized forms alike."""
     model = onnx.load(str(path))
     uses = _uses(model)
+    consumers = _consumers(model)
     stats = []
     for tensor in _all_tensors(model):
         roles = uses.get(tensor.name, set())
@@ -66,13 +70,15 @@ def weight_tensors(path: Path) -> list[TensorStats]:
         if ("MatMulNBits", 1) in roles:
             stats.append(_int4_stats(tensor.name, array, _nbits_node(model, tensor.name)))
             continue
+        shape = tuple(array.shape)
         stats.append(
             TensorStats(
                 name=tensor.name,
-                shape=tuple(array.shape),
+                shape=shape,
                 dtype=str(array.dtype),
                 params=int(array.size),
                 zeros=int(np.count_nonzero(array == 0)),
+                channels=_output_channels(tensor.name, shape, consumers),
             )
         )
     return stats
@@ -101,6 +107,53 @@ _DATA_ROLES = {
     ("ConvInteger", 1),
     ("MatMulNBits", 1),
 }
+#: (op, input index) of a layer's weight -> the axis of the weight that holds its output
+#: channels: Conv W [C_out, C_in/groups, k...], MatMul B [K, N], Gemm B [K, N] ([N, K] with
+#: transB), ConvTranspose W [C_in, C_out/groups, k...] (times groups).
+_CHANNEL_AXES = {
+    ("Conv", 1): 0,
+    ("FusedConv", 1): 0,
+    ("ConvInteger", 1): 0,
+    ("QLinearConv", 3): 0,
+    ("ConvTranspose", 1): 1,
+    ("MatMul", 1): -1,
+    ("MatMulInteger", 1): -1,
+    ("QLinearMatMul", 3): -1,
+    ("DynamicQuantizeMatMul", 1): -1,
+    ("MatMulIntegerToFloat", 1): -1,
+    ("Gemm", 1): 1,
+    ("FusedGemm", 1): 1,
+    ("QGemm", 3): 1,
+}
+#: Ops a weight may pass through on its way to its layer (input 0 -> output 0).
+_PASS_THROUGH = {"DequantizeLinear", "Transpose", "Identity", "Cast"}
+
+
+def _output_channels(
+    name: str, shape: tuple[int, ...], consumers: dict[str, list[tuple[onnx.NodeProto, int]]]
+) -> int | None:
+    """Output channels of the first Conv/MatMul/Gemm (or quantized form) reading the weight
+    `name`, followed through DequantizeLinear, Transpose, Identity and Cast."""
+    frontier = [(name, shape)]
+    while frontier:
+        tensor, dims = frontier.pop(0)
+        for node, index in consumers.get(tensor, []):
+            attributes = _attributes(node)
+            axis = _CHANNEL_AXES.get((node.op_type, index))
+            if axis is not None and len(dims) >= 2:
+                if node.op_type.endswith("Gemm") and attributes.get("transB", 0):
+                    axis = 0
+                groups = int(attributes.get("group", 1)) if node.op_type == "ConvTranspose" else 1
+                return int(dims[axis]) * groups
+            if node.op_type in _PASS_THROUGH and index == 0 and node.output:
+                perm = attributes.get("perm") or range(len(dims) - 1, -1, -1)
+                moved = tuple(dims[p] for p in perm) if node.op_type == "Transpose" else dims
+                frontier.append((node.output[0], moved))
+    return None
+
+
+def _attributes(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _uses(model: onnx.ModelProto) -> dict[str, set[tuple[str, int]]]:
@@ -112,20 +165,29 @@ def _uses(model: onnx.ModelProto) -> dict[str, set[tuple[str, int]]]:
     return uses
 
 
+def _consumers(model: onnx.ModelProto) -> dict[str, list[tuple[onnx.NodeProto, int]]]:
+    """Tensor name -> [(consuming node, input index)] over the main graph, in graph order."""
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, index))
+    return consumers
+
+
 def _nbits_node(model: onnx.ModelProto, weight: str) -> onnx.NodeProto:
     return next(n for n in model.graph.node if n.op_type == "MatMulNBits" and n.input[1] == weight)
 
 
 def _int4_stats(name: str, packed: np.ndarray, node: onnx.NodeProto) -> TensorStats:
     """Unpack MatMulNBits' uint8 blobs (two 4-bit values a byte, low nibble first)."""
-    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    attributes = _attributes(node)
     k, n = int(attributes["K"]), int(attributes["N"])
     values = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(n, -1)[:, :k]
     zero_point = 8  # symmetric blocks; asymmetric ones carry explicit zero points
     if len(node.input) > 3 and node.input[3]:
         zero_point = None
     zeros = int(np.count_nonzero(values == zero_point)) if zero_point is not None else 0
-    return TensorStats(name=name, shape=(k, n), dtype="int4", params=k * n, zeros=zeros)
+    return TensorStats(name=name, shape=(k, n), dtype="int4", params=k * n, zeros=zeros, channels=n)
 
 
 def opset(path: Path) -> int:

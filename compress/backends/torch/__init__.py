@@ -40,6 +40,13 @@ class TorchBackend(Backend):
 
         return TorchSession(model, context, steps_per_epoch, epochs)
 
+    model_suffix = ".safetensors"
+
+    def save_model(self, model: nn.Module, path: Path) -> None:
+        from compress.backends.torch.pruned_state import save_pruned
+
+        save_pruned(model, path)
+
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:
         model.eval()

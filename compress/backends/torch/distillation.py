@@ -3,7 +3,7 @@ mixed with the hard-label loss, plus optional feature matching with learned proj
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,8 +29,11 @@ class DistillationLoss(nn.Module):
         config: DistillPass,
         hard_loss: str,
         example: tuple[torch.Tensor, ...],
+        input_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        names = list(input_names)
+        self.mask_index = names.index(config.mask_input) if config.mask_input in names else None
         self.teacher = teacher.eval().requires_grad_(False)
         self.config = config
         self.hard_loss = loss_function(hard_loss)
@@ -83,31 +86,51 @@ class DistillationLoss(nn.Module):
             t_feat = self.captured[f"teacher:{t_name}"]
             self.projections[str(index)] = _projection(s_name, t_name, s_feat, t_feat)
 
+    @property
+    def needs_targets(self) -> bool:
+        return self.config.needs_labels
+
     def forward(
-        self, outputs: torch.Tensor, targets: torch.Tensor, inputs: list[torch.Tensor]
+        self, outputs: torch.Tensor, targets: torch.Tensor | None, inputs: list[torch.Tensor]
     ) -> torch.Tensor:
-        hard = self.hard_loss(outputs, targets)
-        if self.config.alpha == 0 and not self.config.features:
+        alpha = self.config.alpha
+        hard = self.hard_loss(outputs, targets) if alpha < 1 else outputs.new_zeros(())
+        if alpha == 0 and not self.config.features:
             return hard  # labels only: the teacher has nothing to add
         student_features = {k: v for k, v in self.captured.items() if k.startswith("student:")}
         with torch.no_grad():
             teacher_outputs = self.teacher(*inputs)
-        temperature = self.config.temperature
-        classes = outputs.shape[-1]  # per position for sequence logits N×T×V: mean over N×T
-        soft = (
-            functional.kl_div(
-                functional.log_softmax(outputs.reshape(-1, classes) / temperature, dim=-1),
-                functional.softmax(teacher_outputs.reshape(-1, classes) / temperature, dim=-1),
-                reduction="batchmean",
-            )
-            * temperature**2
-        )
-        loss = self.config.alpha * soft + (1 - self.config.alpha) * hard
+        mask = None if self.mask_index is None else inputs[self.mask_index]
+        loss = alpha * self._soft(outputs, teacher_outputs, mask) + (1 - alpha) * hard
         for index, (s_name, t_name) in enumerate(self.config.features.items()):
             projected = self.projections[str(index)](student_features[f"student:{s_name}"])
             target = self.captured[f"teacher:{t_name}"]
             loss = loss + self.config.feature_weight * functional.mse_loss(projected, target)
         return loss
+
+    def _soft(
+        self, outputs: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The teacher term: KL of softened distributions (scaled by T^2), or MSE / 1 - cosine
+        of the raw outputs along their last axis; averaged over the positions `mask` keeps."""
+        if self.config.output_loss == "mse":
+            per_position = ((outputs - teacher) ** 2).mean(dim=-1)
+        elif self.config.output_loss == "cosine":
+            per_position = 1 - functional.cosine_similarity(outputs, teacher, dim=-1)
+        else:
+            temperature = self.config.temperature
+            per_position = (
+                functional.kl_div(
+                    functional.log_softmax(outputs / temperature, dim=-1),
+                    functional.softmax(teacher / temperature, dim=-1),
+                    reduction="none",
+                ).sum(dim=-1)
+                * temperature**2
+            )  # per position for sequence logits N×T×V
+        if mask is None:
+            return per_position.mean()
+        weights = mask.to(per_position.dtype).reshape(per_position.shape)
+        return (per_position * weights).sum() / weights.sum().clamp(min=1)
 
     def remove(self) -> None:
         """Detach the feature hooks from both models."""
@@ -141,7 +164,12 @@ def objective_for(model: nn.Module, context: PassContext) -> Iterator[Distillati
     recipe = context.recipe
     assert recipe.train is not None
     objective = DistillationLoss(
-        teacher, model, config, recipe.train.loss, example_inputs(recipe.model.inputs)
+        teacher,
+        model,
+        config,
+        recipe.train.loss,
+        example_inputs(recipe.model.inputs),
+        [spec.name for spec in recipe.model.inputs],
     )
     try:
         yield objective
@@ -160,7 +188,14 @@ def apply_distill(
     student = model if student is None else student
     inputs = context.training(config)
     specs = context.recipe.model.inputs
-    objective = DistillationLoss(teacher, student, config, inputs.spec.loss, example_inputs(specs))
+    objective = DistillationLoss(
+        teacher,
+        student,
+        config,
+        inputs.spec.loss,
+        example_inputs(specs),
+        [spec.name for spec in specs],
+    )
     try:
         training = train(
             student,

@@ -61,6 +61,10 @@ def apply_prune(
     model: nn.Module, config: PrunePass, context: PassContext
 ) -> tuple[nn.Module, dict]:
     """Run a prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
+    if config.method == "channel":
+        from compress.backends.torch.channels import apply_channel_prune
+
+        return apply_channel_prune(model, config, context)
     if config.engine == "tfmot":
         raise ModelError("prune: engine tfmot is for tf-keras models; PyTorch uses native masks")
 

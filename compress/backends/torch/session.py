@@ -46,7 +46,12 @@ class TorchSession:
             elif isinstance(config, DistillPass):
                 teacher, _ = distill_models(context.backend, config, context)
                 self.objective = DistillationLoss(
-                    teacher, self.module, config, loss, example_inputs(recipe.model.inputs)
+                    teacher,
+                    self.module,
+                    config,
+                    loss,
+                    example_inputs(recipe.model.inputs),
+                    [spec.name for spec in recipe.model.inputs],
                 )
             elif config.stage == "model":
                 raise UsageError(f"a PyTorch session cannot run pass {config.type!r}")

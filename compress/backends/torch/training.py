@@ -131,12 +131,14 @@ def train(
     `objective(outputs, targets, inputs)` replaces the recipe's loss (distillation); its own
     parameters (feature projections) are trained too.
     """
-    if split.targets is None:
+    labels_needed = objective is None or getattr(objective, "needs_targets", True)
+    if split.targets is None and labels_needed:
         raise ModelError("training needs targets in the train split")
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     features = to_tensors(split.inputs, inputs)
-    targets = torch.as_tensor(split.targets)  # the loss casts them to what it takes
+    # the loss casts them to what it takes; a teacher-only objective needs none
+    targets = None if split.targets is None else torch.as_tensor(split.targets)
     criterion = loss_function(spec.loss)
     trainable = list(model.parameters()) + (list(objective.parameters()) if objective else [])
     optimizer = make_optimizer(spec.optimizer, trainable)
@@ -153,10 +155,11 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 batch = [x[index] for x in features]
                 outputs = model(*batch)
+                wanted = None if targets is None else targets[index]
                 if objective is None:
-                    loss = criterion(outputs, targets[index])
+                    loss = criterion(outputs, wanted)
                 else:
-                    loss = objective(outputs, targets[index], batch)
+                    loss = objective(outputs, wanted, batch)
                 if not torch.isfinite(loss):
                     raise ModelError(f"training diverged: loss is {loss.item()} at epoch {epoch}")
                 loss.backward()

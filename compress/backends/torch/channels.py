@@ -1,0 +1,344 @@
+"""`prune` with `method: channel` for PyTorch: remove whole channels, neurons and attention heads.
+
+Torch-Pruning's dependency graph finds the coupled groups and slices the modules; this module
+decides what may be cut (targets, never the layers that produce the model's outputs), holds
+channel masks during gradual pruning, and proves the cut: a masked copy (channels zeroed) and
+the pruned model must agree on real samples, group by group, before the smaller model is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from compress.backends.base import PassContext
+from compress.backends.torch.channel_groups import Found, describe, head_ratios, mask
+from compress.backends.torch.distillation import objective_for
+from compress.backends.torch.layers import module_layers
+from compress.backends.torch.training import loss_function, to_tensors, train
+from compress.backends.torch.transposed_linear import conv1d_as_linear
+from compress.errors import ModelError
+from compress.passes.channels import (
+    CHECK_SPLITS,
+    ChannelGroup,
+    channel_record,
+    check_agreement,
+    left_whole_note,
+)
+from compress.passes.masks import SparsityStepper
+from compress.passes.prune import PrunePass, check_schedule_fits
+from compress.passes.pruning import select
+from compress.samples import parity_samples
+
+ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+#: Samples the masked and the pruned model are compared on (and the graph is traced with).
+CHECK_SAMPLES = 4
+#: Train batches whose loss gradients rank channels for `importance: taylor`.
+TAYLOR_BATCHES = 4
+
+IMPORTANCE = {
+    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+    "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+}
+
+
+class TorchChannels:
+    """The channel groups of one model at a given sparsity, and the cut."""
+
+    def __init__(self, model: nn.Module, config: PrunePass, context: PassContext) -> None:
+        self.model = model
+        self.config = config
+        self.context = context
+        samples = parity_samples(context.recipe, context.data, CHECK_SAMPLES, CHECK_SPLITS)
+        self.examples = to_tensors(samples.arrays, context.recipe.model.inputs)
+        self.origin = samples.origin
+        self.targets = set(select(config, module_layers(model)))
+        self.heads = attention_heads(model)
+        self.left_whole: dict[str, str] = {}
+
+    def ignored(self) -> list[nn.Module]:
+        """Layers whose output channels stay: those not targeted, and the ones that produce
+        the model's outputs (a classifier's classes) unless the recipe names them."""
+        named = set(self.config.targets or ())
+        names = self.names()
+        outputs = [m for m in output_modules(self.model, self.examples) if names[m] not in named]
+        others = [
+            module
+            for name, module in self.model.named_modules()
+            if isinstance(module, ROOTS) and name not in self.targets
+        ]
+        for name, projection in fused_attention(self.model):
+            self.left_whole[name] = (
+                "a fused Q/K/V projection (GPT-2 style attention): its heads are not cut"
+            )
+            others.append(projection)
+        return outputs + others
+
+    def names(self) -> dict[nn.Module, str]:
+        return {module: name for name, module in self.model.named_modules()}
+
+    def walk(self, sparsity: float) -> Iterator[Found]:
+        """The groups Torch-Pruning cuts at `sparsity`, one at a time. It computes a group's
+        indices when it is reached, after the groups before it were cut (concat offsets and
+        flattened inputs shift): cut each before asking for the next, or cut none."""
+        if self.config.ranking == "taylor":
+            taylor_gradients(self.model, self.config, self.context)
+        was_training = self.model.training
+        self.model.eval()
+        pruner = tp.pruner.MetaPruner(
+            self.model,
+            tuple(self.examples),
+            importance=IMPORTANCE[self.config.ranking](),
+            global_pruning=self.config.scope == "global",
+            pruning_ratio=sparsity,
+            ignored_layers=self.ignored(),
+            round_to=self.config.round_to,
+            num_heads=dict(self.heads),
+            prune_num_heads=bool(self.heads),
+            prune_head_dims=False,
+            head_pruning_ratio=sparsity,
+            head_pruning_ratio_dict=head_ratios(self.heads, sparsity),
+        )
+        names = self.names()
+        try:
+            for group in pruner.step(interactive=True):
+                item = describe(group, pruner.DG, names, self.heads)
+                if item.slices is None:
+                    self.left_whole[item.summary.name] = item.why
+                elif item.summary.removed:
+                    yield item
+        finally:
+            self.model.train(was_training)
+            self.model.zero_grad(set_to_none=True)
+
+    def mask_at(self, sparsity: float) -> list[Found]:
+        """Zero the channels the groups would remove at `sparsity` (gradual pruning)."""
+        with conv1d_as_linear(self.model):
+            found = list(self.walk(sparsity))
+        for item in found:
+            mask(self.model, item.slices or [])
+        return found
+
+    def cut(self, sparsity: float) -> tuple[list[ChannelGroup], dict]:
+        """Remove the groups' channels one group at a time, each checked against a copy of the
+        model with that group's channels zeroed; returns the groups cut and the verification
+        figures (the worst group's)."""
+        with conv1d_as_linear(self.model):
+            return self._cut(sparsity)
+
+    def _cut(self, sparsity: float) -> tuple[list[ChannelGroup], dict]:
+        worst = {"max_abs_diff": 0.0, "tolerance": 0.0}
+        cut = []
+        for item in self.walk(sparsity):
+            # the group's indices are those of the model as cut so far: mask a copy of it
+            masked = copy.deepcopy(self.model).eval()
+            mask(masked, item.slices or [])
+            item.group.prune()
+            fix_attention(self.model)
+            self.model.eval()
+            what = _group_name(item.summary)
+            try:
+                expected = outputs_of(masked, self.examples)
+                actual = outputs_of(self.model, self.examples)
+            except Exception as exc:  # a shape the graph mis-sliced fails here
+                raise ModelError(
+                    f"prune: the model fails to run after removing the channels of {what}: "
+                    f"{type(exc).__name__}: {str(exc)[:160]}; leave the layer out with `ignore:`"
+                ) from exc
+            figures = check_agreement(expected, actual, what)
+            worst = max(worst, figures, key=lambda f: f["max_abs_diff"])
+            cut.append(item.summary)
+        return cut, {**worst, "samples": self.origin}
+
+
+def _group_name(group: ChannelGroup) -> str:
+    return (
+        f"the group of {group.name!r} ({len(group.layers)} layers: {', '.join(group.layers[:6])})"
+    )
+
+
+def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
+    """The query/key/value projections of transformers attention modules (BERT, RoBERTa, ViT
+    and kin: `num_attention_heads` over `query`/`key`/`value` Linears) with their head count,
+    so whole heads are removed together."""
+    heads: dict[nn.Module, int] = {}
+    for module in model.modules():
+        count = getattr(module, "num_attention_heads", None)
+        projections = [getattr(module, name, None) for name in ("query", "key", "value")]
+        if isinstance(count, int) and all(isinstance(p, nn.Linear) for p in projections):
+            heads.update(dict.fromkeys(projections, count))
+    return heads
+
+
+def fused_attention(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Attention modules whose Q, K and V come from one projection split three ways (GPT-2's
+    `c_attn`): Torch-Pruning cannot keep the three parts' heads aligned, so it stays whole."""
+    found = []
+    for name, module in model.named_modules():
+        projection = getattr(module, "c_attn", None)
+        if isinstance(projection, nn.Module) and hasattr(module, "split_size"):
+            found.append((f"{name}.c_attn", projection))
+    return found
+
+
+def fix_attention(model: nn.Module) -> None:
+    """After heads are removed, attention modules must split their projections into fewer
+    heads: update the head count and width they read in `forward`."""
+    for module in model.modules():
+        query = getattr(module, "query", None)
+        size = getattr(module, "attention_head_size", None)
+        if (
+            isinstance(query, nn.Linear)
+            and isinstance(size, int)
+            and hasattr(module, "all_head_size")
+        ):
+            module.num_attention_heads = query.out_features // size
+            module.all_head_size = query.out_features
+
+
+def output_modules(model: nn.Module, examples: list[torch.Tensor]) -> list[nn.Module]:
+    """The modules whose output tensor is one of the model's outputs (a classifier's head,
+    the last norm of an encoder); else the last module with weights that ran."""
+    produced: dict[int, nn.Module] = {}
+    order: list[nn.Module] = []
+
+    def record(module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            produced[id(output)] = module
+        if any(True for _ in module.parameters(recurse=False)):
+            order.append(module)
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(record) for m in leaves]
+    try:
+        with torch.no_grad():
+            outputs = model(*examples)
+    finally:
+        for handle in handles:
+            handle.remove()
+    found = [produced[id(t)] for t in _tensors(outputs) if id(t) in produced]
+    return found or order[-1:]
+
+
+def _tensors(outputs: object) -> Iterator[torch.Tensor]:
+    if isinstance(outputs, torch.Tensor):
+        yield outputs
+    elif isinstance(outputs, dict):
+        for value in outputs.values():
+            yield from _tensors(value)
+    elif isinstance(outputs, (list, tuple)):
+        for value in outputs:
+            yield from _tensors(value)
+
+
+@torch.no_grad()
+def outputs_of(model: nn.Module, examples: list[torch.Tensor]) -> list[np.ndarray]:
+    return [t.detach().cpu().numpy() for t in _tensors(model(*examples))]
+
+
+def taylor_gradients(model: nn.Module, config: PrunePass, context: PassContext) -> None:
+    """Fill the weights' gradients with those of the recipe's loss over a few train batches:
+    first-order Taylor importance scores |w * dL/dw|."""
+    recipe, found = context.recipe, context.split(config)
+    if recipe.train is None or recipe.data is None or found is None:
+        raise ModelError("prune: importance taylor needs a train split and a train section")
+    split = found[1]
+    if split.targets is None:
+        raise ModelError("prune: importance taylor needs targets in the train split")
+    criterion = loss_function(recipe.train.loss)
+    features = to_tensors(split.inputs, recipe.model.inputs)
+    targets = torch.as_tensor(split.targets)
+    batch = recipe.data.batch_size
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    for start in range(0, min(len(split), batch * TAYLOR_BATCHES), batch):
+        outputs = model(*(x[start : start + batch] for x in features))
+        criterion(outputs, targets[start : start + batch]).backward()
+
+
+class ChannelSchedule:
+    """The trainer hook of gradual channel pruning: masks follow the schedule's sparsity."""
+
+    def __init__(self, channels: TorchChannels, config: PrunePass) -> None:
+        self.channels = channels
+        self.config = config
+        self.stepper = SparsityStepper(config)
+        self.found: list[Found] = []
+
+    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
+        check_schedule_fits(self.config, steps_per_epoch, total_steps)
+        self._move(self.stepper.start(steps_per_epoch))
+
+    def after_step(self, step: int) -> None:
+        self._move(self.stepper.after(step))
+
+    def on_train_end(self) -> None:
+        self._move(None)
+
+    def _move(self, sparsity: float | None) -> None:
+        if sparsity is not None:
+            self.found = self.channels.mask_at(sparsity)
+        else:
+            for item in self.found:
+                mask(self.channels.model, item.slices or [])
+
+
+def apply_channel_prune(
+    model: nn.Module, config: PrunePass, context: PassContext
+) -> tuple[nn.Module, dict]:
+    """Prune channels one-shot (then fine-tune the smaller model when asked) or on a schedule
+    (masks during fine-tuning, removed at the end); verify; record."""
+    before = sum(p.numel() for p in model.parameters())
+    channels = TorchChannels(model, config, context)
+    training, updates = None, 1
+    if config.schedule is not None:
+        schedule = ChannelSchedule(channels, config)
+        training = _fine_tune(model, config, context, [schedule])
+        updates = schedule.stepper.updates + 1
+    summaries, verification = channels.cut(config.sparsity)
+    if not summaries:
+        raise ModelError(
+            "prune: no channel group of the targeted layers can be removed"
+            + _left_whole_text(channels.left_whole)
+        )
+    if config.schedule is None and config.fine_tune:
+        training = _fine_tune(model, config, context, [])
+    after = sum(p.numel() for p in model.parameters())
+    left = [{"group": name, "why": why} for name, why in channels.left_whole.items()]
+    note = left_whole_note(left)
+    if note:
+        context.reporter.note(note)
+    engine = f"torch-pruning {tp.__version__}"
+    record = channel_record(
+        config, summaries, left, verification, (before, after), updates, training, engine
+    )
+    return model, record
+
+
+def _left_whole_text(left_whole: dict[str, str]) -> str:
+    if not left_whole:
+        return " (every group touches a layer that is ignored or produces a model output)"
+    return ": " + "; ".join(f"{name}: {why}" for name, why in list(left_whole.items())[:3])
+
+
+def _fine_tune(model: nn.Module, config: PrunePass, context: PassContext, hooks: list) -> dict:
+    inputs = context.training(config)
+    with objective_for(model, context) as objective:
+        return train(
+            model,
+            inputs.spec,
+            inputs.split,
+            context.recipe.model.inputs,
+            inputs.batch_size,
+            hooks=hooks,
+            reporter=context.reporter,
+            description="channel pruning + fine-tuning" if config.schedule else "fine-tuning",
+            objective=objective,
+        )
