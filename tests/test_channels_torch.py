@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import MODELS, RECIPES
-from torch_channel_models import coupled_net, tiny_bert, tiny_gpt2
+from torch_channel_models import coupled_net, dead_channel_net, tiny_bert, tiny_gpt2
 
 import compress
 from compress.errors import EXIT_MODEL, EXIT_USAGE, ModelError
@@ -169,6 +169,19 @@ def test_taylor_importance_uses_the_training_loss(tmp_path):
     assert record["importance"] == "taylor" and record["achieved_sparsity"] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize(("importance", "dead_kept"), [("l2", True), ("activation", False)])
+def test_activation_importance_removes_a_channel_that_never_fires(tmp_path, importance, dead_kept):
+    """Magnitude ranks the dead channel (largest weights) first; activations (Minitron's
+    criterion, measured on the train images) rank it last."""
+    recipe = channel_recipe(
+        "dead_channel_net", [channel_pass(importance=importance, targets=["0"])]
+    )
+    report = compress.apply(recipe, output_dir=tmp_path, progress=False)
+    assert prune_record(report)["channels"] == {"0": [8, 4]}
+    pruned = compress.load_pruned(report.artifacts.model, dead_channel_net())
+    assert bool((pruned[0].bias == -1000.0).any()) is dead_kept
+
+
 def test_bert_heads_and_neurons_are_removed(tmp_path):
     """Heads go whole (4 -> 2 per layer, the attention modules told), FFN neurons by half; the
     hidden size (tied to the embeddings and the model's output) stays."""
@@ -299,12 +312,22 @@ def test_channel_fields_are_checked_with_the_recipe(run_cli, write_recipe, field
     assert message in err and "recipe.yaml:" in err
 
 
-def test_taylor_without_training_data_is_refused(run_cli, write_recipe):
-    recipe = channel_recipe("coupled_net", [channel_pass(importance="taylor")])
-    del recipe["train"]
+@pytest.mark.parametrize(
+    ("importance", "removed", "message"),
+    [
+        ("taylor", ["train"], "importance taylor ranks channels by gradients"),
+        ("activation", ["train", "data", "evaluate"], "importance activation ranks channels on"),
+    ],
+)
+def test_data_driven_importance_without_data_is_refused(
+    run_cli, write_recipe, importance, removed, message
+):
+    recipe = channel_recipe("coupled_net", [channel_pass(importance=importance)])
+    for section in removed:
+        del recipe[section]
     code, _, err = run_cli("validate", write_recipe(recipe))
     assert code == EXIT_USAGE
-    assert "importance taylor" in err and "train and data" in err
+    assert message in err and "recipe.yaml:" in err
 
 
 @pytest.mark.slow

@@ -101,10 +101,11 @@ def test_pruned_model_is_the_same_kind_with_the_same_layer_names(flavor, write_r
         {"importance": "l1"},
         {"importance": "bn_scale"},
         {"importance": "taylor"},
+        {"importance": "activation"},
         {"scope": "global"},
         {"round_to": 4, "sparsity": 0.6},
     ],
-    ids=["l1", "bn_scale", "taylor", "global", "round_to"],
+    ids=["l1", "bn_scale", "taylor", "activation", "global", "round_to"],
 )
 def test_importance_scope_and_rounding_all_verify(options, write_recipe):
     train = {"epochs": 1, "optimizer": {"type": "adam", "lr": 0.001}}

@@ -141,6 +141,29 @@ def layernorm_mlp():
     ).eval()
 
 
+def dead_channel_net():
+    """Two convs where conv1's channel 0 has the largest weights but never fires (its bias
+    keeps it below zero, so ReLU outputs 0): magnitude keeps it, activation removes it."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
+    with torch.no_grad():
+        model[0].weight[0] *= 10
+        model[0].bias[0] = -1000.0
+        model[2].weight[:, 0] *= 10
+    return model.eval()
+
+
 def tiny_bert():
     """A 2-layer BERT encoder (hidden 64, 4 heads, FFN 128; random weights) returning its last
     hidden state."""

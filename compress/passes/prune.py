@@ -122,9 +122,10 @@ class PrunePass(PassConfig):
         description="fraction of weights set to zero (n:m: 1 - n/m); channel: fraction of the "
         "channels/neurons/heads removed from each targeted group",
     )
-    importance: Literal["l1", "l2", "bn_scale", "taylor"] | None = Field(
+    importance: Literal["l1", "l2", "bn_scale", "taylor", "activation"] | None = Field(
         None,
-        description="channel only: how channels are ranked (default l2); taylor needs train data",
+        description="channel only: how channels are ranked (default l2); taylor needs train "
+        "data with labels, activation (mean |activation| on data, Minitron's) data",
     )
     round_to: int | None = Field(
         None, ge=1, description="channel only: keep a multiple of this many channels per group"
@@ -152,8 +153,11 @@ class PrunePass(PassConfig):
 
     @property
     def splits(self) -> tuple[str, ...]:
-        """Taylor importance needs gradients of the training loss, so it reads train data."""
-        return ("train",) if self.trains or self.ranking == "taylor" else ()
+        """Taylor importance needs gradients of the training loss, so it reads train data;
+        activation importance runs the model on train (else calibration) inputs."""
+        if self.trains or self.ranking == "taylor":
+            return ("train",)
+        return ("train", "calibration") if self.ranking == "activation" else ()
 
     @property
     def reshapes(self) -> bool:
@@ -174,18 +178,20 @@ class PrunePass(PassConfig):
         return plan_prune(self, layers)
 
     def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
-        """Taylor importance takes gradients of the recipe's loss on train data."""
-        if self.method != "channel" or self.ranking != "taylor" or self.trains:
+        """Taylor importance takes gradients of the recipe's loss on train data; activation
+        importance runs the model on data."""
+        if self.method != "channel" or self.trains:
             return []
-        if recipe.train is not None and recipe.data is not None:
-            return []
-        return [
-            recipe.error_at(
-                ("passes", index, "importance"),
+        if self.ranking == "taylor" and (recipe.train is None or recipe.data is None):
+            message = (
                 "importance taylor ranks channels by gradients of the training loss: "
-                "the recipe needs train and data sections",
+                "the recipe needs train and data sections"
             )
-        ]
+        elif self.ranking == "activation" and recipe.data is None:
+            message = "importance activation ranks channels on data: add a data section"
+        else:
+            return []
+        return [recipe.error_at(("passes", index, "importance"), message)]
 
     def apply_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
         """The built-in trainer runs train.epochs: the schedule must end within them."""

@@ -1,6 +1,7 @@
 """Channel importance for Keras groups: the weight slices the neutral `channel_scores` ranks.
 l1/l2: the producers' kernels; bn_scale: the group's BatchNorm gammas (l2 where it has none);
-taylor: |w * dL/dw| of the producers' kernels, summed over a few train batches."""
+taylor: |w * dL/dw| of the producers' kernels, summed over a few train batches; activation: the
+producers' mean |output| per channel on data (Minitron's criterion)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from compress.errors import ModelError
 from compress.passes.channels import channel_scores
 from compress.passes.prune import PrunePass
 
+#: Samples whose activations rank channels for `importance: activation`.
+ACTIVATION_SAMPLES = 64
 #: Train batches whose gradients taylor importance sums.
 TAYLOR_BATCHES = 4
 
@@ -37,6 +40,8 @@ def group_scores(
     producers = [name for group in groups for name in group.producers]
     if importance == "taylor":
         slices = taylor_products(model, producers, config, context)
+    elif importance == "activation":
+        slices = activation_means(model, producers, config, context)
     else:
         slices = {name: _output_first(model.get_layer(name)) for name in producers}
     scores, fallback = {}, []
@@ -47,7 +52,7 @@ def group_scores(
                 scores[group.name] = channel_scores(gammas, "bn_scale")
                 continue
             fallback.append(group.name)
-        measure = "l2" if importance == "bn_scale" else importance
+        measure = {"bn_scale": "l2", "activation": "l1"}.get(importance, importance)
         scores[group.name] = channel_scores([slices[p] for p in group.producers], measure)
     return scores, fallback
 
@@ -104,6 +109,24 @@ def taylor_products(
     return {
         name: _output_first(model.get_layer(name), total)
         for name, total in zip(producers, totals, strict=True)
+    }
+
+
+def activation_means(
+    model: Any, producers: list[str], config: PrunePass, context: PassContext
+) -> dict[str, np.ndarray]:
+    """{producer: mean |output| per channel, shaped (channels, 1)} over the first samples of the
+    train (else calibration) split: Minitron's activation criterion."""
+    found = context.split(config)
+    if found is None:
+        raise ModelError("prune: importance activation needs a train or calibration split")
+    api = keras_api(context.backend.name)
+    probe = api.Model(model.inputs, [model.get_layer(name).output for name in producers])
+    outputs = probe(_one(found[1].take(ACTIVATION_SAMPLES).inputs), training=False)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    return {
+        name: np.abs(np.asarray(output)).reshape(-1, np.shape(output)[-1]).mean(axis=0)[:, None]
+        for name, output in zip(producers, outputs, strict=True)
     }
 
 

@@ -46,7 +46,10 @@ IMPORTANCE = {
     "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
     "bn_scale": lambda: tp.importance.BNScaleImportance(),
     "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "activation": lambda: tp.importance.ActivationImportance(),
 }
+#: Samples whose activations rank channels for `importance: activation`.
+ACTIVATION_SAMPLES = 64
 
 
 class TorchChannels:
@@ -106,6 +109,8 @@ class TorchChannels:
             head_pruning_ratio=sparsity,
             head_pruning_ratio_dict=head_ratios(self.heads, sparsity),
         )
+        if self.config.ranking == "activation":
+            record_activations(pruner.importance, self.model, self.config, self.context)
         names = self.names()
         try:
             for group in pruner.step(interactive=True):
@@ -261,6 +266,23 @@ def taylor_gradients(model: nn.Module, config: PrunePass, context: PassContext) 
     for start in range(0, min(len(split), batch * TAYLOR_BATCHES), batch):
         outputs = model(*(x[start : start + batch] for x in features))
         criterion(outputs, targets[start : start + batch]).backward()
+
+
+@torch.no_grad()
+def record_activations(
+    importance: tp.importance.ActivationImportance,
+    model: nn.Module,
+    config: PrunePass,
+    context: PassContext,
+) -> None:
+    """Run the model once on data with the importance's hooks on: each layer keeps the summed
+    |input| of its channels, which ranks the channels that feed it (Minitron's criterion)."""
+    found = context.split(config)
+    if found is None:
+        raise ModelError("prune: importance activation needs a train or calibration split")
+    inputs = to_tensors(found[1].take(ACTIVATION_SAMPLES).inputs, context.recipe.model.inputs)
+    with importance.compute_importance(model):
+        model(*inputs)
 
 
 class ChannelSchedule:

@@ -105,7 +105,8 @@ class DistillationLoss(nn.Module):
         for index, (s_name, t_name) in enumerate(self.config.features.items()):
             projected = self.projections[str(index)](student_features[f"student:{s_name}"])
             target = self.captured[f"teacher:{t_name}"]
-            loss = loss + self.config.feature_weight * functional.mse_loss(projected, target)
+            squared = ((projected - target) ** 2).reshape(*target.shape[:2], -1).mean(dim=-1)
+            loss = loss + self.config.feature_weight * _masked_mean(squared, mask)
         return loss
 
     def _soft(
@@ -127,15 +128,21 @@ class DistillationLoss(nn.Module):
                 ).sum(dim=-1)
                 * temperature**2
             )  # per position for sequence logits N×T×V
-        if mask is None:
-            return per_position.mean()
-        weights = mask.to(per_position.dtype).reshape(per_position.shape)
-        return (per_position * weights).sum() / weights.sum().clamp(min=1)
+        return _masked_mean(per_position, mask)
 
     def remove(self) -> None:
         """Detach the feature hooks from both models."""
         for hook in self._hooks:
             hook.remove()
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of per-position values over the positions `mask` keeps (all without one, or
+    when the shapes are not per position)."""
+    if mask is None or values.shape != mask.shape:
+        return values.mean()
+    weights = mask.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp(min=1)
 
 
 def _projection(
