@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "models"))
 
 #: The recipe `model.inputs` of these builders.
 IMAGE_NCHW = [{"name": "pixel_values", "shape": ["batch", 3, 128, 128]}]
@@ -37,15 +38,11 @@ def logits_of(model):
 
 
 def resnet18():
-    """transformers ResNetForImageClassification with the ResNet-18 layout, 3x128x128 input."""
-    import torch
-    from transformers import ResNetConfig, ResNetForImageClassification
+    """transformers ResNetForImageClassification with the ResNet-18 layout, 3x128x128 input
+    (models/resnet.py: 1000 classes)."""
+    from resnet import build
 
-    torch.manual_seed(0)
-    config = ResNetConfig(
-        embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2], layer_type="basic"
-    )
-    return logits_of(ResNetForImageClassification(config))
+    return build()
 
 
 def gpt2():
@@ -67,21 +64,9 @@ def gpt2():
 
 def minilm():
     """all-MiniLM-L6-v2 with its real weights: (input_ids, attention_mask, token_type_ids)."""
-    import torch
-    from transformer_model import model_dir
-    from transformers import AutoModel
+    from minilm import build
 
-    class Hidden(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    return Hidden(AutoModel.from_pretrained(model_dir(), local_files_only=True)).eval()
+    return build()
 
 
 def keras_resnet50():

@@ -24,7 +24,7 @@ from compress.backends.keras.channel_verify import masked_copy, verify
 from compress.backends.keras.channel_weights import Keep, layer_values, rebuild
 from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api
-from compress.backends.keras.training import fit
+from compress.backends.keras.pruning import fit_pruned
 from compress.errors import ModelError
 from compress.passes.channels import (
     CHECK_SPLITS,
@@ -236,15 +236,5 @@ def mask_callback(masks: ChannelMasks, config: PrunePass, context: PassContext) 
 def _fit(model: Any, config: PrunePass, context: PassContext, callbacks: list[Any]) -> dict:
     """Fine-tune with the recipe's trainer, distilling from the earlier teacher if any."""
     api: ModuleType = keras_api(context.backend.name)
-    inputs = context.training(config)
-    return fit(
-        api,
-        model,
-        inputs.spec,
-        inputs.split,
-        inputs.batch_size,
-        callbacks,
-        context.reporter,
-        "channel pruning + fine-tuning",
-        distillation=objective_for(model, context),
-    )
+    distillation = objective_for(model, context)
+    return fit_pruned(api, model, config, context, callbacks, distillation, "channel pruning")

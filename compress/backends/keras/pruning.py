@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from compress.backends.base import PassContext
-from compress.backends.keras.channels import apply_channel_prune
 from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.layers import keras_layers, kernels
@@ -76,7 +75,9 @@ def mask_callback(api: ModuleType, pruner: Pruner, steps_per_epoch: int, total_s
 
 def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[Any, dict]:
     """Run a prune pass on a Keras model; returns the (possibly new) model and its record."""
-    if config.method == "channel":
+    if config.method == "channel":  # imported here: channels uses this module's fit_pruned
+        from compress.backends.keras.channels import apply_channel_prune
+
         return apply_channel_prune(model, config, context)
     flavor = context.backend.name
     names = select(config, keras_layers(model))
@@ -94,7 +95,7 @@ def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[An
         api = keras_api(flavor)
         steps, total = _steps(config, context)
         callbacks = [mask_callback(api, pruner, steps, total)]
-        return _fit(api, model, config, context, callbacks, objective_for(model, context))
+        return fit_pruned(api, model, config, context, callbacks, objective_for(model, context))
 
     record = run_prune(config, KerasKernels(model, names), fine_tune)
     return model, {**record, "engine": engine}
@@ -128,14 +129,16 @@ def _steps(config: PrunePass, context: PassContext) -> tuple[int, int]:
     return per_epoch, per_epoch * inputs.spec.epochs
 
 
-def _fit(
+def fit_pruned(
     api: ModuleType,
     model: Any,
     config: PrunePass,
     context: PassContext,
     callbacks: list[Any],
     distillation: Any,
+    description: str = "pruning + fine-tuning",
 ) -> dict:
+    """Fine-tune a prune pass's model with the recipe's trainer and these callbacks."""
     inputs = context.training(config)
     return fit(
         api,
@@ -145,7 +148,7 @@ def _fit(
         inputs.batch_size,
         callbacks,
         context.reporter,
-        "pruning + fine-tuning",
+        description,
         distillation=distillation,
     )
 
@@ -207,7 +210,7 @@ def _prune_with_tfmot(
             f"prune: tfmot cannot wrap this {type(model).__name__} ({message_line(exc)}); "
             "tfmot needs a Sequential or Functional model: use engine: native"
         ) from exc
-    training = _fit(
+    training = fit_pruned(
         api,
         wrapped,
         config,

@@ -18,9 +18,9 @@ from torch import nn
 
 from compress.backends.base import PassContext
 from compress.backends.torch.channel_groups import Found, describe, head_ratios, mask
-from compress.backends.torch.distillation import objective_for
 from compress.backends.torch.layers import module_layers
-from compress.backends.torch.training import loss_function, to_tensors, train
+from compress.backends.torch.pruning import fine_tune
+from compress.backends.torch.training import loss_function, to_tensors
 from compress.backends.torch.transposed_linear import conv1d_as_linear
 from compress.errors import ModelError
 from compress.passes.channels import (
@@ -322,7 +322,7 @@ def apply_channel_prune(
     training, updates = None, 1
     if config.schedule is not None:
         schedule = ChannelSchedule(channels, config)
-        training = _fine_tune(model, config, context, [schedule])
+        training = fine_tune(model, config, context, [schedule])
         updates = schedule.stepper.updates + 1
     summaries, verification = channels.cut(config.sparsity)
     if not summaries:
@@ -331,7 +331,7 @@ def apply_channel_prune(
             + _left_whole_text(channels.left_whole)
         )
     if config.schedule is None and config.fine_tune:
-        training = _fine_tune(model, config, context, [])
+        training = fine_tune(model, config, context, [])
     after = sum(p.numel() for p in model.parameters())
     left = [{"group": name, "why": why} for name, why in channels.left_whole.items()]
     note = left_whole_note(left)
@@ -348,19 +348,3 @@ def _left_whole_text(left_whole: dict[str, str]) -> str:
     if not left_whole:
         return " (every group touches a layer that is ignored or produces a model output)"
     return ": " + "; ".join(f"{name}: {why}" for name, why in list(left_whole.items())[:3])
-
-
-def _fine_tune(model: nn.Module, config: PrunePass, context: PassContext, hooks: list) -> dict:
-    inputs = context.training(config)
-    with objective_for(model, context) as objective:
-        return train(
-            model,
-            inputs.spec,
-            inputs.split,
-            context.recipe.model.inputs,
-            inputs.batch_size,
-            hooks=hooks,
-            reporter=context.reporter,
-            description="channel pruning + fine-tuning" if config.schedule else "fine-tuning",
-            objective=objective,
-        )

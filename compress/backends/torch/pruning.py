@@ -16,7 +16,7 @@ from compress.backends.torch.layers import is_transposed_linear, module_layers
 from compress.backends.torch.training import train
 from compress.errors import ModelError
 from compress.passes.prune import PrunePass
-from compress.passes.pruning import IN, OUT, Pruner, layout, run_prune, select
+from compress.passes.pruning import IN, OUT, layout, run_prune, select
 
 TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -68,20 +68,25 @@ def apply_prune(
     if config.engine == "tfmot":
         raise ModelError("prune: engine tfmot is for tf-keras models; PyTorch uses native masks")
 
-    def fine_tune(pruner: Pruner) -> dict:
-        inputs = context.training(config)
-        with objective_for(model, context) as objective:
-            return train(
-                model,
-                inputs.spec,
-                inputs.split,
-                context.recipe.model.inputs,
-                inputs.batch_size,
-                hooks=[pruner],
-                reporter=context.reporter,
-                description="pruning + fine-tuning" if config.schedule else "fine-tuning",
-                objective=objective,
-            )
-
     weights = TorchWeights(model, select(config, module_layers(model)))
-    return model, run_prune(config, weights, fine_tune)
+    return model, run_prune(
+        config, weights, lambda pruner: fine_tune(model, config, context, [pruner])
+    )
+
+
+def fine_tune(model: nn.Module, config: PrunePass, context: PassContext, hooks: list) -> dict:
+    """Train a prune pass's model for train.epochs with its hooks (the masks), distilling from
+    an earlier recovery distill pass's teacher when there is one."""
+    inputs = context.training(config)
+    with objective_for(model, context) as objective:
+        return train(
+            model,
+            inputs.spec,
+            inputs.split,
+            context.recipe.model.inputs,
+            inputs.batch_size,
+            hooks=hooks,
+            reporter=context.reporter,
+            description="pruning + fine-tuning" if config.schedule else "fine-tuning",
+            objective=objective,
+        )
