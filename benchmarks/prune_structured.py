@@ -14,10 +14,10 @@ The rows (models) and their columns (ONNX files):
   0.5, fine_tune: true` after a recovery distill pass (alpha 0.5, T 2), against Torch-Pruning
   at 0.5 followed by the same fine-tuning written by hand (cross-entropy; same epochs, Adam
   learning rate, batch size and seed).
-* keras_mobilenetv2, keras_resnet50 (keras.applications, weights=None, 96x96x3, 10 classes,
-  BatchNorm statistics from images): compress `method: channel, sparsity: 0.5` one-shot against
-  the dense model (no Keras peer exists); also the pass record's verification max_abs_diff
-  (the masked model against the pruned one).
+* keras_mobilenetv2, tf_keras_mobilenetv2, keras_resnet50 (keras.applications, for the second
+  tf-keras's; weights=None, 96x96x3, 10 classes, BatchNorm statistics from images): compress
+  `method: channel, sparsity: 0.5` one-shot against the dense model (no Keras peer exists);
+  also the pass record's verification max_abs_diff (the masked model against the pruned one).
 * minilm (all-MiniLM-L6-v2, real weights): recipes/student_from_teacher.yaml through
   compress.apply (FFN neurons 1536 -> 768, heads 12 -> 8, then distilled from the dense model on
   docstring sentences) and the same two prune passes without the distill pass, to show what
@@ -106,6 +106,11 @@ MINILM_RECIPE = common.REPO / "recipes" / "student_from_teacher.yaml"
 CORPUS = HERE / "corpus_models.py"
 KERAS_MODELS = {
     "keras_mobilenetv2": (HERE / "quantize_models.py", "keras_mobilenetv2", "MobileNetV2"),
+    "tf_keras_mobilenetv2": (
+        HERE / "quantize_models.py",
+        "tf_keras_mobilenetv2",
+        "MobileNetV2 (tf-keras)",
+    ),
     "keras_resnet50": (CORPUS, "keras_resnet50", "ResNet50"),
 }
 
@@ -719,7 +724,7 @@ def keras_row(name: str, workdir: Path, rounds: tuple[int, int]) -> ModelRow:
 
 
 def keras_targets(row: ModelRow) -> list[tuple[bool, str]]:
-    if row.name != "keras_mobilenetv2":
+    if "mobilenetv2" not in row.name:
         return []
     return [ratio_line(row, CHANNEL, MAX_MOBILENET_RATIO, "compress channel 0.5 latency")]
 
@@ -824,6 +829,7 @@ SPECS = {
     "resnet18": Spec(resnet_row, "images", resnet_targets),
     "digits": Spec(digits_row, "labels", digits_targets),
     "keras_mobilenetv2": keras_spec("keras_mobilenetv2"),
+    "tf_keras_mobilenetv2": keras_spec("tf_keras_mobilenetv2"),
     "keras_resnet50": keras_spec("keras_resnet50"),
     "minilm": Spec(minilm_row, "encoder", minilm_targets, transformer=True),
 }

@@ -29,6 +29,15 @@ def keras_mobilenetv2():
     return _batchnorm_from_data(model)
 
 
+def tf_keras_mobilenetv2():
+    """The same MobileNetV2 built by tf-keras (Keras 2), the kind tfmot works with."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), classes=10)
+    return _batchnorm_from_data(model)
+
+
 def keras_mobilenetv3small():
     """keras.applications MobileNetV3Small (hard-swish, squeeze-excite), 96x96x3, 10 classes,
     BatchNorm statistics from images."""

@@ -88,13 +88,12 @@ def load_32() -> dict:
     return {"val": (images(32, 8, 2), np.zeros(8, np.int64))}
 
 
-def mobilenet_v2():
+def mobilenet_v2(flavor: str = "keras"):
     """keras.applications MobileNetV2 (alpha 0.35, 32x32, random weights, BatchNorm statistics
-    of one random batch so that its outputs depend on its input)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(
+    of one random batch so that its outputs depend on its input); tf-keras's with "tf_keras"."""
+    api = _api(flavor)
+    api.utils.set_random_seed(0)
+    model = api.applications.MobileNetV2(
         weights=None, alpha=0.35, input_shape=(32, 32, 3), classes=CLASSES
     )
     norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
@@ -104,6 +103,10 @@ def mobilenet_v2():
     for layer in norms:
         layer.momentum = 0.99
     return model
+
+
+def tf_keras_mobilenet_v2():
+    return mobilenet_v2("tf_keras")
 
 
 def reshaped(flavor: str = "keras"):

@@ -225,8 +225,10 @@ def test_gradual_schedule_holds_masks_then_removes_channels(write_recipe):
 
 
 @pytest.mark.slow
-def test_mobilenet_v2_inverted_residual_groups_are_halved(write_recipe, tmp_path):
-    report = compress.apply(write_recipe(recipe("mobilenet_v2", 32, [CHANNELS])), progress=False)
+@pytest.mark.parametrize("builder", ["mobilenet_v2", "tf_keras_mobilenet_v2"])
+def test_mobilenet_v2_inverted_residual_groups_are_halved(builder, write_recipe, tmp_path):
+    report = compress.apply(write_recipe(recipe(builder, 32, [CHANNELS])), progress=False)
+    assert report.framework == ("tf_keras" if builder.startswith("tf_keras") else "keras")
     record = report.passes[0]
     channels = record["channels"]
     expands = {name: sizes for name, sizes in channels.items() if name.endswith("_expand")}
