@@ -124,8 +124,8 @@ class PrunePass(PassConfig):
     )
     importance: Literal["l1", "l2", "bn_scale", "taylor", "activation"] | None = Field(
         None,
-        description="channel only: how channels are ranked (default l2); taylor needs train "
-        "data with labels, activation (mean |activation| on data, Minitron's) data",
+        description="channel only: how channels are ranked (default l2); taylor needs "
+        "labelled train data, activation (mean |activation|, Minitron's) any data",
     )
     round_to: int | None = Field(
         None, ge=1, description="channel only: keep a multiple of this many channels per group"

@@ -17,10 +17,16 @@ import torch_pruning as tp
 from torch import nn
 
 from compress.backends.base import PassContext
+from compress.backends.torch.attention_heads import attention_heads, fix_attention, fused_attention
 from compress.backends.torch.channel_groups import Found, describe, head_ratios, mask
+from compress.backends.torch.channel_importance import (
+    IMPORTANCE,
+    record_activations,
+    taylor_gradients,
+)
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.pruning import fine_tune
-from compress.backends.torch.training import loss_function, to_tensors
+from compress.backends.torch.training import to_tensors
 from compress.backends.torch.transposed_linear import conv1d_as_linear
 from compress.errors import ModelError
 from compress.passes.channels import (
@@ -38,18 +44,6 @@ from compress.samples import parity_samples
 ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 #: Samples the masked and the pruned model are compared on (and the graph is traced with).
 CHECK_SAMPLES = 4
-#: Train batches whose loss gradients rank channels for `importance: taylor`.
-TAYLOR_BATCHES = 4
-
-IMPORTANCE = {
-    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
-    "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
-    "bn_scale": lambda: tp.importance.BNScaleImportance(),
-    "taylor": lambda: tp.importance.GroupTaylorImportance(),
-    "activation": lambda: tp.importance.ActivationImportance(),
-}
-#: Samples whose activations rank channels for `importance: activation`.
-ACTIVATION_SAMPLES = 64
 
 
 class TorchChannels:
@@ -169,45 +163,6 @@ def _group_name(group: ChannelGroup) -> str:
     )
 
 
-def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
-    """The query/key/value projections of transformers attention modules (BERT, RoBERTa, ViT
-    and kin: `num_attention_heads` over `query`/`key`/`value` Linears) with their head count,
-    so whole heads are removed together."""
-    heads: dict[nn.Module, int] = {}
-    for module in model.modules():
-        count = getattr(module, "num_attention_heads", None)
-        projections = [getattr(module, name, None) for name in ("query", "key", "value")]
-        if isinstance(count, int) and all(isinstance(p, nn.Linear) for p in projections):
-            heads.update(dict.fromkeys(projections, count))
-    return heads
-
-
-def fused_attention(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Attention modules whose Q, K and V come from one projection split three ways (GPT-2's
-    `c_attn`): Torch-Pruning cannot keep the three parts' heads aligned, so it stays whole."""
-    found = []
-    for name, module in model.named_modules():
-        projection = getattr(module, "c_attn", None)
-        if isinstance(projection, nn.Module) and hasattr(module, "split_size"):
-            found.append((f"{name}.c_attn", projection))
-    return found
-
-
-def fix_attention(model: nn.Module) -> None:
-    """After heads are removed, attention modules must split their projections into fewer
-    heads: update the head count and width they read in `forward`."""
-    for module in model.modules():
-        query = getattr(module, "query", None)
-        size = getattr(module, "attention_head_size", None)
-        if (
-            isinstance(query, nn.Linear)
-            and isinstance(size, int)
-            and hasattr(module, "all_head_size")
-        ):
-            module.num_attention_heads = query.out_features // size
-            module.all_head_size = query.out_features
-
-
 def output_modules(model: nn.Module, examples: list[torch.Tensor]) -> list[nn.Module]:
     """The modules whose output tensor is one of the model's outputs (a classifier's head,
     the last norm of an encoder); else the last module with weights that ran."""
@@ -246,43 +201,6 @@ def _tensors(outputs: object) -> Iterator[torch.Tensor]:
 @torch.no_grad()
 def outputs_of(model: nn.Module, examples: list[torch.Tensor]) -> list[np.ndarray]:
     return [t.detach().cpu().numpy() for t in _tensors(model(*examples))]
-
-
-def taylor_gradients(model: nn.Module, config: PrunePass, context: PassContext) -> None:
-    """Fill the weights' gradients with those of the recipe's loss over a few train batches:
-    first-order Taylor importance scores |w * dL/dw|."""
-    recipe, found = context.recipe, context.split(config)
-    if recipe.train is None or recipe.data is None or found is None:
-        raise ModelError("prune: importance taylor needs a train split and a train section")
-    split = found[1]
-    if split.targets is None:
-        raise ModelError("prune: importance taylor needs targets in the train split")
-    criterion = loss_function(recipe.train.loss)
-    features = to_tensors(split.inputs, recipe.model.inputs)
-    targets = torch.as_tensor(split.targets)
-    batch = recipe.data.batch_size
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    for start in range(0, min(len(split), batch * TAYLOR_BATCHES), batch):
-        outputs = model(*(x[start : start + batch] for x in features))
-        criterion(outputs, targets[start : start + batch]).backward()
-
-
-@torch.no_grad()
-def record_activations(
-    importance: tp.importance.ActivationImportance,
-    model: nn.Module,
-    config: PrunePass,
-    context: PassContext,
-) -> None:
-    """Run the model once on data with the importance's hooks on: each layer keeps the summed
-    |input| of its channels, which ranks the channels that feed it (Minitron's criterion)."""
-    found = context.split(config)
-    if found is None:
-        raise ModelError("prune: importance activation needs a train or calibration split")
-    inputs = to_tensors(found[1].take(ACTIVATION_SAMPLES).inputs, context.recipe.model.inputs)
-    with importance.compute_importance(model):
-        model(*inputs)
 
 
 class ChannelSchedule:
