@@ -122,7 +122,7 @@ def activation_means(
         raise ModelError("prune: importance activation needs a train or calibration split")
     api = keras_api(context.backend.name)
     probe = api.Model(model.inputs, [model.get_layer(name).output for name in producers])
-    outputs = probe(_one(found[1].take(ACTIVATION_SAMPLES).inputs), training=False)
+    outputs = probe(list(found[1].take(ACTIVATION_SAMPLES).inputs), training=False)
     outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
     return {
         name: np.abs(np.asarray(output)).reshape(-1, np.shape(output)[-1]).mean(axis=0)[:, None]

@@ -9,6 +9,7 @@ the pruned model must agree on real samples, group by group, before the smaller 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -89,20 +90,22 @@ class TorchChannels:
             taylor_gradients(self.model, self.config, self.context)
         was_training = self.model.training
         self.model.eval()
-        pruner = tp.pruner.MetaPruner(
-            self.model,
-            tuple(self.examples),
-            importance=IMPORTANCE[self.config.ranking](),
-            global_pruning=self.config.scope == "global",
-            pruning_ratio=sparsity,
-            ignored_layers=self.ignored(),
-            round_to=self.config.round_to,
-            num_heads=dict(self.heads),
-            prune_num_heads=bool(self.heads),
-            prune_head_dims=False,
-            head_pruning_ratio=sparsity,
-            head_pruning_ratio_dict=head_ratios(self.heads, sparsity),
-        )
+        with warnings.catch_warnings():  # its note on bare parameters: they are left whole
+            warnings.filterwarnings("ignore", "Unwrapped parameters", UserWarning)
+            pruner = tp.pruner.MetaPruner(
+                self.model,
+                tuple(self.examples),
+                importance=IMPORTANCE[self.config.ranking](),
+                global_pruning=self.config.scope == "global",
+                pruning_ratio=sparsity,
+                ignored_layers=self.ignored(),
+                round_to=self.config.round_to,
+                num_heads=dict(self.heads),
+                prune_num_heads=bool(self.heads),
+                prune_head_dims=False,
+                head_pruning_ratio=sparsity,
+                head_pruning_ratio_dict=head_ratios(self.heads, sparsity),
+            )
         if self.config.ranking == "activation":
             record_activations(pruner.importance, self.model, self.config, self.context)
         names = self.names()
