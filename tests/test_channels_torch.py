@@ -214,6 +214,28 @@ def test_bert_heads_and_neurons_are_removed(tmp_path):
     assert report.compressed.macs < report.baseline.macs
 
 
+def test_vit_heads_of_the_new_attention_layout_are_removed(tmp_path):
+    """transformers 5's ViT (q_proj/k_proj/v_proj/o_proj, head_dim): heads go whole, 4 -> 2,
+    the MLP by half; the hidden size (LayerNorms) stays whole with a note."""
+    recipe = channel_recipe(
+        "vit",
+        [channel_pass()],
+        model={
+            "source": f"{HERE}/corpus_torch_models.py:vit",
+            "inputs": [{"name": "pixel_values", "shape": ["batch", 3, 32, 32]}],
+        },
+        data={"source": f"{HERE}/corpus_torch_models.py:images", "batch_size": 8},
+        evaluate={"metric": "cosine"},
+    )
+    report = compress.apply(recipe, output_dir=tmp_path, progress=False)
+    record = prune_record(report)
+    heads = [g for g in record["groups"] if g["kind"] == "heads"]
+    assert [(g["before"], g["after"]) for g in heads] == [(4, 2), (4, 2)]
+    assert record["channels"]["model.vit.layers.0.mlp.fc1"] == [128, 64]
+    assert "LayerNorm" in record["left_whole"][0]["why"]
+    assert report.compressed.export.parity_max_abs_diff < 1e-4
+
+
 def test_bare_parameter_group_is_left_whole_with_a_note(tmp_path):
     """A per-channel scale held as a bare nn.Parameter cannot be masked to verify the cut: its
     group stays whole and the report says so; the rest is pruned."""

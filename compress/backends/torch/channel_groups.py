@@ -76,8 +76,12 @@ def describe(
             why = why or f"{name} ({type(module).__name__}) cannot be masked to verify the cut"
         slices.append(Slice(name, output, tuple(int(i) for i in item.idxs)))
     size, removed = int(size or len(root_index)), sorted(int(i) for i in root_index)
-    projections = [m for m in _modules(group) if m in heads]
-    query = next((m for m in projections if names.get(m, "").endswith("query")), None)
+    projections = [  # a head group cuts the projections' outputs (a hidden-size one, inputs)
+        item.dep.target.module
+        for item in group
+        if item.dep.target.module in heads and graph.is_out_channel_pruning_fn(item.dep.handler)
+    ]
+    query = next((m for m in projections if names.get(m, "").endswith(("query", "q_proj"))), None)
     query = query or next(iter(projections), None)
     if query is not None:  # counted in heads, named after the query projection
         width = size // heads[query]
