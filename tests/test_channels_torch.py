@@ -319,6 +319,15 @@ def test_gpt2_feed_forward_neurons_are_cut_and_attention_left_whole(tmp_path):
     assert report.compressed.export.parity_max_abs_diff < 1e-4
 
 
+def test_targets_that_leave_nothing_to_cut_are_an_error(run_cli, write_recipe):
+    """The stem's channels are coupled with block2's through the residual add: targeting the
+    stem alone cuts nothing, and the run says why instead of reporting 0% removed."""
+    recipe = channel_recipe("coupled_net", [channel_pass(targets=["stem.0"])])
+    code, _, err = run_cli("apply", write_recipe(recipe))
+    assert code == EXIT_MODEL
+    assert "no channel group of the targeted layers can be removed" in err
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

@@ -119,6 +119,14 @@ def left_whole_note(left_whole: Sequence[dict]) -> str | None:
     return f"prune: {len(left_whole)} channel group(s) left whole ({shown}{rest})"
 
 
+def nothing_to_cut(left_whole: Sequence[dict]) -> ModelError:
+    """The error when no targeted group can be cut, with every reason a group was kept."""
+    reasons = "; ".join(f"{item['group']}: {item['why']}" for item in left_whole) or (
+        "every group touches a layer that is not targeted or produces a model output"
+    )
+    return ModelError(f"prune: no channel group of the targeted layers can be removed ({reasons})")
+
+
 def achieved_fraction(groups: Sequence[ChannelGroup]) -> float:
     """The fraction of the pruned groups' channels removed."""
     size = sum(group.size for group in groups)
@@ -183,7 +191,7 @@ def channel_record(
     every prune record, the fraction removed per layer; `channels` the counts before/after."""
     achieved = achieved_fraction(groups)
     check_channels_removed(config, groups, achieved)
-    layers = {name: len(g.removed) / g.size for g in groups for name in [g.name] if g.size}
+    layers = {g.name: len(g.removed) / g.size for g in groups if g.size}
     return {
         "method": "channel",
         "scope": config.scope,

@@ -32,6 +32,7 @@ from compress.passes.channels import (
     channel_record,
     choose_removed,
     left_whole_note,
+    nothing_to_cut,
 )
 from compress.passes.masks import SparsityStepper
 from compress.passes.prune import PrunePass, check_schedule_fits
@@ -46,9 +47,8 @@ def apply_channel_prune(model: Any, config: PrunePass, context: PassContext) -> 
     """Prune channels of a Keras model; returns the smaller model and the pass record."""
     graph = trace(model, is_sequential(model))
     groups, left_whole = prunable_groups(model, graph, config)
-    listed = "; ".join(f"{item['group']}: {item['why']}" for item in left_whole)
     if not groups:
-        raise ModelError(f"prune: no channel group of this model can be pruned ({listed})")
+        raise nothing_to_cut(left_whole)
     note = left_whole_note(left_whole)
     if note:
         context.reporter.note(note)

@@ -36,6 +36,7 @@ from compress.passes.channels import (
     channel_record,
     check_agreement,
     left_whole_note,
+    nothing_to_cut,
 )
 from compress.passes.masks import SparsityStepper
 from compress.passes.prune import PrunePass, check_schedule_fits
@@ -246,15 +247,12 @@ def apply_channel_prune(
         training = fine_tune(model, config, context, [schedule])
         updates = schedule.stepper.updates + 1
     summaries, verification = channels.cut(config.sparsity)
+    left = [{"group": name, "why": why} for name, why in channels.left_whole.items()]
     if not summaries:
-        raise ModelError(
-            "prune: no channel group of the targeted layers can be removed"
-            + _left_whole_text(channels.left_whole)
-        )
+        raise nothing_to_cut(left)
     if config.schedule is None and config.fine_tune:
         training = fine_tune(model, config, context, [])
     after = sum(p.numel() for p in model.parameters())
-    left = [{"group": name, "why": why} for name, why in channels.left_whole.items()]
     note = left_whole_note(left)
     if note:
         context.reporter.note(note)
@@ -263,9 +261,3 @@ def apply_channel_prune(
         config, summaries, left, verification, (before, after), updates, training, engine
     )
     return model, record
-
-
-def _left_whole_text(left_whole: dict[str, str]) -> str:
-    if not left_whole:
-        return " (every group touches a layer that is ignored or produces a model output)"
-    return ": " + "; ".join(f"{name}: {why}" for name, why in list(left_whole.items())[:3])
