@@ -76,6 +76,67 @@ def apply(recipe: str, output_dir: str | None, as_json: bool, no_progress: bool)
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Where to write (default: <export dir>/analysis).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print analysis.json on stdout.")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Val samples each variant is scored on.",
+)
+@click.option(
+    "--levels",
+    default="0.3,0.5,0.7,0.9",
+    show_default=True,
+    help="Comma-separated levels each layer (group) is pruned to alone.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+@_friendly_errors
+def analyze(
+    recipe: str,
+    output_dir: str | None,
+    as_json: bool,
+    samples: int,
+    levels: str,
+    no_progress: bool,
+) -> None:
+    """Per-layer sensitivity of each pass of RECIPE: each layer, channel group or quantized
+    node changed alone, scored on val (analysis.json, analysis.html)."""
+    from compress.analysis.run import analyze as run_analysis
+    from compress.analysis.table import print_analysis
+
+    result = run_analysis(
+        recipe,
+        output_dir=output_dir,
+        progress=False if (no_progress or as_json) else None,
+        samples=samples,
+        levels=_levels_option(levels),
+    )
+    if as_json:
+        click.echo(result.to_json(), nl=False)
+    else:
+        print_analysis(result, result.directory)
+
+
+def _levels_option(text: str) -> list[float]:
+    """--levels: fractions in (0, 1), comma-separated."""
+    try:
+        levels = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        levels = []
+    if not levels or not all(0.0 < level < 1.0 for level in levels):
+        raise click.BadParameter(f"{text!r}: give levels in (0, 1), e.g. 0.3,0.5,0.7,0.9")
+    return levels
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option(
     "--usage",
     type=click.Choice(["apply", "session"]),
     default="apply",
@@ -304,9 +365,11 @@ def passes() -> None:
 
 def _type_name(annotation: Any) -> str:
     """A short readable type: Literal values as a|b, Optional as `X | None`, models by name."""
-    from typing import Literal, Union, get_args, get_origin
+    from typing import Annotated, Literal, Union, get_args, get_origin
 
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:  # constraints and union tags: the type they annotate
+        return _type_name(args[0])
     if origin is Literal:
         return "|".join(str(arg) for arg in args)
     if origin is Union or type(annotation).__name__ == "UnionType":

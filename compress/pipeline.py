@@ -81,7 +81,7 @@ def run(
     plan = plan_outputs(recipe, output_dir)
     plan.open()
     try:
-        with _unexpected_failures(recipe, reporter):
+        with unexpected_failures(recipe, reporter):
             report = _run(recipe, model, plan, reporter, trained)
         plan.publish()
     finally:
@@ -90,7 +90,7 @@ def run(
 
 
 @contextmanager
-def _unexpected_failures(recipe: Recipe, reporter: Reporter) -> Iterator[None]:
+def unexpected_failures(recipe: Recipe, reporter: Reporter) -> Iterator[None]:
     """Turn an exception nobody anticipated into one line: the stage, the model, the recipe."""
     try:
         yield
@@ -120,6 +120,9 @@ def _run(
     baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
 
     context = PassContext(recipe=recipe, data=data, reporter=reporter, backend=backend)
+    if trained is None and any(config.allocates for config in recipe.passes):
+        recipe = allocate_levels(backend, model, context, baseline_path, plan)
+        context.recipe = recipe
     if trained is not None:
         model, records = trained.model, list(trained.records)
     else:
@@ -127,6 +130,25 @@ def _run(
             context.original = backend.copy(model)  # the default teacher: the model as loaded
         model, records = _model_passes(backend, model, context)
     return _finish(backend, model, records, context, plan, samples, baseline_path, baseline_export)
+
+
+def allocate_levels(
+    backend: Backend, model: Any, context: PassContext, baseline: Path, plan: OutputPlan
+) -> Recipe:
+    """The recipe with each allocating pass's levels set from a sensitivity scan of the
+    baseline (each pass scanned on the model as loaded)."""
+    from compress.analysis.levels import allocated
+    from compress.analysis.subject import SCAN_SAMPLES, Subject, scorer_for
+
+    recipe = context.recipe
+    scorer = scorer_for(context, baseline, SCAN_SAMPLES, "allocation: sensitivity")
+    subject = Subject(backend, model, context, baseline, scorer, plan.scratch(""))
+    passes = []
+    for index, config in enumerate(recipe.passes):
+        if config.allocates:
+            context.reporter.stage(f"pass {index + 1}: scanning sensitivity for allocation")
+        passes.append(allocated(subject, config) if config.allocates else config)
+    return recipe.model_copy(update={"passes": passes})
 
 
 def _finish(

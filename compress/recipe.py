@@ -271,7 +271,8 @@ def _validate(data: dict, source: Located | None) -> Recipe:
 
 
 def _format_error(source: Located | None, error: Any) -> str:
-    loc = tuple(error["loc"])
+    # a tagged union's tag ("<level>") names the alternative tried, not a recipe key
+    loc = tuple(part for part in error["loc"] if not str(part).startswith("<"))
     dotted = ".".join(str(part) for part in loc)
     message = error["msg"].removeprefix("Value error, ")  # pass types: the registry's words
     if error["type"] == "extra_forbidden":

@@ -86,6 +86,12 @@ class PassConfig(StrictModel):
         return self.stage == "onnx"
 
     @property
+    def allocates(self) -> bool:
+        """Whether the pipeline scans sensitivity first and hands the pass per-layer levels
+        (`allocated` in compress/analysis/levels.py)."""
+        return False
+
+    @property
     def reshapes(self) -> bool:
         """Whether the pass changes layer widths: the smaller framework model is then saved
         next to the ONNX file, since the recipe's builder no longer builds it."""

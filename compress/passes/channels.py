@@ -11,13 +11,13 @@ slice the weights; the counting, ranking and checking is done once, here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from compress.errors import ModelError
-from compress.passes.prune import SPARSITY_TOLERANCE, PrunePass
+from compress.passes.prune import SPARSITY_TOLERANCE, PrunePass, levels_record
 
 #: Where the samples that masked and pruned models are compared on come from, the first split
 #: with enough of them (generated inputs otherwise).
@@ -78,16 +78,22 @@ def lowest(scores: np.ndarray, count: int) -> list[int]:
 
 
 def choose_removed(
-    scores: dict[str, np.ndarray], sparsity: float, scope: str, round_to: int | None = None
+    scores: dict[str, np.ndarray],
+    sparsity: float | Mapping[str, float],
+    scope: str,
+    round_to: int | None = None,
 ) -> dict[str, list[int]]:
-    """The channels to remove from each group (by name): per group at `sparsity` (scope
-    `layer`), or with one threshold over the groups' normalised scores (scope `global`), each
-    group keeping at least one channel (a multiple of `round_to`)."""
+    """The channels to remove from each group (by name): per group at `sparsity` (or at each
+    group's own level, scope `layer`), or with one threshold over the groups' normalised
+    scores (scope `global`), each group keeping at least one channel (a multiple of
+    `round_to`)."""
     if scope != "global":
+        levels = sparsity if isinstance(sparsity, Mapping) else dict.fromkeys(scores, sparsity)
         return {
-            name: lowest(s, s.size - kept_count(s.size, sparsity, round_to))
+            name: lowest(s, s.size - kept_count(s.size, levels[name], round_to))
             for name, s in scores.items()
         }
+    assert not isinstance(sparsity, Mapping)  # the recipe refuses per-layer levels with global
     pooled = sorted(
         (float(value), name, int(index))
         for name, s in scores.items()
@@ -140,13 +146,15 @@ def check_channels_removed(
     channels (and `round_to`) impose: per group with scope `layer`, over all with `global`."""
     total = sum(group.size for group in groups)
     if config.scope == "global":
-        wanted = math.floor(total * config.sparsity + 1e-9) if not config.round_to else 0
+        wanted = math.floor(total * config.target + 1e-9) if not config.round_to else 0
     else:
-        wanted = sum(g.size - kept_count(g.size, config.sparsity, config.round_to) for g in groups)
+        wanted = sum(
+            g.size - kept_count(g.size, config.level_of(g.name), config.round_to) for g in groups
+        )
     if total and achieved * total + 1e-9 < wanted - SPARSITY_TOLERANCE * total:
         raise ModelError(
             f"prune: {achieved:.2%} of the targeted channels were removed, below the "
-            f"{wanted / total:.2%} that sparsity {config.sparsity} asks of these groups"
+            f"{wanted / total:.2%} that the sparsity asks of these groups"
         )
 
 
@@ -192,11 +200,13 @@ def channel_record(
     achieved = achieved_fraction(groups)
     check_channels_removed(config, groups, achieved)
     layers = {g.name: len(g.removed) / g.size for g in groups if g.size}
+    total = sum(g.size for g in groups)
+    asked = sum(config.level_of(g.name) * g.size for g in groups) / total if total else 0.0
     return {
         "method": "channel",
         "scope": config.scope,
         "schedule": config.schedule.kind if config.schedule else "one-shot",
-        "target_sparsity": config.sparsity,
+        "target_sparsity": round(asked if config.per_layer else config.target, 6),
         "achieved_sparsity": round(achieved, 6),
         "mask_updates": mask_updates,
         "layers": {name: round(value, 6) for name, value in layers.items()},
@@ -213,4 +223,5 @@ def channel_record(
         "verification": verification,
         "params_before": params[0],
         "params_after": params[1],
+        **levels_record(config, [g.name for g in groups]),
     }

@@ -23,9 +23,10 @@ def smallest(magnitudes: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def magnitude_masks(
-    weights: Mapping[str, np.ndarray], sparsity: float, scope: str
+    weights: Mapping[str, np.ndarray], sparsity: float | Mapping[str, float], scope: str
 ) -> dict[str, np.ndarray]:
-    """Masks zeroing the smallest |w|: per layer, or with one threshold over all layers."""
+    """Masks zeroing the smallest |w|: per layer (at one level, or at each layer's own), or
+    with one threshold over all layers."""
     if scope == "global":
         flat = np.concatenate([np.abs(w).ravel() for w in weights.values()])
         pruned = smallest(flat, sparsity)
@@ -34,8 +35,9 @@ def magnitude_masks(
             masks[name] = ~pruned[offset : offset + weight.size].reshape(weight.shape)
             offset += weight.size
         return masks
+    levels = sparsity if isinstance(sparsity, Mapping) else dict.fromkeys(weights, sparsity)
     return {
-        name: ~smallest(np.abs(weight).ravel(), sparsity).reshape(weight.shape)
+        name: ~smallest(np.abs(weight).ravel(), levels[name]).reshape(weight.shape)
         for name, weight in weights.items()
     }
 
@@ -68,10 +70,14 @@ def check_n_m_fits(
 def compute_masks(
     config: PrunePass, weights: Mapping[str, np.ndarray], sparsity: float, axis: Mapping[str, int]
 ) -> dict[str, np.ndarray]:
-    """The masks a prune pass asks for at the given sparsity (n:m ignores the value)."""
+    """The masks a prune pass asks for when its schedule stands at `sparsity` (each layer at
+    its own level in proportion; n:m ignores the value)."""
     if config.method == "n:m":
         return {name: n_m_mask(w, config.n, config.m, axis[name]) for name, w in weights.items()}
-    return magnitude_masks(weights, sparsity, config.scope)
+    if config.scope == "global":
+        return magnitude_masks(weights, sparsity, config.scope)
+    levels = {name: config.level_at(name, sparsity) for name in weights}
+    return magnitude_masks(weights, levels, config.scope)
 
 
 class SparsityStepper:
@@ -101,12 +107,12 @@ class SparsityStepper:
             return None
         target = self._scheduled(step)
         due = step % schedule.update_every(self.steps_per_epoch) == 0
-        if target != self.current and (due or target == self.config.sparsity):
+        if target != self.current and (due or target == self.config.level):
             return self._record(target)
         return None
 
     def record_one_shot(self) -> float:
-        return self._record(self.config.sparsity)
+        return self._record(self.config.level)
 
     def _record(self, sparsity: float) -> float:
         self.current = sparsity
@@ -115,7 +121,7 @@ class SparsityStepper:
 
     def _scheduled(self, step: int) -> float:
         assert self.config.schedule is not None
-        return self.config.schedule.sparsity_at(step, self.steps_per_epoch, self.config.sparsity)
+        return self.config.schedule.sparsity_at(step, self.steps_per_epoch, self.config.level)
 
 
 def achieved_sparsity(weights: Mapping[str, np.ndarray]) -> tuple[float, dict[str, float]]:

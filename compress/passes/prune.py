@@ -8,19 +8,21 @@ backends give it only adapters.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from compress.errors import ModelError
 from compress.passes.base import PassConfig, PassRecord
-from compress.passes.targets import LayerInfo, resolve_targets
+from compress.passes.targets import LayerInfo, matches, resolve_targets
 from compress.schema import StrictModel
 
 if TYPE_CHECKING:
     from compress.errors import RecipeError
     from compress.recipe import Recipe
 
+#: A sparsity: the fraction of weights (channels) removed.
+Level = Annotated[float, Field(ge=0.0, lt=1.0)]
 #: A run misses its target when achieved sparsity is this far below the request (0.5 points).
 SPARSITY_TOLERANCE = 0.005
 
@@ -90,8 +92,39 @@ class PruneSchedule(StrictModel):
         return self.frequency or max(1, math.ceil(steps_per_epoch / 10))
 
 
+class LayerLevels(StrictModel):
+    """Per-layer sparsity: `default` for every targeted layer (channel pruning: group), and
+    `overrides` by layer name or `re:` regex (the first match wins)."""
+
+    default: Level
+    overrides: dict[str, Level] = Field(default_factory=dict)
+
+    def overridden(self, name: str) -> bool:
+        return any(matches(pattern, name) for pattern in self.overrides)
+
+    def of(self, name: str) -> float:
+        return next(
+            (value for pattern, value in self.overrides.items() if matches(pattern, name)),
+            self.default,
+        )
+
+
+def _levels_kind(value: object) -> str:
+    return "<per-layer>" if isinstance(value, dict | LayerLevels) else "<level>"
+
+
+#: One level for every layer, or per-layer levels (validated by the value's shape, so that an
+#: error names the one that was meant; tags in <> are left out of error locations).
+Levels = Annotated[
+    Annotated[float, Field(ge=0.0, lt=1.0), Tag("<level>")]
+    | Annotated[LayerLevels, Tag("<per-layer>")],
+    Discriminator(_levels_kind),
+]
+
+
 class PruneRecord(PassRecord):
-    """What a prune pass did (Keras adds `engine`; training holds `steps`, `final_loss`)."""
+    """What a prune pass did (Keras adds `engine`; training holds `steps`, `final_loss`;
+    per-layer levels add `allocation` and `levels`)."""
 
     method: str
     scope: str
@@ -115,12 +148,16 @@ class PrunePass(PassConfig):
         description="magnitude: unstructured; n:m: keep n of every m input weights; "
         "channel: remove whole channels, neurons and attention heads (a smaller, faster model)",
     )
-    sparsity: float = Field(
+    sparsity: Levels = Field(
         ...,
-        ge=0.0,
-        lt=1.0,
         description="fraction of weights set to zero (n:m: 1 - n/m); channel: fraction of the "
-        "channels/neurons/heads removed from each targeted group",
+        "channels/neurons/heads removed from each targeted group; or per layer: "
+        "{default: 0.8, overrides: {conv1: 0.3}}",
+    )
+    allocation: Literal["uniform", "sensitivity"] = Field(
+        "uniform",
+        description="sensitivity: `sparsity` is the overall target and each layer gets its "
+        "own level from a one-shot sensitivity scan on val (see compress analyze)",
     )
     importance: Literal["l1", "l2", "bn_scale", "taylor", "activation"] | None = Field(
         None,
@@ -152,6 +189,36 @@ class PrunePass(PassConfig):
         return self.schedule is not None or bool(self.fine_tune)
 
     @property
+    def level(self) -> float:
+        """The highest per-layer level: what a schedule ramps to (every layer in proportion)
+        and the only level of a uniform pass."""
+        if isinstance(self.sparsity, LayerLevels):
+            return max(self.sparsity.default, *self.sparsity.overrides.values())
+        return self.sparsity
+
+    @property
+    def target(self) -> float:
+        """The overall level asked: the sparsity, or the `default` of per-layer levels."""
+        return self.sparsity.default if isinstance(self.sparsity, LayerLevels) else self.sparsity
+
+    @property
+    def per_layer(self) -> bool:
+        return isinstance(self.sparsity, LayerLevels)
+
+    def level_of(self, name: str) -> float:
+        """The final sparsity of one layer (or channel group)."""
+        return self.sparsity.of(name) if isinstance(self.sparsity, LayerLevels) else self.sparsity
+
+    def default_at(self, ramp: float) -> float:
+        """The default level when the schedule has ramped to `ramp` of `level`."""
+        return self.target if ramp >= self.level else self.target * ramp / self.level
+
+    def level_at(self, name: str, ramp: float) -> float:
+        """A layer's sparsity when the schedule has ramped to `ramp` of `level`."""
+        final = self.level_of(name)
+        return final if ramp >= self.level else final * ramp / self.level
+
+    @property
     def splits(self) -> tuple[str, ...]:
         """Taylor importance needs gradients of the training loss, so it reads train data;
         activation importance runs the model on train (else calibration) inputs."""
@@ -171,8 +238,14 @@ class PrunePass(PassConfig):
     @property
     def in_session(self) -> bool:
         """Channel pruning replaces the model by a smaller one: a user's loop holding the
-        model and its optimizer cannot follow, so it runs with `compress apply` only."""
-        return self.method != "channel"
+        model and its optimizer cannot follow, so it runs with `compress apply` only; so does
+        sensitivity allocation, which scans the exported baseline."""
+        return self.method != "channel" and self.allocation == "uniform"
+
+    @property
+    def allocates(self) -> bool:
+        """Whether the pipeline must scan sensitivity to give each layer its level first."""
+        return self.allocation == "sensitivity"
 
     def plan(self, layers: list[LayerInfo]) -> dict:
         return plan_prune(self, layers)
@@ -218,6 +291,11 @@ class PrunePass(PassConfig):
 
     @model_validator(mode="after")
     def _check_fine_tune(self) -> PrunePass:
+        if self.per_layer or self.allocation == "sensitivity":
+            if self.method == "n:m":
+                raise ValueError("n:m pruning has one fixed sparsity: no per-layer levels")
+            if self.scope == "global":
+                raise ValueError("scope global ranks all layers together: no per-layer levels")
         if self.method == "n:m":
             if self.n >= self.m:
                 raise ValueError("n:m pruning needs n < m")
@@ -235,7 +313,7 @@ class PrunePass(PassConfig):
             raise ValueError("tfmot has no channel pruning: use engine auto or native")
         if self.schedule is not None and self.fine_tune is False:
             raise ValueError("a schedule prunes during fine-tuning: fine_tune cannot be false")
-        if self.schedule is not None and self.schedule.initial_sparsity > self.sparsity:
+        if self.schedule is not None and self.schedule.initial_sparsity > self.level:
             raise ValueError("schedule.initial_sparsity cannot exceed sparsity")
         return self
 
@@ -252,12 +330,21 @@ def check_schedule_fits(config: PrunePass, steps_per_epoch: int, total_steps: in
         )
 
 
-def check_achieved(config: PrunePass, achieved: float) -> None:
-    """Fail when the measured sparsity of the targeted weights misses the request."""
-    if achieved + SPARSITY_TOLERANCE < config.sparsity:
+def expected_sparsity(config: PrunePass, sizes: dict[str, int]) -> float:
+    """The overall sparsity the per-layer levels ask of weights of these sizes."""
+    total = sum(sizes.values())
+    asked = sum(config.level_of(name) * size for name, size in sizes.items())
+    return config.target if total == 0 else asked / total
+
+
+def check_achieved(config: PrunePass, achieved: float, expected: float | None = None) -> None:
+    """Fail when the measured sparsity of the targeted weights misses the request (`expected`:
+    the overall level per-layer levels ask, else the sparsity)."""
+    asked = config.target if expected is None else expected
+    if achieved + SPARSITY_TOLERANCE < asked:
         raise ModelError(
             f"prune: achieved sparsity {achieved:.2%} of the targeted weights is below the "
-            f"requested {config.sparsity:.2%} (tolerance {SPARSITY_TOLERANCE:.1%})"
+            f"requested {asked:.2%} (tolerance {SPARSITY_TOLERANCE:.1%})"
         )
 
 
@@ -271,7 +358,7 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
             "name": layer.name,
             "kind": layer.kind,
             "weights": layer.weights,
-            "nonzero_after": layer.weights - round(config.sparsity * layer.weights),
+            "nonzero_after": layer.weights - round(config.level_of(layer.name) * layer.weights),
             **({"estimate": True} if config.method == "channel" else {}),
         }
         for layer in chosen
@@ -283,21 +370,32 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
     }
 
 
+def levels_record(config: PrunePass, names: list[str]) -> dict:
+    """How the levels were set and, when they differ by layer, each layer's level."""
+    if not config.per_layer:
+        return {"allocation": "uniform"}
+    how = "sensitivity" if config.allocates else "explicit"
+    return {"allocation": how, "levels": {name: config.level_of(name) for name in names}}
+
+
 def prune_record(
     config: PrunePass,
     achieved: float,
     per_layer: dict[str, float],
     mask_updates: int,
     training: dict | None,
+    target: float | None = None,
 ) -> dict:
-    """What a prune pass did, for the report (the same keys for every backend)."""
+    """What a prune pass did, for the report (the same keys for every backend); `target` is
+    the overall level asked when it differs by layer."""
     return {
         "method": config.method,
         "scope": config.scope,
         "schedule": config.schedule.kind if config.schedule else "one-shot",
-        "target_sparsity": config.sparsity,
+        "target_sparsity": round(config.target if target is None else target, 6),
         "achieved_sparsity": round(achieved, 6),
         "mask_updates": mask_updates,
         "layers": {name: round(value, 6) for name, value in per_layer.items()},
         "training": training,
+        **levels_record(config, list(per_layer)),
     }

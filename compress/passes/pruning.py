@@ -14,7 +14,13 @@ from typing import Protocol
 import numpy as np
 
 from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
-from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
+from compress.passes.prune import (
+    PrunePass,
+    check_achieved,
+    check_schedule_fits,
+    expected_sparsity,
+    prune_record,
+)
 from compress.passes.targets import LayerInfo, resolve_targets
 
 # Named weight axes: "in" (input channels, where n:m groups run), "out", and "k" (kernel).
@@ -105,8 +111,11 @@ class Pruner:
         """Apply the masks a last time, verify the sparsity reached, and return the record."""
         self.apply_masks()
         achieved, per_layer = self.achieved()
-        check_achieved(self.config, achieved)
-        return prune_record(self.config, achieved, per_layer, self.stepper.updates, training)
+        sizes = {name: w.size for name, w in self.adapter.read().items()}
+        expected = expected_sparsity(self.config, sizes)
+        check_achieved(self.config, achieved, expected)
+        updates = self.stepper.updates
+        return prune_record(self.config, achieved, per_layer, updates, training, expected)
 
 
 def select(config: PrunePass, layers: list[LayerInfo]) -> list[str]:

@@ -17,7 +17,7 @@ from compress.report.schema import Report
 #: Layer tables longer than this are folded in a <details> element (all rows are still there).
 FOLD_LAYERS = 60
 
-_CSS = """
+CSS = """
 :root { --ink:#1f2937; --muted:#6b7280; --line:#e5e7eb; --card:#f8fafc; --blue:#2563eb;
   --green:#15803d; --red:#b91c1c; --amber:#b45309; --cyan:#0e7490; }
 * { box-sizing: border-box; }
@@ -84,7 +84,7 @@ def render_html(report: Report) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>compress report: {escape(name)}</title>",
-        f"<style>{_CSS}</style></head><body><main>",
+        f"<style>{CSS}</style></head><body><main>",
         f"<h1>compress report: {escape(name)}</h1>",
         f'<p class="sub">Framework <b>{escape(report.framework)}</b> · compress '
         f"{escape(report.tool_version)} · onnxruntime {escape(env.onnxruntime)} on "
@@ -153,13 +153,15 @@ def _notes(report: Report) -> str:
     return f'<section id="notes"><h2>Notes</h2><ul class="notes">{items}</ul></section>'
 
 
-def _image(svg: str, alt: str) -> str:
+def image_tag(svg: str, alt: str) -> str:
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
     return f'<img src="data:image/svg+xml;base64,{data}" alt="{escape(alt)}">'
 
 
 def _figure(chart_id: str, svg: str, alt: str, caption: str) -> str:
-    return f'<figure id="{chart_id}">{_image(svg, alt)}<figcaption>{caption}</figcaption></figure>'
+    return (
+        f'<figure id="{chart_id}">{image_tag(svg, alt)}<figcaption>{caption}</figcaption></figure>'
+    )
 
 
 def _charts(report: Report) -> str:

@@ -28,7 +28,7 @@ LABELLED_LAYERS = 48
 _LABEL_CHARS = 36
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A Figure on an Agg canvas of its own: pyplot and the global backend are left alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -38,7 +38,7 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _style(axes) -> None:
+def style_axes(axes) -> None:
     axes.spines["top"].set_visible(False)
     axes.spines["right"].set_visible(False)
     axes.tick_params(labelsize=9)
@@ -56,7 +56,7 @@ def to_svg(figure: Figure) -> str:
     return buffer.getvalue()
 
 
-def _short(name: str) -> str:
+def short_label(name: str) -> str:
     return name if len(name) <= _LABEL_CHARS else "…" + name[-(_LABEL_CHARS - 1) :]
 
 
@@ -70,11 +70,11 @@ def sparsity_chart(report: Report) -> str:
     index = np.arange(len(layers))
     labelled = len(layers) <= LABELLED_LAYERS
     if labelled:
-        figure = _figure(8.6, 1.3 + 0.32 * max(len(layers), 1))
+        figure = new_figure(8.6, 1.3 + 0.32 * max(len(layers), 1))
         axes = figure.add_subplot()
         axes.barh(index + 0.2, before, height=0.4, color=BASELINE_COLOR, label="baseline")
     else:
-        figure = _figure(8.6, 3.4)
+        figure = new_figure(8.6, 3.4)
         axes = figure.add_subplot()
     for dtype in dict.fromkeys(dtypes):
         chosen = np.array([d == dtype for d in dtypes])
@@ -87,12 +87,12 @@ def sparsity_chart(report: Report) -> str:
     if labelled:
         for row, value in zip(index, after, strict=True):
             axes.text(min(value, 100) + 1, row - 0.2, f"{value:.1f}%", va="center", fontsize=8)
-        axes.set_yticks(index, [_short(layer.name) for layer in layers])
+        axes.set_yticks(index, [short_label(layer.name) for layer in layers])
         axes.invert_yaxis()
         axes.set_xlim(0, 110)
         axes.set_xticks(range(0, 101, 20))
         axes.set_xlabel("sparsity (% of weights that are zero)", fontsize=9)
-        _style(axes)
+        style_axes(axes)
         axes.grid(axis="y", visible=False)
     else:
         axes.plot(index, before, color="#374151", linewidth=1.0, label="baseline")
@@ -100,7 +100,7 @@ def sparsity_chart(report: Report) -> str:
         axes.set_ylim(0, 105)
         axes.set_xlabel(f"layer index (0 … {len(layers) - 1}; names in the layer table)")
         axes.set_ylabel("sparsity (%)", fontsize=9)
-        _style(axes)
+        style_axes(axes)
     axes.legend(
         fontsize=8,
         frameon=False,
@@ -117,7 +117,7 @@ def size_chart(report: Report) -> str:
     groups = ["raw", "gzip"]
     before = [base.size_bytes, base.size_gzip_bytes]
     after = [comp.size_bytes, comp.size_gzip_bytes]
-    figure = _figure(5.2, 3.0)
+    figure = new_figure(5.2, 3.0)
     axes = figure.add_subplot()
     x = np.arange(len(groups))
     bars_before = axes.bar(x - 0.2, before, width=0.38, color=BASELINE_COLOR, label="baseline")
@@ -149,7 +149,7 @@ def size_chart(report: Report) -> str:
     axes.set_xticks(x, ["file size (raw)", "file size (gzip -9)"])
     axes.set_ylim(0, max(before + after) * 1.18 or 1)
     axes.yaxis.set_major_formatter(lambda value, _: format_size(value))
-    _style(axes)
+    style_axes(axes)
     axes.grid(axis="x", visible=False)
     axes.legend(fontsize=8, frameon=False, loc="upper right")
     return to_svg(figure)
@@ -166,7 +166,7 @@ def latency_chart(report: Report) -> str | None:
     if not pairs:
         return None
     left, right = latency_range([stats for _, stats, _ in pairs])
-    figure = _figure(8.6, 3.4)
+    figure = new_figure(8.6, 3.4)
     axes = figure.add_subplot()
     for label, stats, color in pairs:
         _draw_latency(axes, label, stats, color, right)
@@ -175,7 +175,7 @@ def latency_chart(report: Report) -> str | None:
     axes.set_ylim(0, 1.04)
     axes.set_xlim(left, right)
     axes.set_yticks([0, 0.25, 0.5, 0.75, 0.9, 1.0])
-    _style(axes)
+    style_axes(axes)
     axes.legend(fontsize=8, frameon=False, loc="lower right")
     return to_svg(figure)
 

@@ -55,7 +55,7 @@ def apply_channel_prune(model: Any, config: PrunePass, context: PassContext) -> 
     chooser = Chooser(model, graph, groups, config, context)
     samples = parity_samples(context.recipe, context.data, splits=CHECK_SPLITS)
     if config.schedule is None:
-        keep = chooser.choose(config.sparsity)
+        keep = chooser.choose(config.level)
         pruned = rebuild(model, graph, keep)
         verification = verify(masked_copy(model, graph, keep), pruned, graph, keep, groups, samples)
         training = _fit(pruned, config, context, []) if config.fine_tune else None
@@ -155,7 +155,9 @@ class Chooser:
                 f"BatchNormalization by l2 instead ({', '.join(fallback)})"
             )
         config = self.config
-        self.removed = choose_removed(scores, sparsity, config.scope, config.round_to)
+        levels = {g.name: config.level_at(g.name, sparsity) for g in self.groups}
+        chosen = levels if config.per_layer else sparsity
+        self.removed = choose_removed(scores, chosen, config.scope, config.round_to)
         self.keep = {
             group.id: np.setdiff1d(np.arange(group.size), self.removed[group.name])
             for group in self.groups

@@ -19,7 +19,13 @@ from compress.backends.keras.layers import keras_layers, kernels
 from compress.backends.keras.training import fit
 from compress.errors import ModelError, message_line
 from compress.passes.masks import achieved_sparsity
-from compress.passes.prune import PrunePass, check_achieved, check_schedule_fits, prune_record
+from compress.passes.prune import (
+    PrunePass,
+    check_achieved,
+    check_schedule_fits,
+    expected_sparsity,
+    prune_record,
+)
 from compress.passes.pruning import IN, OUT, Pruner, layout, run_prune, select
 
 TRANSPOSED = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
@@ -84,11 +90,11 @@ def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[An
     engine = _engine(config, flavor)
     if engine == "tfmot":
         model, updates, training = _prune_with_tfmot(model, names, config, context)
-        achieved, per_layer = achieved_sparsity(
-            {n: np.asarray(k.numpy()) for n, k in kernels(model, names).items()}
-        )
-        check_achieved(config, achieved)
-        record = prune_record(config, achieved, per_layer, updates, training)
+        pruned = {n: np.asarray(k.numpy()) for n, k in kernels(model, names).items()}
+        achieved, per_layer = achieved_sparsity(pruned)
+        expected = expected_sparsity(config, {n: k.size for n, k in pruned.items()})
+        check_achieved(config, achieved, expected)
+        record = prune_record(config, achieved, per_layer, updates, training, expected)
         return model, {**record, "engine": engine}
 
     def fine_tune(pruner: Pruner) -> dict:
@@ -179,18 +185,24 @@ def _prune_with_tfmot(
     end = min(schedule.end_step_for(per_epoch) if schedule else 0, total - 1)
     desired = schedule.update_every(per_epoch) if schedule else 1
     frequency = tfmot_frequency(desired, end - begin)
-    if schedule is None or schedule.kind == "constant":
-        tfmot_schedule = sparsity.ConstantSparsity(config.sparsity, begin, frequency=frequency)
-        updates = 1 + (total - 1 - begin) // frequency
-    else:
-        tfmot_schedule = sparsity.PolynomialDecay(
-            initial_sparsity=schedule.initial_sparsity,
-            final_sparsity=config.sparsity,
+
+    def schedule_of(name: str) -> Any:
+        """tfmot's schedule for one layer, ramping to that layer's level."""
+        final = config.level_of(name)
+        if schedule is None or schedule.kind == "constant":
+            return sparsity.ConstantSparsity(final, begin, frequency=frequency)
+        return sparsity.PolynomialDecay(
+            initial_sparsity=min(schedule.initial_sparsity, final),
+            final_sparsity=final,
             begin_step=begin,
             end_step=end,
             power=1.0 if schedule.kind == "linear" else schedule.exponent,
             frequency=frequency,
         )
+
+    if schedule is None or schedule.kind == "constant":
+        updates = 1 + (total - 1 - begin) // frequency
+    else:
         updates = 1 + (end - begin) // frequency
     extra = {}
     if config.method == "n:m":
@@ -200,7 +212,9 @@ def _prune_with_tfmot(
     # shares the original weights.
     def wrap(layer: Any) -> Any:
         if layer.name in names:
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=tfmot_schedule, **extra)
+            return sparsity.prune_low_magnitude(
+                layer, pruning_schedule=schedule_of(layer.name), **extra
+            )
         return layer
 
     try:

@@ -12,7 +12,7 @@ import numpy as np
 
 from compress.backends.onnx import runtime
 from compress.backends.onnx.quantize import Quantizer
-from compress.backends.onnx.ranking import RANKING_SAMPLES, rank, sample_errors, worst_samples
+from compress.backends.onnx.ranking import rank_reverts
 from compress.errors import ModelError
 from compress.measure.accuracy import fidelity, score
 from compress.metrics import metric_drop
@@ -88,19 +88,14 @@ def revert_until_within(
     before = scorer.drop(quantized)
     if before <= limit:
         return Fallback([], before, before, start)
-    rows = worst_samples(scorer.reference, quantized, RANKING_SAMPLES)
-    reference = scorer.reference[rows]
 
-    def error_of(path: Path) -> float:
-        return float(np.mean(sample_errors(reference, scorer.outputs(path, rows))))
-
-    def error_without(name: str) -> float:
+    def outputs_without(name: str, rows: np.ndarray) -> np.ndarray:
         trial = quantizer.scratch / "ranking.onnx"
         quantizer.write(trial, keep_float | {name})
-        return error_of(trial)
+        return scorer.outputs(trial, rows)
 
     candidates = [n for n in quantizer.quantized_nodes(start) if n not in keep_float]
-    ranked = rank(candidates, error_without, error_of(start))
+    ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
     reverted: list[str] = []
     drop = before
     for step, item in enumerate(ranked, 1):

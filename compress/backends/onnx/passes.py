@@ -26,7 +26,7 @@ def quantize_file(source: Path, target: Path, config: QuantizePass, context: Pas
     """Post-training quantization from `source` to `target`: quantize everything the mode
     takes, keep in float what is slower in INT8 on this CPU (static, `placement: speed`), then
     revert nodes to float while the accuracy drop exceeds `max_accuracy_drop`."""
-    samples, batch = _calibration(config, context)
+    samples, batch = calibration_inputs(config, context)
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         quantizer = Quantizer.prepare(source, scratch, config, samples, batch)
@@ -59,7 +59,9 @@ def quantize_file(source: Path, target: Path, config: QuantizePass, context: Pas
     }
 
 
-def _calibration(config: QuantizePass, context: PassContext) -> tuple[list[np.ndarray] | None, int]:
+def calibration_inputs(
+    config: QuantizePass, context: PassContext
+) -> tuple[list[np.ndarray] | None, int]:
     """Calibration inputs from the first of the pass's splits that data.source returned."""
     if not config.splits:
         return None, 1

@@ -253,6 +253,10 @@ class Quantizer:
             calibration_cache_path=cache,
         )
 
+    def node_ops(self) -> dict[str, str]:
+        """The op type of each node of the prepared model, by name."""
+        return {node.name: node.op_type for node in onnx.load(str(self.prepared)).graph.node}
+
     def quantized_nodes(self, quantized: Path) -> list[str]:
         """Names of the prepared model's nodes that `quantized` runs in integers (without the
         ones the recipe ignores): the static ones read a DequantizeLinear, the others were

@@ -43,3 +43,21 @@ def rank(
     `error_without(name)` is the error of the model with `name` in float; `error` with none."""
     ranked = [Ranked(name, error - error_without(name)) for name in candidates]
     return sorted(ranked, key=lambda item: -item.gain)
+
+
+def rank_reverts(
+    candidates: list[str],
+    outputs_without: Callable[[str, np.ndarray], np.ndarray],
+    reference: np.ndarray,
+    quantized: np.ndarray,
+) -> list[Ranked]:
+    """Quantized nodes by the error each removes when it alone goes back to float, measured on
+    the `RANKING_SAMPLES` samples where `quantized` strays furthest from the float `reference`.
+    `outputs_without(name, rows)` gives the outputs on those rows with `name` in float. The
+    accuracy-aware fallback, `compress analyze` and `compress tune` all rank with this."""
+    rows = worst_samples(reference, quantized, RANKING_SAMPLES)
+
+    def error(outputs: np.ndarray) -> float:
+        return float(np.mean(sample_errors(reference[rows], outputs)))
+
+    return rank(candidates, lambda name: error(outputs_without(name, rows)), error(quantized[rows]))

@@ -80,6 +80,16 @@ class TorchChannels:
             others.append(projection)
         return outputs + others
 
+    def ratios(self, ramp: float) -> dict[nn.Module, float]:
+        """The targeted layers whose level differs from the default (per-layer levels), at
+        the schedule's `ramp`: the groups they produce are cut at that level."""
+        default = self.config.default_at(ramp)
+        return {
+            module: level
+            for name, module in self.model.named_modules()
+            if name in self.targets and (level := self.config.level_at(name, ramp)) != default
+        }
+
     def names(self) -> dict[nn.Module, str]:
         return {module: name for name, module in self.model.named_modules()}
 
@@ -98,7 +108,8 @@ class TorchChannels:
                 tuple(self.examples),
                 importance=IMPORTANCE[self.config.ranking](),
                 global_pruning=self.config.scope == "global",
-                pruning_ratio=sparsity,
+                pruning_ratio=self.config.default_at(sparsity),
+                pruning_ratio_dict=self.ratios(sparsity),
                 ignored_layers=self.ignored(),
                 round_to=self.config.round_to,
                 num_heads=dict(self.heads),
@@ -246,7 +257,7 @@ def apply_channel_prune(
         schedule = ChannelSchedule(channels, config)
         training = fine_tune(model, config, context, [schedule])
         updates = schedule.stepper.updates + 1
-    summaries, verification = channels.cut(config.sparsity)
+    summaries, verification = channels.cut(config.level)
     left = [{"group": name, "why": why} for name, why in channels.left_whole.items()]
     if not summaries:
         raise nothing_to_cut(left)

@@ -1,0 +1,142 @@
+"""analysis.html: one self-contained page (the report's style, charts as inline SVG images): per
+pass, a chart of drop vs level with one line per layer (a heatmap when there are many), or the
+nodes' bars for quantize, then the full table."""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+from compress.analysis.schema import Analysis, PassAnalysis
+from compress.report.html import CSS
+from compress.report.html import image_tag as _image_tag
+from compress.report.plots import new_figure, short_label, style_axes, to_svg
+
+#: Above this many layers the chart is a heatmap (lines would be unreadable).
+LINE_CHART_LAYERS = 12
+#: Rows in a heatmap or node chart: the most sensitive ones (the table has them all).
+CHART_ROWS = 40
+
+
+def render_analysis(analysis: Analysis) -> str:
+    sections = "".join(_section(analysis, item) for item in analysis.passes)
+    skipped = "".join(
+        f"<li>pass {item['index'] + 1} ({escape(item['type'])}): {escape(item['why'])}</li>"
+        for item in analysis.skipped
+    )
+    score = (
+        f"; baseline {analysis.metric} {analysis.baseline_score:.4g}"
+        if analysis.baseline_score is not None
+        else ""
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Sensitivity: {escape(analysis.recipe['name'])}</title>"
+        f"<style>{CSS}</style></head><body><main>"
+        f"<h1>Sensitivity: {escape(analysis.recipe['name'])}</h1>"
+        f'<p class="sub">{escape(analysis.framework)} model; drop in {escape(analysis.measure)} '
+        f"on {analysis.samples} val samples{escape(score)}; each layer, group or node changed "
+        f"alone; {analysis.seconds:.1f} s on {escape(analysis.environment['cpu'])}</p>"
+        f"{sections}"
+        + (f"<h2>Not scanned</h2><ul>{skipped}</ul>" if skipped else "")
+        + "</main></body></html>\n"
+    )
+
+
+def _section(analysis: Analysis, item: PassAnalysis) -> str:
+    title = f"Pass {item.index + 1}: {item.type} ({item.method})"
+    if item.kind == "nodes":
+        chart, table = _node_chart(item), _node_table(item)
+        caption = (
+            f"Fully quantized drop {item.full_drop:.4g}. Bars: the drop with the node alone "
+            "quantized, and how much of the full drop its reversion alone removes."
+        )
+    else:
+        chart, table = _level_chart(item), _layer_table(item)
+        caption = "Drop with the layer (group) alone pruned at each level, one-shot."
+    notes = "".join(f"<li>{escape(note)}</li>" for note in item.notes)
+    return (
+        f'<section id="pass-{item.index + 1}"><h2>{escape(title)}</h2>'
+        f"<figure>{_image_tag(chart, title)}<figcaption>{escape(caption)}</figcaption></figure>"
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + table
+        + "</section>"
+    )
+
+
+def _level_chart(item: PassAnalysis) -> str:
+    rows = item.layers
+    if len(rows) <= LINE_CHART_LAYERS:
+        figure = new_figure(8.6, 4.2)
+        axes = figure.add_subplot()
+        for row in rows:
+            levels = [0.0] + [p.level * 100 for p in row.points]
+            drops = [0.0] + [p.drop * 100 for p in row.points]
+            axes.plot(levels, drops, marker="o", markersize=3.5, label=short_label(row.name))
+        axes.set_xlabel("level (% of the layer's weights or channels removed)", fontsize=9)
+        axes.set_ylabel("drop (points)", fontsize=9)
+        axes.legend(fontsize=8, frameon=False, ncol=2)
+        style_axes(axes)
+        return to_svg(figure)
+    shown = rows[:CHART_ROWS]
+    grid = np.array(
+        [[p.drop * 100 for p in row.points] + [np.nan] * (len(item.levels) - len(row.points))
+         for row in shown]
+    )  # fmt: skip
+    figure = new_figure(8.6, 1.4 + 0.26 * len(shown))
+    axes = figure.add_subplot()
+    image = axes.imshow(grid, aspect="auto", cmap="magma_r", interpolation="nearest")
+    axes.set_xticks(range(len(item.levels)), [f"{level:.0%}" for level in item.levels])
+    axes.set_yticks(range(len(shown)), [short_label(row.name) for row in shown], fontsize=7)
+    axes.set_xlabel("level", fontsize=9)
+    figure.colorbar(image, ax=axes, label="drop (points)")
+    return to_svg(figure)
+
+
+def _node_chart(item: PassAnalysis) -> str:
+    shown = item.nodes[:CHART_ROWS]
+    full = item.full_drop or 0.0
+    index = np.arange(len(shown))
+    figure = new_figure(8.6, 1.4 + 0.3 * max(len(shown), 1))
+    axes = figure.add_subplot()
+    alone = [node.alone_drop * 100 for node in shown]
+    removed = [(full - node.reverted_drop) * 100 for node in shown]
+    axes.barh(index - 0.2, alone, height=0.4, color="#9333ea", label="drop, quantized alone")
+    axes.barh(index + 0.2, removed, height=0.4, color="#2563eb", label="drop removed, reverted")
+    axes.set_yticks(index, [short_label(node.name) for node in shown], fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlabel("points of the metric", fontsize=9)
+    axes.legend(fontsize=8, frameon=False, loc="lower right")
+    style_axes(axes)
+    return to_svg(figure)
+
+
+def _layer_table(item: PassAnalysis) -> str:
+    head = "".join(f'<th class="num">{level:.0%}</th>' for level in item.levels)
+    body = ""
+    for row in item.layers:
+        cells = {p.level: p.drop for p in row.points}
+        values = "".join(
+            f'<td class="num">{cells[level]:.4f}</td>' if level in cells else "<td>–</td>"
+            for level in item.levels
+        )
+        body += f'<tr><td>{escape(row.name)}</td><td class="num">{row.size:,}</td>{values}</tr>'
+    return (
+        '<table><tr><th>layer (most sensitive first)</th><th class="num">size</th>'
+        f"{head}</tr>{body}</table>"
+    )
+
+
+def _node_table(item: PassAnalysis) -> str:
+    body = "".join(
+        f"<tr><td>{rank}</td><td>{escape(node.name)}</td><td>{escape(node.op)}</td>"
+        f'<td class="num">{node.alone_drop:.4f}</td><td class="num">{node.reverted_drop:.4f}</td>'
+        f'<td class="num">{node.gain:.4g}</td></tr>'
+        for rank, node in enumerate(item.nodes, 1)
+    )
+    return (
+        "<table><tr><th>rank</th><th>node</th><th>op</th>"
+        '<th class="num">drop, alone quantized</th><th class="num">drop, alone reverted</th>'
+        f'<th class="num">ranking gain</th></tr>{body}</table>'
+    )

@@ -1,0 +1,160 @@
+"""`compress analyze`: load the recipe's model, export and verify its baseline once, then scan
+each pass of the recipe on it alone (layers, groups or nodes one at a time), scored on val.
+Writes analysis.json and analysis.html atomically into the output directory."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from compress import __version__
+from compress.analysis.channel_scan import scan_channels
+from compress.analysis.html import render_analysis
+from compress.analysis.node_scan import count_nodes, scan_nodes
+from compress.analysis.schema import Analysis, PassAnalysis
+from compress.analysis.subject import SCAN_SAMPLES, Subject, scorer_for
+from compress.analysis.weight_scan import scan_weights, targeted_layers
+from compress.atomic import write_text_or_fail
+from compress.backends import load_model
+from compress.backends.base import PassContext
+from compress.cpu import cpu_name, speed_features
+from compress.data import load_data
+from compress.passes import PassConfig
+from compress.passes.prune import PrunePass
+from compress.passes.quantize import QuantizePass
+from compress.pipeline import export_verified, unexpected_failures
+from compress.progress import Reporter, progress_wanted
+from compress.recipe import Recipe, as_recipe
+from compress.samples import parity_samples
+
+#: Levels each layer (group) is pruned to alone.
+SCAN_LEVELS = (0.3, 0.5, 0.7, 0.9)
+
+Scan = Callable[[Subject, Any, Sequence[float]], PassAnalysis | str]
+
+
+def analyze(
+    recipe: Recipe | str | Path | Mapping[str, Any],
+    output_dir: str | Path | None = None,
+    progress: bool | None = None,
+    samples: int = SCAN_SAMPLES,
+    levels: Sequence[float] = SCAN_LEVELS,
+    base_dir: str | Path | None = None,
+) -> Analysis:
+    """Scan every pass of `recipe` for per-layer sensitivity on its model as loaded; write
+    analysis.json and analysis.html to `output_dir` (default: `<export dir>/analysis`)."""
+    recipe = as_recipe(recipe, base_dir)
+    reporter = Reporter(progress_wanted(progress))
+    directory = (
+        Path(output_dir).resolve()
+        if output_dir
+        else recipe.resolve(str(Path(recipe.export.path).parent)) / "analysis"
+    )
+    started = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="compress-analyze-") as folder,
+        unexpected_failures(recipe, reporter),
+    ):
+        subject = prepare(recipe, reporter, Path(folder), samples, "compress analyze")
+        passes, skipped = [], []
+        for index, config in enumerate(recipe.passes):
+            reporter.stage(f"pass {index + 1}/{len(recipe.passes)}: {config.type}")
+            result = scan_pass(subject, config, index, sorted(levels))
+            if isinstance(result, str):
+                skipped.append({"index": index, "type": config.type, "why": result})
+            else:
+                passes.append(result)
+    analysis = Analysis(
+        tool_version=__version__,
+        recipe={"name": recipe.name, "path": str(recipe.path) if recipe.path else None},
+        framework=subject.backend.name,
+        measure=subject.scorer.measure,
+        metric=subject.scorer.metric if subject.scorer.labelled else None,
+        baseline_score=subject.scorer.reference_score,
+        samples=len(subject.scorer.inputs[0]),
+        passes=passes,
+        skipped=skipped,
+        environment={"cpu": cpu_name(), "cpu_features": speed_features()},
+        seconds=round(time.perf_counter() - started, 2),
+        directory=str(directory),
+    )
+    write_text_or_fail(directory / "analysis.json", analysis.to_json(), "analysis")
+    write_text_or_fail(directory / "analysis.html", render_analysis(analysis), "analysis")
+    return analysis
+
+
+def prepare(recipe: Recipe, reporter: Reporter, scratch: Path, samples: int, usage: str) -> Subject:
+    """Load the model and the data, export and verify the baseline into `scratch`, and bind
+    the val scorer to it."""
+    reporter.stage("loading model")
+    backend, model = load_model(recipe)
+    data = load_data(recipe)
+    context = PassContext(recipe=recipe, data=data, reporter=reporter, backend=backend)
+    reporter.stage("exporting the baseline")
+    baseline = scratch / "baseline.onnx"
+    export_verified(backend, model, recipe, baseline, parity_samples(recipe, data), reporter)
+    scorer = scorer_for(context, baseline, samples, usage)
+    return Subject(backend, model, context, baseline, scorer, scratch)
+
+
+def scan_pass(
+    subject: Subject, config: PassConfig, index: int, levels: Sequence[float]
+) -> PassAnalysis | str:
+    """The scan of one pass, or why it has none."""
+    scan = SCANS.get(type(config))
+    if scan is None:
+        return f"{config.type} passes have no per-layer scan"
+    started = time.perf_counter()
+    result = scan(subject, config, levels)
+    if isinstance(result, str):
+        return result
+    result.index, result.seconds = index, round(time.perf_counter() - started, 2)
+    return result
+
+
+def _scan_prune(subject: Subject, config: PrunePass, levels: Sequence[float]) -> PassAnalysis | str:
+    if config.method == "n:m":
+        return "n:m pruning has one fixed level: nothing to scan"
+    if config.method == "channel":
+        rows, notes = scan_channels(subject, config, levels)
+        kind = "channels"
+    else:
+        rows, missing = scan_weights(subject, targeted_layers(subject, config), levels)
+        notes = [f"{name}: no weight of this layer in the export" for name in missing]
+        kind = "weights"
+    rows.sort(key=lambda row: -row.worst)
+    return PassAnalysis(
+        index=0,
+        type=config.type,
+        kind=kind,
+        method=config.method,
+        levels=list(levels),
+        layers=rows,
+        notes=notes,
+        seconds=0.0,
+    )
+
+
+def _scan_quantize(
+    subject: Subject, config: QuantizePass, levels: Sequence[float]
+) -> PassAnalysis | str:
+    if config.mode == "qat":
+        return "quantization-aware training has no per-node scan (scan a post-training mode)"
+    quantizer, candidates = count_nodes(subject, config)
+    nodes, full_drop = scan_nodes(subject, quantizer, candidates)
+    return PassAnalysis(
+        index=0,
+        type=config.type,
+        kind="nodes",
+        method=config.mode,
+        nodes=nodes,
+        full_drop=round(full_drop, 6),
+        seconds=0.0,
+    )
+
+
+#: The scan of each pass class (other passes are listed as skipped, with why).
+SCANS: dict[type, Scan] = {PrunePass: _scan_prune, QuantizePass: _scan_quantize}
