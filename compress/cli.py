@@ -123,6 +123,51 @@ def analyze(
         print_analysis(result, result.directory)
 
 
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Pipeline runs the search may make.",
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Where to write tuned.yaml, tuning.json/html and the trials (default: <export dir>/tune).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print tuning.json on stdout.")
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+@_friendly_errors
+def tune(
+    recipe: str, trials: int, output_dir: str | None, as_json: bool, no_progress: bool
+) -> None:
+    """Search RECIPE's prune level (per layer, from sensitivity) for the most compression that
+    meets every budget; write tuned.yaml, which `compress apply` reproduces (exit 1 when no
+    trial met the budgets, 130 when interrupted)."""
+    from compress.tune.search import tune as run_tune
+    from compress.tune.table import print_tuning
+
+    result = run_tune(
+        recipe,
+        trials=trials,
+        output_dir=output_dir,
+        progress=False if (no_progress or as_json) else None,
+    )
+    if as_json:
+        click.echo(result.to_json(), nl=False)
+    else:
+        print_tuning(result)
+    if result.interrupted:
+        click.echo("interrupted: the best trial so far is in tuned.yaml", err=True)
+        sys.exit(130)
+    if result.best is None:
+        click.echo("error: no trial met every budget (see tuning.html)", err=True)
+        sys.exit(EXIT_BUDGET)
+
+
 def _levels_option(text: str) -> list[float]:
     """--levels: fractions in (0, 1), comma-separated."""
     try:

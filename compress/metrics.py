@@ -49,6 +49,7 @@ class Metric:
     flag_slower: bool = False  # the table flags a compressed model slower than SLOWER_THRESHOLD
     side_label: str | None = None  # the label in report.html's exact table beside the size chart
     detail: Callable[[Report], str | None] | None = None  # shown after the label, e.g. its kind
+    quality: bool = False  # compressing further makes it worse (what `compress tune` trades)
 
     @property
     def sized(self) -> bool:
@@ -135,7 +136,7 @@ METRICS: dict[str, Metric] = {
         Metric("latency_p50_ms", "latency p50", "ms", "lower", _latency("p50"), flag_slower=True),
         # no card: report.html shows p90 on the latency chart
         Metric("latency_p90_ms", "latency p90", "ms", "lower", _latency("p90"), card=False),
-        Metric("accuracy", "accuracy", "fraction", "higher"),
+        Metric("accuracy", "accuracy", "fraction", "higher", quality=True),
         Metric(
             "accuracy_drop",
             "accuracy drop",
@@ -144,6 +145,7 @@ METRICS: dict[str, Metric] = {
             _accuracy_drop,
             table=False,
             paired=False,
+            quality=True,
         ),
         Metric(
             "fidelity",
@@ -154,6 +156,7 @@ METRICS: dict[str, Metric] = {
             budget=False,
             paired=False,
             detail=_fidelity_kind,
+            quality=True,
         ),
     )
 }

@@ -297,7 +297,7 @@ def _check_consistency(recipe: Recipe) -> None:
     for index, config in enumerate(recipe.passes):
         referenced += [(("passes", index, *loc), ref) for loc, ref in config.references()]
     for loc, reference in referenced:
-        file = _referenced_file(reference) if reference else None
+        file = referenced_file(reference) if reference else None
         if file and not recipe.resolve(file).is_file():
             problems.append(recipe.error_at(loc, f"no such file: {file}"))
     if recipe.evaluate and recipe.data is None:
@@ -384,7 +384,7 @@ def _raise_all(problems: list[RecipeError]) -> None:
         raise RecipeError("\n".join(str(problem) for problem in problems))
 
 
-def _referenced_file(reference: str) -> str | None:
+def referenced_file(reference: str) -> str | None:
     """The file a reference names: "dir/file.py:fn" -> "dir/file.py", a plain path -> itself,
     "pkg.module:fn" -> None (found by import, not a file)."""
     if ":" not in reference:

@@ -1,0 +1,254 @@
+"""The search of `compress tune`, FastNAS style: a sensitivity scan of the prune pass's layers
+gives each overall level its per-layer levels and a predicted drop, the first guess is the
+highest level predicted to meet the accuracy budget, a binary search on the overall level finds
+the edge with real trials, and local moves then raise single layers to where the failing trial
+had them. Every trial runs the real pipeline (fine-tuning included)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress import __version__
+from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
+from compress.analysis.run import prepare
+from compress.analysis.subject import SCAN_SAMPLES
+from compress.atomic import write_text_or_fail
+from compress.errors import RecipeError
+from compress.passes.prune import PrunePass
+from compress.pipeline import unexpected_failures
+from compress.progress import Reporter, progress_wanted
+from compress.recipe import Recipe, as_recipe, check_usage
+from compress.tune.html import render_tuning
+from compress.tune.relocate import recipe_data
+from compress.tune.trials import Trial, Tuning, run_trial, write_recipe
+
+DEFAULT_TRIALS = 12
+#: The binary search stops when the passing and failing levels are this close.
+RESOLUTION = 0.01
+#: Grid on which the first guess is looked for.
+GUESS_STEP = 0.01
+
+
+def tune(
+    recipe: Recipe | str | Path | Mapping[str, Any],
+    trials: int = DEFAULT_TRIALS,
+    output_dir: str | Path | None = None,
+    progress: bool | None = None,
+    base_dir: str | Path | None = None,
+) -> Tuning:
+    """Search the first magnitude or channel prune pass of `recipe` for the highest overall
+    level that meets every budget, in at most `trials` pipeline runs; writes tuned.yaml,
+    tuning.json and tuning.html to `output_dir` (default `<export dir>/tune`). Ctrl-C stops
+    the search and keeps the best trial so far (`interrupted` is then set)."""
+    recipe = check_usage(as_recipe(recipe, base_dir), "apply")
+    pass_index, config = tuned_pass(recipe)
+    reporter = Reporter(progress_wanted(progress))
+    directory = (
+        Path(output_dir).resolve()
+        if output_dir
+        else recipe.resolve(str(Path(recipe.export.path).parent)) / "tune"
+    )
+    started = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="compress-tune-") as folder,
+        unexpected_failures(recipe, reporter),
+    ):
+        subject = prepare(recipe, reporter, Path(folder), SCAN_SAMPLES, "compress tune")
+        reporter.stage("scanning sensitivity")
+        allocator = Allocator(subject, config)
+        search = Search(recipe, pass_index, allocator, directory, reporter, trials)
+        limit = quality_limit(recipe, subject.scorer.reference_score)
+        search.run(first_guess(allocator, limit, config))
+    tuning = search.result(time.perf_counter() - started)
+    write_outputs(tuning, search, recipe, directory)
+    return tuning
+
+
+def tuned_pass(recipe: Recipe) -> tuple[int, PrunePass]:
+    """The pass the search moves: the first magnitude or channel prune pass; the recipe must
+    have budgets to meet."""
+    if recipe.budgets is None or not recipe.budgets.model_dump(exclude_none=True):
+        raise recipe.error_at(("budgets",), "compress tune meets the recipe's budgets: add some")
+    for index, config in enumerate(recipe.passes):
+        if isinstance(config, PrunePass) and config.method in ("magnitude", "channel"):
+            return index, config
+    raise RecipeError(
+        "compress tune searches the level of a prune pass (method magnitude or channel): "
+        f"{recipe.path.name if recipe.path else 'the recipe'} has none"
+    )
+
+
+def quality_limit(recipe: Recipe, baseline_score: float | None) -> float | None:
+    """The drop the accuracy budgets allow (the tighter of accuracy_drop and accuracy)."""
+    budgets = recipe.budgets
+    limits = []
+    if budgets and budgets.accuracy_drop and budgets.accuracy_drop.max is not None:
+        limits.append(budgets.accuracy_drop.max)
+    if budgets and budgets.accuracy and budgets.accuracy.min is not None and baseline_score:
+        limits.append(baseline_score - budgets.accuracy.min)
+    return min(limits) if limits else None
+
+
+def first_guess(allocator: Allocator, limit: float | None, config: PrunePass) -> float:
+    """The highest overall level whose predicted drop meets `limit` (the recipe's own level
+    when there is no accuracy budget)."""
+    if limit is None:
+        return config.target
+    best = GUESS_STEP
+    level = GUESS_STEP
+    while level <= ALLOCATION_LEVELS[-1] + 1e-9:
+        if allocator.predicted(allocator.levels(level)) <= limit:
+            best = level
+        level = round(level + GUESS_STEP, 4)
+    return best
+
+
+@dataclass
+class Search:
+    """The trials so far and the bracket they give: `passed` (highest passing trial),
+    `too_far` (lowest level that failed on quality or errored), `too_little` (highest level
+    that failed only on compression budgets)."""
+
+    recipe: Recipe
+    pass_index: int
+    allocator: Allocator
+    directory: Path
+    reporter: Reporter
+    budget: int
+    trials: list[Trial] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def best(self) -> Trial | None:
+        passing = [t for t in self.trials if t.status == "pass"]
+        return max(passing, key=lambda t: (t.achieved or t.level, -t.index), default=None)
+
+    def _lowest_too_far(self) -> Trial | None:
+        failing = [t for t in self.trials if t.too_far]
+        return min(failing, key=lambda t: t.level, default=None)
+
+    def _floor(self) -> float:
+        """The level the search must exceed: the best pass, or a compression-only failure."""
+        levels = [t.level for t in self.trials if t.status == "pass" or not t.too_far]
+        return max(levels, default=0.0)
+
+    def run(self, guess: float) -> None:
+        try:
+            self._bisect(guess)
+            self._local_moves()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.reporter.note("interrupted: keeping the best trial so far")
+
+    def _bisect(self, guess: float) -> None:
+        highest = ALLOCATION_LEVELS[-1]
+        level, why = guess, "first guess"
+        while len(self.trials) < self.budget:
+            self.trial(level, self.allocator.levels(level), why)
+            floor, ceiling = self._floor(), self._lowest_too_far()
+            top = ceiling.level if ceiling else highest
+            if ceiling is None and floor >= highest - 1e-9:
+                return  # passes at the highest level the scan allows
+            if top - floor <= RESOLUTION:
+                return
+            if ceiling is None:  # no failure yet: step up halfway to the top
+                level, why = round((floor + highest) / 2 + 1e-9, 4), "step up"
+            else:
+                level, why = round((floor + top) / 2, 4), "bisect"
+            if any(abs(t.level - level) < 1e-6 for t in self.trials):
+                return
+
+    def _local_moves(self) -> None:
+        """From the best passing levels, raise one layer at a time halfway to its level in the
+        lowest failing trial, least sensitive layer first (per weight); keep each move that
+        still passes, and go on while trials are left."""
+        ceiling, best = self._lowest_too_far(), self.best
+        if ceiling is None or best is None:
+            return
+        rows = sorted(self.allocator.rows, key=lambda row: row.worst / max(row.size, 1))
+        levels = dict(best.levels)
+        while len(self.trials) < self.budget:
+            moved = False
+            for row in rows:
+                if len(self.trials) >= self.budget:
+                    return
+                here, there = levels.get(row.name, 0.0), ceiling.levels.get(row.name, 0.0)
+                raised = round((here + there) / 2, 4)
+                trial_levels = {**levels, row.name: raised}
+                if raised <= here + RESOLUTION / 2 or self._tried(trial_levels):
+                    continue
+                level = self.allocator.reached(trial_levels, best.level)
+                trial = self.trial(level, trial_levels, f"raise {row.name} to {raised:.1%}")
+                moved = True
+                if trial.status == "pass":
+                    levels = trial_levels
+                else:
+                    ceiling = trial.model_copy(update={"levels": {**levels, row.name: raised}})
+            if not moved:
+                return
+
+    def _tried(self, levels: dict[str, float]) -> bool:
+        return any(
+            all(abs(t.levels.get(k, -1) - v) < 1e-6 for k, v in levels.items()) for t in self.trials
+        )
+
+    def trial(self, level: float, levels: dict[str, float], why: str) -> Trial:
+        index = len(self.trials) + 1
+        self.reporter.stage(f"trial {index}/{self.budget}: level {level:.2%} ({why})")
+        data = self.variant(level, levels)
+        folder = self.directory / "trials" / f"{index:02d}"
+        predicted = self.allocator.predicted(levels)
+        trial = run_trial(
+            index, why, data, self.recipe, folder, self.pass_index, (level, levels, predicted)
+        )
+        self.trials.append(trial)
+        verdict = trial.status if trial.status != "fail" else f"fail: {', '.join(trial.failed)}"
+        self.reporter.note(f"trial {index}: level {level:.2%} -> {verdict}")
+        return trial
+
+    def variant(self, level: float, levels: dict[str, float]) -> dict:
+        """The recipe's data with the tuned pass at these explicit per-layer levels."""
+        data = recipe_data(self.recipe)
+        step = dict(data["passes"][self.pass_index])
+        step.pop("allocation", None)
+        step["sparsity"] = {"default": round(level, 4), "overrides": levels}
+        data["passes"][self.pass_index] = step
+        return data
+
+    def result(self, seconds: float) -> Tuning:
+        best = self.best
+        config = self.recipe.passes[self.pass_index]
+        budgets = self.recipe.budgets.model_dump(exclude_none=True) if self.recipe.budgets else {}
+        return Tuning(
+            tool_version=__version__,
+            recipe={"name": self.recipe.name, "path": str(self.recipe.path or "")},
+            pass_index=self.pass_index,
+            method=config.method if isinstance(config, PrunePass) else config.type,
+            budgets=budgets,
+            trials=self.trials,
+            best=best.index if best else None,
+            interrupted=self.interrupted,
+            seconds=round(seconds, 2),
+        )
+
+
+def write_outputs(tuning: Tuning, search: Search, recipe: Recipe, directory: Path) -> None:
+    """tuned.yaml (the best trial's recipe, exporting to `tuned/`), tuning.json, tuning.html."""
+    best = tuning.best_trial
+    if best is not None:
+        tuned = directory / "tuned.yaml"
+        header = (
+            f"Written by compress tune from {recipe.path or recipe.name}: trial {best.index} of "
+            f"{len(tuning.trials)},\nthe highest level that met every budget. "
+            "`compress apply` on this file reproduces it."
+        )
+        variant = search.variant(best.level, best.levels)
+        write_recipe(variant, recipe, tuned, "tuned/model.onnx", header)
+        tuning.tuned = str(tuned)
+    write_text_or_fail(directory / "tuning.json", tuning.to_json(), "tuning log")
+    write_text_or_fail(directory / "tuning.html", render_tuning(tuning), "tuning log")

@@ -1,0 +1,121 @@
+"""One tuning trial: a plain recipe written to its own folder and run by the real pipeline; and
+tuning.json (schema version 1), the log of every trial."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+from compress.atomic import write_text_or_fail
+from compress.errors import CompressError
+from compress.metrics import METRICS
+from compress.pipeline import apply
+from compress.recipe import Recipe
+from compress.tune.relocate import relocated
+
+TUNING_SCHEMA_VERSION = 1
+#: The figures a trial records (from its report).
+FIGURES = (
+    "accuracy",
+    "accuracy_drop",
+    "sparsity",
+    "size_gzip_bytes",
+    "params",
+    "macs",
+    "latency_p50_ms",
+)
+
+
+class Trial(BaseModel):
+    """What one trial asked (`level` overall, `levels` per layer) and got."""
+
+    index: int
+    why: str
+    level: float
+    levels: dict[str, float]
+    predicted_drop: float
+    status: Literal["pass", "fail", "error"]
+    #: budgets that failed, as "metric limit (got value)"
+    failed: list[str] = Field(default_factory=list)
+    #: whether a quality budget (accuracy) failed: the level went too far
+    too_far: bool = False
+    achieved: float | None = None
+    figures: dict[str, float | None] = Field(default_factory=dict)
+    error: str | None = None
+    seconds: float
+    recipe: str
+
+
+class Tuning(BaseModel):
+    schema_version: int = TUNING_SCHEMA_VERSION
+    tool_version: str
+    recipe: dict
+    pass_index: int
+    method: str
+    budgets: dict
+    trials: list[Trial]
+    best: int | None
+    interrupted: bool = False
+    tuned: str | None = None
+    seconds: float
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+    @property
+    def best_trial(self) -> Trial | None:
+        return None if self.best is None else self.trials[self.best - 1]
+
+
+def write_recipe(data: dict, recipe: Recipe, path: Path, export: str, header: str = "") -> None:
+    """Write `data` (of `recipe`) as a recipe file at `path`, its paths relative to it and its
+    export going to `export` (relative to the file), after the comment lines `header`."""
+    moved = relocated(data, recipe, path.parent)
+    moved["export"] = {**moved.get("export", {}), "path": export}
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    text = comment + yaml.safe_dump(moved, sort_keys=False, allow_unicode=True)
+    write_text_or_fail(path, text, "recipe")
+
+
+def run_trial(
+    index: int,
+    why: str,
+    data: dict,
+    recipe: Recipe,
+    folder: Path,
+    pass_index: int,
+    planned: tuple[float, dict[str, float], float],
+) -> Trial:
+    """Run the recipe `data` from `folder` (its recipe.yaml, report and model land there)."""
+    level, levels, predicted = planned
+    path = folder / "recipe.yaml"
+    write_recipe(data, recipe, path, "model.onnx")
+    started = time.perf_counter()
+    common = {
+        "index": index,
+        "why": why,
+        "level": round(level, 4),
+        "levels": levels,
+        "predicted_drop": round(predicted, 6),
+        "recipe": str(path),
+    }
+    try:
+        report = apply(path, progress=False)
+    except CompressError as exc:
+        seconds = round(time.perf_counter() - started, 2)
+        return Trial(**common, status="error", too_far=True, error=str(exc), seconds=seconds)
+    failed = [b for b in report.budgets if b.status == "fail"]
+    figures = {name: METRICS[name].value(report) for name in FIGURES}
+    return Trial(
+        **common,
+        status="fail" if failed else "pass",
+        failed=[f"{b.metric} {b.limit} (got {b.value:.6g})" for b in failed if b.value is not None],
+        too_far=any(METRICS[b.metric].quality for b in failed),
+        achieved=report.passes[pass_index].get("achieved_sparsity"),
+        figures={k: (None if v is None else round(float(v), 6)) for k, v in figures.items()},
+        seconds=round(time.perf_counter() - started, 2),
+    )
