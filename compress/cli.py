@@ -94,6 +94,7 @@ def apply(recipe: str, output_dir: str | None, as_json: bool, no_progress: bool)
     default="0.3,0.5,0.7,0.9",
     show_default=True,
     help="Comma-separated levels each layer (group) is pruned to alone.",
+    callback=lambda _context, _param, value: _levels_option(value),
 )
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 @_friendly_errors
@@ -102,7 +103,7 @@ def analyze(
     output_dir: str | None,
     as_json: bool,
     samples: int,
-    levels: str,
+    levels: list[float],
     no_progress: bool,
 ) -> None:
     """Per-layer sensitivity of each pass of RECIPE: each layer, channel group or quantized
@@ -115,7 +116,7 @@ def analyze(
         output_dir=output_dir,
         progress=False if (no_progress or as_json) else None,
         samples=samples,
-        levels=_levels_option(levels),
+        levels=levels,
     )
     if as_json:
         click.echo(result.to_json(), nl=False)

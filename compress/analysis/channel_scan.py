@@ -14,6 +14,8 @@ from compress.errors import ModelError
 from compress.passes.prune import LayerLevels, PrunePass
 from compress.progress import Reporter
 
+PROBE_LEVEL = 0.5
+
 
 def one_shot(config: PrunePass, sparsity: float | LayerLevels) -> PrunePass:
     """The pass at `sparsity`, one-shot and without fine-tuning."""
@@ -32,7 +34,9 @@ def scan_channels(
 ) -> tuple[list[LayerSensitivity], list[str]]:
     """Each group's drop when it alone is cut to each level; notes on levels that cut nothing
     of a group (too few channels) and on groups the pass leaves whole."""
-    _, probe = _prune(subject, one_shot(config, max(levels)))
+    # the groups: those a one-shot cut at 50% finds (every group of 2+ channels loses one;
+    # far higher, Torch-Pruning skips groups it would empty)
+    _, probe = _prune(subject, one_shot(config, PROBE_LEVEL))
     notes = [f"{item['group']}: left whole ({item['why']})" for item in probe["left_whole"]]
     rows = []
     with subject.bar("scanning groups", len(probe["groups"]) * len(levels)) as advance:

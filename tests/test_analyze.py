@@ -1,0 +1,150 @@
+"""`compress analyze`: per-layer, per-group and per-node sensitivity, scored on val, checked
+against the real pipeline; analysis.json/html; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import MODELS
+from test_quantize_fallback import outlier_recipe
+
+import compress
+from compress.analysis.run import analyze
+
+DIGITS_MODEL = {
+    "source": f"{MODELS}/digits_cnn.py:build",
+    "weights": f"{MODELS}/digits_cnn.safetensors",
+    "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8]}],
+}
+ALL_VAL = 10_000  # more than the digits val split: the scan scores on all of it
+
+
+def digits_recipe(passes: list[dict], model: dict = DIGITS_MODEL, layout: str = "load") -> dict:
+    return {
+        "version": 1,
+        "name": "digits-analyze",
+        "model": model,
+        "data": {"source": f"{MODELS}/digits.py:{layout}"},
+        "evaluate": {"metric": "accuracy"},
+        "passes": passes,
+        "export": {"path": "out/model.onnx"},
+        "measure": {"latency": None},
+    }
+
+
+@pytest.fixture(scope="module")
+def digits_analysis(tmp_path_factory):
+    """One analysis of the torch digits CNN: magnitude, channel and static INT8 passes."""
+    folder = tmp_path_factory.mktemp("analysis")
+    passes = [
+        {"type": "prune", "sparsity": 0.8},
+        {"type": "prune", "method": "channel", "sparsity": 0.5},
+        {"type": "quantize", "mode": "static", "placement": "all"},
+    ]
+    result = analyze(
+        digits_recipe(passes), folder, progress=False, samples=ALL_VAL, levels=(0.5, 0.9),
+        base_dir=folder,
+    )  # fmt: skip
+    return result, folder
+
+
+def drop_of(recipe: dict, tmp_path: Path) -> float:
+    report = compress.apply(recipe, output_dir=tmp_path, progress=False, base_dir=tmp_path)
+    return report.baseline.accuracy - report.compressed.accuracy
+
+
+def test_the_analysis_covers_every_pass_and_is_written(digits_analysis):
+    result, folder = digits_analysis
+    data = json.loads((folder / "analysis.json").read_text())
+    assert data["schema_version"] == 1 and data["metric"] == "accuracy"
+    assert data["samples"] == 359 and data["baseline_score"] == pytest.approx(0.9777, abs=1e-3)
+    weights, channels, nodes = result.passes
+    assert (weights.kind, channels.kind, nodes.kind) == ("weights", "channels", "nodes")
+    assert {row.name for row in weights.layers} == {"conv1", "conv2", "fc1", "fc2"}
+    assert all([p.level for p in row.points] == [0.5, 0.9] for row in weights.layers)
+    assert {row.name for row in channels.layers} == {"conv1", "conv2", "fc1"}  # fc2: the output
+    assert {node.op for node in nodes.nodes} >= {"Conv", "Gemm"}
+    # most sensitive first: fc1 holds 86% of the weights and loses least at 90%
+    assert weights.layers[-1].name == "fc1"
+    assert weights.layers[0].worst >= weights.layers[-1].worst
+    html = (folder / "analysis.html").read_text()
+    assert html.count('<img src="data:image/svg+xml;base64,') == 3
+    assert "Pass 3: quantize (static)" in html and "http" not in html.split("<body>")[1]
+
+
+def test_a_layer_drop_is_what_the_pipeline_measures(digits_analysis, tmp_path):
+    """The scan zeroes the exported weights; `compress apply` prunes the framework model: the
+    same masks, so the same accuracy on the same val split."""
+    result, _ = digits_analysis
+    scanned = {row.name: row for row in result.passes[0].layers}["conv2"].points[-1]
+    levels = {"default": 0.0, "overrides": {"conv2": scanned.level}}
+    recipe = digits_recipe([{"type": "prune", "sparsity": levels}])
+    assert drop_of(recipe, tmp_path) == pytest.approx(scanned.drop, abs=1e-6)
+
+
+def test_a_group_drop_is_what_the_pipeline_measures(digits_analysis, tmp_path):
+    result, _ = digits_analysis
+    scanned = {row.name: row for row in result.passes[1].layers}["conv2"].points[0]
+    levels = {"default": 0.0, "overrides": {"conv2": scanned.level}}
+    recipe = digits_recipe([{"type": "prune", "method": "channel", "sparsity": levels}])
+    assert drop_of(recipe, tmp_path) == pytest.approx(scanned.drop, abs=1e-6)
+
+
+def test_the_node_ranking_is_the_fallback_order(write_recipe, tmp_path):
+    """One ranking for the accuracy-aware fallback and the analysis: the node the analysis
+    puts first is the one the fallback reverts first."""
+    report = compress.apply(write_recipe(outlier_recipe(max_accuracy_drop=0.02)), progress=False)
+    result = analyze(write_recipe(outlier_recipe()), tmp_path / "a", progress=False)
+    nodes = result.passes[0].nodes
+    assert nodes[0].name == report.passes[0]["reverted_nodes"][0]
+    assert [n.gain for n in nodes] == sorted((n.gain for n in nodes), reverse=True)
+    assert nodes[0].reverted_drop < result.passes[0].full_drop
+    assert nodes[0].alone_drop > 0.02  # the outlier layer alone already costs accuracy
+
+
+def test_keras_layers_are_found_in_the_export(tmp_path):
+    model = {
+        "source": f"{MODELS}/keras_digits_cnn.py:build",
+        "weights": f"{MODELS}/keras_digits_cnn.weights.h5",
+        "inputs": [{"name": "input", "shape": ["batch", 8, 8, 1]}],
+    }
+    recipe = digits_recipe([{"type": "prune", "sparsity": 0.8}], model, "load_nhwc")
+    result = analyze(recipe, tmp_path, progress=False, levels=(0.9,), base_dir=tmp_path)
+    (scan,) = result.passes
+    assert result.framework == "keras" and not scan.notes
+    assert {row.name for row in scan.layers} == {"conv1", "conv2", "fc1", "fc2"}
+
+
+def test_the_cli_prints_the_ranking_and_writes_json(write_recipe, run_cli, tmp_path):
+    recipe = write_recipe(digits_recipe([{"type": "prune", "sparsity": 0.5}]))
+    code, out, err = run_cli("analyze", recipe, "-o", tmp_path / "a", "--levels", "0.5,0.9")
+    assert code == 0, err
+    assert "pass 1: prune magnitude" in out and "fc1" in out and "90%" in out
+    code, out, _ = run_cli("analyze", recipe, "-o", tmp_path / "b", "--json", "--levels", "0.9")
+    assert code == 0 and json.loads(out)["passes"][0]["levels"] == [0.9]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"data": None, "evaluate": None}, "add a data section"),
+        ({"passes": []}, None),
+    ],
+)
+def test_recipes_that_cannot_be_scored_are_refused(change, message, write_recipe, run_cli):
+    raw = {**digits_recipe([{"type": "prune", "sparsity": 0.5}]), **change}
+    raw = {key: value for key, value in raw.items() if value is not None}
+    code, out, err = run_cli("analyze", write_recipe(raw), "--levels", "0.9")
+    if message is None:  # nothing to scan is not an error: an empty analysis
+        assert code == 0 and "analysis:" in out
+        return
+    assert code == 2 and "compress analyze scores on the 'val' split" in err
+    assert "recipe.yaml:" in err and "Traceback" not in err
+
+
+def test_bad_levels_are_a_usage_error(write_recipe, run_cli):
+    recipe = write_recipe(digits_recipe([{"type": "prune", "sparsity": 0.5}]))
+    code, _, err = run_cli("analyze", recipe, "--levels", "0.5,1.5")
+    assert code == 2 and "give levels in (0, 1)" in err

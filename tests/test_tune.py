@@ -1,0 +1,138 @@
+"""`compress tune`: real trials of the pipeline, a tuned.yaml that `compress apply` reproduces,
+the trial log, the search's directions, Ctrl-C, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import MODELS, RECIPES
+
+import compress
+from compress.recipe import load_recipe
+from compress.tune.search import tune
+
+TUNE_RECIPE = RECIPES / "digits_tune.yaml"
+
+
+def digits_tune(tmp_path: Path, **changes) -> Path:
+    """recipes/digits_tune.yaml with sections replaced, written beside the models."""
+    data = yaml.safe_load(TUNE_RECIPE.read_text())
+    data.update(changes)
+    data = {key: value for key, value in data.items() if value is not None}
+    for section, key in (("model", "source"), ("model", "weights"), ("data", "source")):
+        if section in data:
+            data[section][key] = str((RECIPES / data[section][key]).resolve())
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_tune_finds_a_passing_level_and_tuned_yaml_reproduces_it(run_cli, tmp_path):
+    out = tmp_path / "tune"
+    code, stdout, err = run_cli("tune", digits_tune(tmp_path), "--trials", "4", "-o", out)
+    assert code == 0, err
+    log = json.loads((out / "tuning.json").read_text())
+    assert log["schema_version"] == 1 and 1 <= len(log["trials"]) <= 4
+    best = log["trials"][log["best"] - 1]
+    assert best["status"] == "pass" and best["figures"]["accuracy_drop"] <= 0.01
+    assert all(t["achieved"] <= best["achieved"] for t in log["trials"] if t["status"] == "pass")
+    assert best["why"] != "" and (out / "trials" / "01" / "report.json").is_file()
+    assert "best: trial" in stdout and (out / "tuning.html").read_text().count("<tr>") >= 2
+    tuned = load_recipe(out / "tuned.yaml")  # a plain, valid recipe
+    assert tuned.passes[0].allocation == "uniform" and tuned.passes[0].per_layer
+    report = compress.apply(out / "tuned.yaml", progress=False)
+    assert Path(report.artifacts.onnx).parent == out / "tuned"
+    assert report.compressed.accuracy == best["figures"]["accuracy"]
+    assert report.compressed.size_gzip_bytes == best["figures"]["size_gzip_bytes"]
+    assert report.passes[0]["achieved_sparsity"] == best["achieved"]
+
+
+def test_a_compression_budget_alone_pushes_the_level_up(tmp_path):
+    """No accuracy budget: the first guess is the recipe's level; a gzip budget it misses is
+    'not far enough', so the next trial goes higher."""
+    path = digits_tune(tmp_path, budgets={"size_gzip_bytes": {"max": "80kB"}})
+    raw = yaml.safe_load(path.read_text())
+    raw["passes"][0]["sparsity"] = 0.2
+    path.write_text(yaml.safe_dump(raw))
+    result = tune(path, trials=2, output_dir=tmp_path / "t", progress=False)
+    first, second = result.trials
+    assert first.level == 0.2 and first.status == "fail" and not first.too_far
+    assert second.level > first.level and second.status == "pass"
+    assert result.best == 2
+
+
+def test_no_passing_trial_is_exit_1_without_tuned_yaml(run_cli, tmp_path):
+    path = digits_tune(tmp_path, budgets={"accuracy": {"min": 0.999}})
+    code, _, err = run_cli("tune", path, "--trials", "2", "-o", tmp_path / "t")
+    assert code == 1 and "no trial met every budget" in err
+    assert not (tmp_path / "t" / "tuned.yaml").exists()
+    trials = json.loads((tmp_path / "t" / "tuning.json").read_text())["trials"]
+    assert trials and all(t["status"] == "fail" and t["too_far"] for t in trials)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"budgets": None}, "compress tune meets the recipe's budgets"),
+        ({"passes": [{"type": "quantize", "mode": "dynamic"}]}, "has none"),
+        (
+            {
+                "data": {"source": "VAL_LESS"},
+                "train": None,
+                "passes": [{"type": "prune", "sparsity": 0.5}],
+            },
+            "returned none",
+        ),
+    ],
+)
+def test_recipes_tune_cannot_run_are_refused(changes, message, run_cli, tmp_path):
+    if changes.get("data"):
+        source = tmp_path / "train_only.py"
+        source.write_text(
+            f"import sys\nsys.path.insert(0, {str(MODELS)!r})\nfrom digits import load\n\n\n"
+            "def load_train():\n    return {'train': load()['train']}\n"
+        )
+        changes = {**changes, "data": {"source": f"{source}:load_train"}}
+    path = digits_tune(tmp_path, **changes)
+    if changes.get("data"):  # digits_tune made the source absolute against recipes/: undo
+        raw = yaml.safe_load(path.read_text())
+        raw["data"]["source"] = changes["data"]["source"]
+        path.write_text(yaml.safe_dump(raw))
+    code, _, err = run_cli("tune", path, "-o", tmp_path / "t")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_channel_pruning_is_tuned_too(tmp_path):
+    passes = [{"type": "prune", "method": "channel", "sparsity": 0.3, "fine_tune": True}]
+    path = digits_tune(tmp_path, passes=passes, budgets={"accuracy_drop": {"max": 0.02}})
+    result = tune(path, trials=2, output_dir=tmp_path / "t", progress=False)
+    assert result.method == "channel" and len(result.trials) == 2
+    assert {"conv1", "conv2", "fc1"} <= set(result.trials[0].levels)
+    assert all(t.figures["macs"] for t in result.trials if t.status != "error")
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_best_trial_so_far(tmp_path):
+    out = tmp_path / "t"
+    command = [sys.executable, "-m", "compress", "tune", str(digits_tune(tmp_path)), "-o", str(out)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "CI": "true"}
+    )
+    deadline = time.monotonic() + 300
+    while not (out / "trials" / "02").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.2)  # trial 1 is done once trial 2's folder appears
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"Traceback" not in err
+    log = json.loads((out / "tuning.json").read_text())
+    assert log["interrupted"] and log["best"] == 1
+    assert load_recipe(out / "tuned.yaml").passes[0].per_layer
