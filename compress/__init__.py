@@ -11,11 +11,22 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["CompressionSession", "Recipe", "Report", "apply", "load_pruned", "load_recipe"]
+__all__ = [
+    "CompressionSession",
+    "Recipe",
+    "Report",
+    "analyze",
+    "apply",
+    "load_pruned",
+    "load_recipe",
+    "tune",
+]
 
 _LAZY = {
     "CompressionSession": "compress.session",
+    "analyze": "compress.analysis.run",
     "apply": "compress.pipeline",
+    "tune": "compress.tune.search",
     "load_pruned": "compress.backends",
     "load_recipe": "compress.recipe",
     "Recipe": "compress.recipe",
@@ -23,11 +34,13 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from compress.analysis.run import analyze
     from compress.backends import load_pruned
     from compress.pipeline import apply
     from compress.recipe import Recipe, load_recipe
     from compress.report.schema import Report
     from compress.session import CompressionSession
+    from compress.tune.search import tune
 
 
 def __getattr__(name: str) -> Any:

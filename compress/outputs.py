@@ -81,3 +81,10 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
         if (directory / name).resolve() in inputs:
             raise UsageError(f"refusing to overwrite the input file {directory / name}")
     return plan
+
+
+def tool_directory(recipe: Recipe, output_dir: str | Path | None, folder: str) -> Path:
+    """Where `compress analyze` and `tune` write: -o, else `folder` beside the export path."""
+    if output_dir:
+        return Path(output_dir).resolve()
+    return recipe.resolve(str(Path(recipe.export.path).parent)) / folder

@@ -148,3 +148,24 @@ def test_bad_levels_are_a_usage_error(write_recipe, run_cli):
     recipe = write_recipe(digits_recipe([{"type": "prune", "sparsity": 0.5}]))
     code, _, err = run_cli("analyze", recipe, "--levels", "0.5,1.5")
     assert code == 2 and "give levels in (0, 1)" in err
+
+
+@pytest.mark.slow
+def test_the_minilm_recipe_analyzes_on_small_inputs(tmp_path):
+    """recipes/minilm_sensitivity.yaml (real MiniLM weights) on a few 32-token sentences: every
+    MatMul is scanned and ranked (the full run is benchmarks/sensitivity.py)."""
+    import yaml
+    from conftest import RECIPES
+
+    raw = yaml.safe_load((RECIPES / "minilm_sensitivity.yaml").read_text())
+    raw["data"]["source"] = "../models/minilm.py:docstrings_small"
+    path = RECIPES / ".minilm_small_test.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    try:
+        result = analyze(path, tmp_path, progress=False)
+    finally:
+        path.unlink()
+    (scan,) = result.passes
+    assert len(scan.nodes) == 36 and result.samples == 16
+    assert all(node.op == "MatMul" for node in scan.nodes)
+    assert scan.nodes[0].gain >= scan.nodes[-1].gain

@@ -246,7 +246,11 @@ def shipped_report(tmp_path_factory):
 
 #: Recipes whose full size takes minutes (a real MiniLM distilled on 2,048 sentences, ResNet-18
 #: fine-tuned at 128x128): tests/test_channels_torch.py runs each on small inputs instead.
-RUN_ON_SMALL_INPUTS = {"student_from_teacher.yaml", "resnet_channels_int8.yaml"}
+RUN_ON_SMALL_INPUTS = {
+    "student_from_teacher.yaml",
+    "resnet_channels_int8.yaml",
+    "minilm_sensitivity.yaml",  # tests/test_analyze.py
+}
 
 
 @pytest.mark.slow

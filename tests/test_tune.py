@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import MODELS, RECIPES
+from test_quantize_fallback import outlier_recipe
 
 import compress
 from compress.recipe import load_recipe
@@ -136,3 +137,18 @@ def test_ctrl_c_keeps_the_best_trial_so_far(tmp_path):
     log = json.loads((out / "tuning.json").read_text())
     assert log["interrupted"] and log["best"] == 1
     assert load_recipe(out / "tuned.yaml").passes[0].per_layer
+
+
+def test_quantized_nodes_that_hurt_are_kept_float_to_pass(tmp_path):
+    """A layer with outlier inputs loses accuracy in dynamic INT8 whatever the prune level: the
+    search keeps the node the fallback's ranking puts first in float, and goes on from there."""
+    raw = outlier_recipe()
+    raw["passes"] = [{"type": "prune", "sparsity": 0.5}, *raw["passes"]]
+    raw["budgets"] = {"accuracy_drop": {"max": 0.02}}
+    raw["export"] = {"path": str(tmp_path / "model.onnx")}
+    result = tune(raw, trials=5, output_dir=tmp_path / "t", progress=False, base_dir=tmp_path)
+    best = result.best_trial
+    assert best is not None and best.keep_float and best.keep_float[0].startswith("2.")
+    assert all(t.status == "fail" for t in result.trials if not t.keep_float)
+    tuned = load_recipe(tmp_path / "t" / "tuned.yaml")
+    assert tuned.passes[1].ignore == best.keep_float

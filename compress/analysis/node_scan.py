@@ -69,3 +69,20 @@ def _scan(
             )
         )
     return rows, scorer.drop(quantized)
+
+
+def ranked_nodes(subject: Subject, config: QuantizePass) -> tuple[list[str], float]:
+    """The pass's quantized nodes, the one whose reversion to float helps most first (the
+    fallback's ranking, on the baseline): the order `compress tune` keeps nodes in float; and
+    the drop quantizing every one of them costs the baseline."""
+    quantizer, candidates = count_nodes(subject, config)
+    scorer = subject.scorer
+    quantized = scorer.outputs(quantizer.scratch / "full.onnx")
+    trial = quantizer.scratch / "trial.onnx"
+
+    def outputs_without(name: str, rows: np.ndarray) -> np.ndarray:
+        quantizer.write(trial, {name})
+        return scorer.outputs(trial, rows)
+
+    ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
+    return [item.name for item in ranked], scorer.drop(quantized)

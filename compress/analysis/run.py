@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from compress.backends import load_model
 from compress.backends.base import PassContext
 from compress.cpu import cpu_name, speed_features
 from compress.data import load_data
+from compress.outputs import tool_directory
 from compress.passes import PassConfig
 from compress.passes.prune import PrunePass
 from compress.passes.quantize import QuantizePass
@@ -48,17 +50,9 @@ def analyze(
     analysis.json and analysis.html to `output_dir` (default: `<export dir>/analysis`)."""
     recipe = as_recipe(recipe, base_dir)
     reporter = Reporter(progress_wanted(progress))
-    directory = (
-        Path(output_dir).resolve()
-        if output_dir
-        else recipe.resolve(str(Path(recipe.export.path).parent)) / "analysis"
-    )
+    directory = tool_directory(recipe, output_dir, "analysis")
     started = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory(prefix="compress-analyze-") as folder,
-        unexpected_failures(recipe, reporter),
-    ):
-        subject = prepare(recipe, reporter, Path(folder), samples, "compress analyze")
+    with prepared(recipe, reporter, samples, "compress analyze") as subject:
         passes, skipped = [], []
         for index, config in enumerate(recipe.passes):
             reporter.stage(f"pass {index + 1}/{len(recipe.passes)}: {config.type}")
@@ -86,9 +80,20 @@ def analyze(
     return analysis
 
 
-def prepare(recipe: Recipe, reporter: Reporter, scratch: Path, samples: int, usage: str) -> Subject:
-    """Load the model and the data, export and verify the baseline into `scratch`, and bind
-    the val scorer to it."""
+@contextmanager
+def prepared(recipe: Recipe, reporter: Reporter, samples: int, usage: str) -> Iterator[Subject]:
+    """The recipe's model with its verified baseline in a scratch folder (removed after), the
+    val scorer bound to it; unexpected failures said as the pipeline says them."""
+    with (
+        tempfile.TemporaryDirectory(prefix="compress-") as folder,
+        unexpected_failures(recipe, reporter),
+    ):
+        yield _prepare(recipe, reporter, Path(folder), samples, usage)
+
+
+def _prepare(
+    recipe: Recipe, reporter: Reporter, scratch: Path, samples: int, usage: str
+) -> Subject:
     reporter.stage("loading model")
     backend, model = load_model(recipe)
     data = load_data(recipe)

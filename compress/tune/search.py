@@ -6,7 +6,6 @@ had them. Every trial runs the real pipeline (fine-tuning included)."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,12 +14,14 @@ from typing import Any
 
 from compress import __version__
 from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
-from compress.analysis.run import prepare
+from compress.analysis.node_scan import ranked_nodes
+from compress.analysis.run import prepared
 from compress.analysis.subject import SCAN_SAMPLES
 from compress.atomic import write_text_or_fail
 from compress.errors import RecipeError
+from compress.outputs import tool_directory
 from compress.passes.prune import PrunePass
-from compress.pipeline import unexpected_failures
+from compress.passes.quantize import QuantizePass
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import Recipe, as_recipe, check_usage
 from compress.tune.html import render_tuning
@@ -32,6 +33,8 @@ DEFAULT_TRIALS = 12
 RESOLUTION = 0.01
 #: Grid on which the first guess is looked for.
 GUESS_STEP = 0.01
+#: The most quantized nodes a search keeps in float to let a higher level pass.
+MAX_FLOAT_NODES = 3
 
 
 def tune(
@@ -48,20 +51,12 @@ def tune(
     recipe = check_usage(as_recipe(recipe, base_dir), "apply")
     pass_index, config = tuned_pass(recipe)
     reporter = Reporter(progress_wanted(progress))
-    directory = (
-        Path(output_dir).resolve()
-        if output_dir
-        else recipe.resolve(str(Path(recipe.export.path).parent)) / "tune"
-    )
+    directory = tool_directory(recipe, output_dir, "tune")
     started = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory(prefix="compress-tune-") as folder,
-        unexpected_failures(recipe, reporter),
-    ):
-        subject = prepare(recipe, reporter, Path(folder), SCAN_SAMPLES, "compress tune")
+    with prepared(recipe, reporter, SCAN_SAMPLES, "compress tune") as subject:
         reporter.stage("scanning sensitivity")
         allocator = Allocator(subject, config)
-        search = Search(recipe, pass_index, allocator, directory, reporter, trials)
+        search = Search(recipe, pass_index, allocator, directory, reporter, trials, subject)
         limit = quality_limit(recipe, subject.scorer.reference_score)
         search.run(first_guess(allocator, limit, config))
     tuning = search.result(time.perf_counter() - started)
@@ -120,34 +115,56 @@ class Search:
     directory: Path
     reporter: Reporter
     budget: int
+    subject: Any = None  # the scanned baseline: quantized nodes are ranked on it when needed
     trials: list[Trial] = field(default_factory=list)
+    #: quantized nodes every further trial keeps in float (set by a float move that passed)
+    keep_float: list[str] = field(default_factory=list)
     interrupted: bool = False
+
+    @property
+    def quantize_index(self) -> int | None:
+        """The recipe's post-training quantize pass, whose nodes may be kept in float."""
+        return next(
+            (
+                index
+                for index, config in enumerate(self.recipe.passes)
+                if isinstance(config, QuantizePass) and config.stage == "onnx"
+            ),
+            None,
+        )
 
     @property
     def best(self) -> Trial | None:
         passing = [t for t in self.trials if t.status == "pass"]
         return max(passing, key=lambda t: (t.achieved or t.level, -t.index), default=None)
 
+    def _current(self) -> list[Trial]:
+        """The trials with the nodes kept float that the search now keeps."""
+        return [t for t in self.trials if t.keep_float == self.keep_float]
+
     def _lowest_too_far(self) -> Trial | None:
-        failing = [t for t in self.trials if t.too_far]
+        failing = [t for t in self._current() if t.too_far]
         return min(failing, key=lambda t: t.level, default=None)
 
     def _floor(self) -> float:
         """The level the search must exceed: the best pass, or a compression-only failure."""
-        levels = [t.level for t in self.trials if t.status == "pass" or not t.too_far]
+        levels = [t.level for t in self._current() if t.status == "pass" or not t.too_far]
         return max(levels, default=0.0)
 
     def run(self, guess: float) -> None:
         try:
             self._bisect(guess)
             self._local_moves()
+            if self._float_moves():  # a level that failed passes with nodes in float: go on
+                self._bisect(self._next_level(), "bisect with nodes in float")
+                self._local_moves()
         except KeyboardInterrupt:
             self.interrupted = True
             self.reporter.note("interrupted: keeping the best trial so far")
 
-    def _bisect(self, guess: float) -> None:
+    def _bisect(self, guess: float, why: str = "first guess") -> None:
         highest = ALLOCATION_LEVELS[-1]
-        level, why = guess, "first guess"
+        level = guess
         while len(self.trials) < self.budget:
             self.trial(level, self.allocator.levels(level), why)
             floor, ceiling = self._floor(), self._lowest_too_far()
@@ -160,8 +177,14 @@ class Search:
                 level, why = round((floor + highest) / 2 + 1e-9, 4), "step up"
             else:
                 level, why = round((floor + top) / 2, 4), "bisect"
-            if any(abs(t.level - level) < 1e-6 for t in self.trials):
+            if any(abs(t.level - level) < 1e-6 for t in self._current()):
                 return
+
+    def _next_level(self) -> float:
+        """Halfway from the current floor to the lowest failure (or the top)."""
+        ceiling = self._lowest_too_far()
+        top = ceiling.level if ceiling else ALLOCATION_LEVELS[-1]
+        return round((self._floor() + top) / 2, 4)
 
     def _local_moves(self) -> None:
         """From the best passing levels, raise one layer at a time halfway to its level in the
@@ -192,32 +215,68 @@ class Search:
             if not moved:
                 return
 
+    def _float_moves(self) -> bool:
+        """With a post-training quantize pass: retry the lowest failing levels with the
+        quantized nodes that hurt most kept in float, one more at a time (not when quantizing
+        costs the baseline nothing: the level's failure is then the pruning's)."""
+        index = self.quantize_index
+        ceiling, best = self._lowest_too_far(), self.best
+        if index is None or ceiling is None or ceiling.status == "error":
+            return False
+        if len(self.trials) >= self.budget:
+            return False
+        self.reporter.stage("ranking quantized nodes")
+        nodes, cost = ranked_nodes(self.subject, self.recipe.passes[index])
+        if cost <= 0:
+            self.reporter.note("tune: quantizing costs the baseline nothing; no node kept float")
+            return False
+        for count in range(1, min(MAX_FLOAT_NODES, len(nodes)) + 1):
+            if len(self.trials) >= self.budget:
+                return False
+            kept = nodes[:count]
+            trial = self.trial(ceiling.level, ceiling.levels, f"keep {', '.join(kept)} float", kept)
+            if trial.status == "pass" and (best is None or trial.level > best.level):
+                self.keep_float = kept
+                return True
+        return False
+
     def _tried(self, levels: dict[str, float]) -> bool:
         return any(
             all(abs(t.levels.get(k, -1) - v) < 1e-6 for k, v in levels.items()) for t in self.trials
         )
 
-    def trial(self, level: float, levels: dict[str, float], why: str) -> Trial:
+    def trial(
+        self, level: float, levels: dict[str, float], why: str, keep_float: list[str] | None = None
+    ) -> Trial:
         index = len(self.trials) + 1
         self.reporter.stage(f"trial {index}/{self.budget}: level {level:.2%} ({why})")
-        data = self.variant(level, levels)
+        keep_float = self.keep_float if keep_float is None else keep_float
+        data = self.variant(level, levels, keep_float)
         folder = self.directory / "trials" / f"{index:02d}"
         predicted = self.allocator.predicted(levels)
         trial = run_trial(
             index, why, data, self.recipe, folder, self.pass_index, (level, levels, predicted)
         )
+        if keep_float:
+            trial = trial.model_copy(update={"keep_float": keep_float})
         self.trials.append(trial)
         verdict = trial.status if trial.status != "fail" else f"fail: {', '.join(trial.failed)}"
         self.reporter.note(f"trial {index}: level {level:.2%} -> {verdict}")
         return trial
 
-    def variant(self, level: float, levels: dict[str, float]) -> dict:
-        """The recipe's data with the tuned pass at these explicit per-layer levels."""
+    def variant(self, level: float, levels: dict[str, float], keep_float: list[str]) -> dict:
+        """The recipe's data with the tuned pass at these explicit per-layer levels (and
+        `keep_float` added to the quantize pass's ignore list)."""
         data = recipe_data(self.recipe)
         step = dict(data["passes"][self.pass_index])
         step.pop("allocation", None)
         step["sparsity"] = {"default": round(level, 4), "overrides": levels}
         data["passes"][self.pass_index] = step
+        index = self.quantize_index
+        if keep_float and index is not None:
+            quantize = dict(data["passes"][index])
+            quantize["ignore"] = [*quantize.get("ignore", []), *keep_float]
+            data["passes"][index] = quantize
         return data
 
     def result(self, seconds: float) -> Tuning:
@@ -247,7 +306,7 @@ def write_outputs(tuning: Tuning, search: Search, recipe: Recipe, directory: Pat
             f"{len(tuning.trials)},\nthe highest level that met every budget. "
             "`compress apply` on this file reproduces it."
         )
-        variant = search.variant(best.level, best.levels)
+        variant = search.variant(best.level, best.levels, best.keep_float)
         write_recipe(variant, recipe, tuned, "tuned/model.onnx", header)
         tuning.tuned = str(tuned)
     write_text_or_fail(directory / "tuning.json", tuning.to_json(), "tuning log")

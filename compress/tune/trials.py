@@ -37,6 +37,8 @@ class Trial(BaseModel):
     why: str
     level: float
     levels: dict[str, float]
+    #: quantized nodes kept in float (added to the quantize pass's ignore)
+    keep_float: list[str] = Field(default_factory=list)
     predicted_drop: float
     status: Literal["pass", "fail", "error"]
     #: budgets that failed, as "metric limit (got value)"
