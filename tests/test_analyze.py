@@ -104,17 +104,28 @@ def test_the_node_ranking_is_the_fallback_order(write_recipe, tmp_path):
     assert nodes[0].alone_drop > 0.02  # the outlier layer alone already costs accuracy
 
 
+KERAS_DIGITS = {
+    "source": f"{MODELS}/keras_digits_cnn.py:build",
+    "weights": f"{MODELS}/keras_digits_cnn.weights.h5",
+    "inputs": [{"name": "input", "shape": ["batch", 8, 8, 1]}],
+}
+
+
 def test_keras_layers_are_found_in_the_export(tmp_path):
-    model = {
-        "source": f"{MODELS}/keras_digits_cnn.py:build",
-        "weights": f"{MODELS}/keras_digits_cnn.weights.h5",
-        "inputs": [{"name": "input", "shape": ["batch", 8, 8, 1]}],
-    }
-    recipe = digits_recipe([{"type": "prune", "sparsity": 0.8}], model, "load_nhwc")
+    recipe = digits_recipe([{"type": "prune", "sparsity": 0.8}], KERAS_DIGITS, "load_nhwc")
     result = analyze(recipe, tmp_path, progress=False, levels=(0.9,), base_dir=tmp_path)
     (scan,) = result.passes
     assert result.framework == "keras" and not scan.notes
     assert {row.name for row in scan.layers} == {"conv1", "conv2", "fc1", "fc2"}
+
+
+def test_keras_channel_groups_are_scanned(tmp_path):
+    passes = [{"type": "prune", "method": "channel", "sparsity": 0.5}]
+    recipe = digits_recipe(passes, KERAS_DIGITS, "load_nhwc")
+    result = analyze(recipe, tmp_path, progress=False, levels=(0.5,), base_dir=tmp_path)
+    (scan,) = result.passes
+    assert {row.name for row in scan.layers} == {"conv1", "conv2", "fc1"}
+    assert all(len(row.points) == 1 for row in scan.layers)
 
 
 def test_the_cli_prints_the_ranking_and_writes_json(write_recipe, run_cli, tmp_path):
@@ -152,20 +163,52 @@ def test_bad_levels_are_a_usage_error(write_recipe, run_cli):
 
 @pytest.mark.slow
 def test_the_minilm_recipe_analyzes_on_small_inputs(tmp_path):
-    """recipes/minilm_sensitivity.yaml (real MiniLM weights) on a few 32-token sentences: every
-    MatMul is scanned and ranked (the full run is benchmarks/sensitivity.py)."""
+    """recipes/minilm_sensitivity.yaml (real MiniLM weights) on a few 32-token sentences, the
+    first layer's six MatMuls scanned and ranked (all 36: benchmarks/sensitivity.py)."""
     import yaml
     from conftest import RECIPES
 
     raw = yaml.safe_load((RECIPES / "minilm_sensitivity.yaml").read_text())
-    raw["data"]["source"] = "../models/minilm.py:docstrings_small"
-    path = RECIPES / ".minilm_small_test.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    try:
-        result = analyze(path, tmp_path, progress=False)
-    finally:
-        path.unlink()
+    raw["model"]["source"] = f"{MODELS}/minilm.py:build"
+    raw["data"]["source"] = f"{MODELS}/minilm.py:docstrings_small"
+    raw["export"]["path"] = str(tmp_path / "model.onnx")
+    raw["passes"][0]["ignore"] = ["re:.*layer\\.[1-5]\\..*"]
+    result = analyze(raw, tmp_path / "analysis", progress=False, base_dir=tmp_path)
     (scan,) = result.passes
-    assert len(scan.nodes) == 36 and result.samples == 16
+    assert len(scan.nodes) == 6 and result.samples == 16
     assert all(node.op == "MatMul" for node in scan.nodes)
     assert scan.nodes[0].gain >= scan.nodes[-1].gain
+
+
+def seed_recipe(model: dict, passes: list[dict], tmp_path: Path) -> dict:
+    from conftest import seed_mlp_recipe
+
+    raw = seed_mlp_recipe(passes=passes, model=model, measure={"latency": None})
+    raw["export"] = {"path": str(tmp_path / "model.onnx")}
+    return raw
+
+
+def test_tf_keras_models_are_scanned(tmp_path):
+    model = {
+        "source": f"{MODELS.parent}/tests/builders.py:tf_keras_mlp",
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    raw = seed_recipe(model, [{"type": "prune", "sparsity": 0.5}], tmp_path)
+    result = analyze(raw, tmp_path / "a", progress=False, levels=(0.5, 0.9), base_dir=tmp_path)
+    assert result.framework == "tf_keras"
+    assert {row.name for row in result.passes[0].layers} == {"hidden", "out"}
+
+
+def test_an_onnx_model_gets_its_quantize_pass_scanned(tmp_path):
+    model = {
+        "source": f"{MODELS}/seed_mlp.py:build",
+        "weights": f"{MODELS}/seed_mlp.safetensors",
+        "inputs": [{"name": "features", "shape": [-1, 10]}],
+    }
+    exported = compress.apply(seed_recipe(model, [], tmp_path), progress=False)
+    onnx_model = {"source": exported.artifacts.baseline_onnx, "inputs": model["inputs"]}
+    raw = seed_recipe(onnx_model, [{"type": "quantize", "mode": "dynamic"}], tmp_path / "onnx")
+    result = analyze(raw, tmp_path / "a", progress=False, base_dir=tmp_path)
+    (scan,) = result.passes
+    assert result.framework == "onnx" and scan.kind == "nodes" and len(scan.nodes) == 2
+    assert scan.full_drop is not None

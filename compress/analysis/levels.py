@@ -41,11 +41,6 @@ class Allocator:
         scanned = {row.name for row in self.rows}
         self.unscanned = [name for name in self.sizes if name not in scanned]
 
-    @property
-    def highest(self) -> float:
-        """The highest overall level the scanned levels can reach."""
-        return self.reached(self.levels(ALLOCATION_LEVELS[-1]), ALLOCATION_LEVELS[-1])
-
     def levels(self, target: float) -> dict[str, float]:
         """Each layer's level for an overall `target` (unscanned layers stay at `target`)."""
         fixed = {

@@ -3,6 +3,8 @@ samples it is scored on, and a scratch folder."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ class Subject:
     def batch(self) -> int:
         return self.recipe.eval_batch
 
-    def bar(self, description: str, total: int):
+    def bar(self, description: str, total: int) -> AbstractContextManager[Callable[..., None]]:
         """A progress bar with an ETA on stderr (off when not a terminal)."""
         return self.context.reporter.bar(description, total)
 
