@@ -14,7 +14,8 @@
    all-MiniLM-L6-v2, dynamic INT8, each of the 36 MatMuls quantized alone and reverted alone),
    timed, with the top five nodes.
 
-Run (from any directory): .venv/bin/python benchmarks/sensitivity.py [--only allocation|tune|minilm]
+Run (from any directory):
+    .venv/bin/python benchmarks/sensitivity.py [--only allocation|tune|minilm] [--out DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import common
 import numpy as np
 import torch
+import torch_pruning as tp
 import yaml
 from safetensors.torch import load_file
 from torch.nn.utils import prune
@@ -71,16 +73,43 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     common.print_table(headers[1:], [(row[0], row[1:]) for row in rows])
 
 
-def global_by_hand(level: float) -> float:
-    """torch.nn.utils.prune.global_unstructured (L1) over the four layers: val accuracy."""
+def digits_cnn() -> torch.nn.Module:
     model = common.load_source(MODELS / "digits_cnn.py").build()
     model.load_state_dict(load_file(str(MODELS / "digits_cnn.safetensors")))
-    layers = [(getattr(model, name), "weight") for name in ("conv1", "conv2", "fc1", "fc2")]
-    prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=level)
+    return model.eval()
+
+
+def val_accuracy(model: torch.nn.Module) -> float:
     images, labels = common.load_source(MODELS / "digits.py").load()["val"]
     with torch.no_grad():
         predicted = model.eval()(torch.from_numpy(images)).argmax(1).numpy()
     return float(np.mean(predicted == labels))
+
+
+def global_by_hand(level: float) -> float:
+    """torch.nn.utils.prune.global_unstructured (L1) over the four layers: val accuracy."""
+    model = digits_cnn()
+    layers = [(getattr(model, name), "weight") for name in ("conv1", "conv2", "fc1", "fc2")]
+    prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=level)
+    return val_accuracy(model)
+
+
+def tp_global_by_hand(level: float) -> tuple[float, int]:
+    """Torch-Pruning's non-uniform alternative: MetaPruner with global_pruning (one L2
+    threshold over all groups, the classifier ignored): val accuracy and MACs of one sample."""
+    model = digits_cnn()
+    example = torch.zeros(1, 1, 8, 8)
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=level,
+        global_pruning=True,
+        ignored_layers=[model.fc2],
+    )
+    pruner.step()
+    macs, _ = tp.utils.count_ops_and_params(model, example)
+    return val_accuracy(model), int(macs)
 
 
 def allocation_section(folder: Path) -> None:
@@ -124,6 +153,29 @@ def allocation_section(folder: Path) -> None:
     common.verdict(
         gains[0.8] >= MIN_GAIN_POINTS,
         f"at 80%: sensitivity {gains[0.8]:+.1f} pt over uniform (target >= +{MIN_GAIN_POINTS})",
+    )
+    channel_allocation(folder)
+
+
+def channel_allocation(folder: Path) -> None:
+    print("\nchannel pruning, one-shot (groups weighed by the MACs they control): val accuracy @ MACs vs dense")
+    rows = []
+    for level in (0.3, 0.5):
+        cells = []
+        for allocation in ("uniform", "sensitivity"):
+            step = {"type": "prune", "method": "channel", "sparsity": level}
+            recipe = digits_recipe(
+                [{**step, "allocation": allocation}], folder / f"channel-{allocation}-{level}"
+            )
+            report = compress.apply(recipe, progress=False)
+            ratio = report.compressed.macs / report.baseline.macs
+            cells.append(f"{report.compressed.accuracy:.2%} @ {ratio:.3f}x MACs")
+        accuracy, macs = tp_global_by_hand(level)
+        cells.insert(1, f"{accuracy:.2%} @ {macs / report.baseline.macs:.3f}x MACs")
+        rows.append([f"{level:.0%}", *cells])
+    table(
+        ["level", "compress uniform", "Torch-Pruning global (by hand)", "compress sensitivity"],
+        rows,
     )
 
 
@@ -244,11 +296,13 @@ def minilm_section(folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("allocation", "tune", "minilm"))
+    parser.add_argument("--out", type=Path, help="keep the outputs (analysis.html...) here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"# sensitivity benchmark: {cpu_name()} ({', '.join(speed_features())})")
     print(f"python {platform.python_version()}, torch {torch.__version__}")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.out or scratch
         sections = {
             "allocation": allocation_section,
             "tune": tune_section,

@@ -165,3 +165,22 @@ def test_a_session_refuses_sensitivity_allocation(write_recipe, run_cli):
     raw = {**DIGITS, "passes": [{"type": "prune", "sparsity": 0.8, "allocation": "sensitivity"}]}
     code, _, err = run_cli("validate", write_recipe(raw), "--usage", "session")
     assert code == 2 and "run this pass with `compress apply`" in err
+
+
+def test_channel_allocation_trades_levels_for_macs(tmp_path):
+    """Channel groups are weighed by the MACs they control: the allocated pass removes about as
+    many MACs as the uniform one, and keeps more accuracy."""
+    reports = {}
+    for allocation in ("uniform", "sensitivity"):
+        passes = [{"type": "prune", "method": "channel", "sparsity": 0.5, "allocation": allocation}]
+        recipe = {
+            **DIGITS,
+            "passes": passes,
+            "export": {"path": str(tmp_path / allocation / "m.onnx")},
+        }
+        reports[allocation] = apply(recipe, progress=False)
+    uniform, allocated = reports["uniform"], reports["sensitivity"]
+    levels = allocated.passes[0]["levels"]
+    assert set(levels) == {"conv1", "conv2", "fc1"} and len(set(levels.values())) > 1
+    assert allocated.compressed.macs <= uniform.compressed.macs * 1.1
+    assert allocated.compressed.accuracy >= uniform.compressed.accuracy

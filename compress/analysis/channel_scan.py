@@ -53,5 +53,9 @@ def scan_channels(
                 points.append(Point(level=level, drop=round(subject.scorer.drop(outputs), 6)))
             if len(points) < len(levels):
                 notes.append(f"{name}: {len(levels) - len(points)} level(s) remove no channel")
-            rows.append(LayerSensitivity(name=name, size=group["before"], points=points))
+            rows.append(
+                LayerSensitivity(
+                    name=name, size=group["before"], points=points, layers=group["layers"]
+                )
+            )
     return rows, notes

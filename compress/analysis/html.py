@@ -107,7 +107,7 @@ def _node_chart(item: PassAnalysis) -> str:
     axes.set_yticks(index, [short_label(node.name) for node in shown], fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("points of the metric", fontsize=9)
-    axes.legend(fontsize=8, frameon=False, loc="lower right")
+    axes.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     style_axes(axes)
     return to_svg(figure)
 

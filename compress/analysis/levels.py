@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from compress.analysis.allocation import allocate, predicted_drop
 from compress.analysis.channel_scan import scan_channels
+from compress.analysis.schema import LayerSensitivity
 from compress.analysis.subject import Subject
 from compress.analysis.weight_scan import scan_weights, targeted_layers
+from compress.backends.onnx.macs import macs_by_layer
 from compress.errors import ModelError
 from compress.passes.prune import SPARSITY_TOLERANCE, LayerLevels, PrunePass
 
@@ -26,7 +28,7 @@ class Allocator:
         self.config = config
         if config.method == "channel":
             self.rows, _ = scan_channels(subject, config, ALLOCATION_LEVELS)
-            self.sizes = {row.name: row.size for row in self.rows}
+            self.sizes = group_macs(subject, self.rows)
         else:
             layers = targeted_layers(subject, config)
             self.rows, _ = scan_weights(subject, layers, ALLOCATION_LEVELS)
@@ -48,7 +50,11 @@ class Allocator:
             for name in self.sizes
             if name in self.pinned or name in self.unscanned
         }
-        free = [row for row in self.rows if row.name not in self.pinned]
+        free = [  # weighed by what the allocation spends (weights, or a group's MACs)
+            row.model_copy(update={"size": self.sizes[row.name]})
+            for row in self.rows
+            if row.name not in self.pinned
+        ]
         return {**allocate(free, target, fixed), **self.pinned}
 
     def reached(self, levels: dict[str, float], target: float) -> float:
@@ -68,12 +74,24 @@ class Allocator:
         if reached + SPARSITY_TOLERANCE < target:
             raise ModelError(
                 f"prune: allocation cannot reach sparsity {target:.2%}: with every layer at "
-                f"most {ALLOCATION_LEVELS[-1]:.0%} it reaches {reached:.2%}"
+                f"its highest scanned level it reaches {reached:.2%}"
             )
         levels = {name: levels.get(name, target) for name in self.sizes}
         return self.config.model_copy(
             update={"sparsity": LayerLevels(default=target, overrides=levels)}
         )
+
+
+def group_macs(subject: Subject, rows: list[LayerSensitivity]) -> dict[str, int]:
+    """What cutting each channel group saves, to weigh it by: the MACs of one sample of every
+    layer it slices (its producers' outputs and its consumers' inputs), so that levels are
+    traded for MACs, and the allocated pass removes as many MACs as the uniform one would
+    (to first order). A group whose layers run no counted op weighs its channel count."""
+    names = [spec.name for spec in subject.recipe.model.inputs]
+    first = {name: x[:1] for name, x in zip(names, subject.scorer.inputs, strict=True)}
+    macs = macs_by_layer(subject.baseline, first)
+    sizes = {row.name: sum(macs.get(layer, 0) for layer in row.layers) for row in rows}
+    return {name: size or row.size for (name, size), row in zip(sizes.items(), rows, strict=True)}
 
 
 def allocated(subject: Subject, config: PrunePass) -> PrunePass:

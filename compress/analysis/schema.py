@@ -28,6 +28,8 @@ class LayerSensitivity(BaseModel):
     name: str
     size: int
     points: list[Point]
+    #: a group: every layer sliced with it
+    layers: list[str] = Field(default_factory=list)
 
     @property
     def worst(self) -> float:

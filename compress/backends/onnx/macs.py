@@ -25,6 +25,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
+from compress.backends.onnx.naming import layer_name
 from compress.errors import ModelError, message_line
 
 Shape = tuple[int, ...]
@@ -71,6 +72,24 @@ def count_macs(path: Path, inputs: Mapping[str, Shape | np.ndarray]) -> int:
     for node in nodes:
         total += _count(node, _shape_of(node, shapes))
     return total
+
+
+def macs_by_layer(path: Path, inputs: Mapping[str, Shape | np.ndarray]) -> dict[str, int]:
+    """MACs of one run per layer: each counted node's MACs credited to the layer of its weight
+    initializer (the report's layer naming); nodes without one (attention's products) are
+    left out."""
+    model = onnx.load(str(path))
+    _refuse_hidden_work(model.graph)
+    weights = {tensor.name for tensor in model.graph.initializer}
+    nodes = [node for node in model.graph.node if node.op_type in COUNTED_OPS]
+    shapes = _shapes(model, nodes, _feeds(model, inputs), path)
+    layers: dict[str, int] = {}
+    for node in nodes:
+        weight = next((name for name in node.input[1:] if name in weights), None)
+        if weight is not None:
+            layer = layer_name(weight)
+            layers[layer] = layers.get(layer, 0) + _count(node, _shape_of(node, shapes))
+    return layers
 
 
 def _count(node: onnx.NodeProto, shape: ShapeOf) -> int:
