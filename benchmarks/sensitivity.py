@@ -158,7 +158,7 @@ def allocation_section(folder: Path) -> None:
 
 
 def channel_allocation(folder: Path) -> None:
-    print("\nchannel pruning, one-shot (groups weighed by the MACs they control): val accuracy @ MACs vs dense")
+    print("\nchannel pruning, one-shot (groups weighed by their MACs): val accuracy @ MACs")
     rows = []
     for level in (0.3, 0.5):
         cells = []
