@@ -240,7 +240,7 @@ def plan_command(recipe: str, as_json: bool) -> None:
             f"pass {index}: {step['type']}: {len(step['layers'])} layer(s), "
             f"{step['weights_before']:,} weights -> {step['nonzero_after']:,} nonzero"
         )
-        for key in ("mode", "stage", "teacher", "student"):
+        for key in ("mode", "stage", "teacher", "student", "allocation"):
             if key in step:
                 click.echo(f"  {key}: {step[key]}")
         for layer in step["layers"]:

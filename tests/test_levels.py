@@ -184,3 +184,9 @@ def test_channel_allocation_trades_levels_for_macs(tmp_path):
     assert set(levels) == {"conv1", "conv2", "fc1"} and len(set(levels.values())) > 1
     assert allocated.compressed.macs <= uniform.compressed.macs * 1.1
     assert allocated.compressed.accuracy >= uniform.compressed.accuracy
+
+
+def test_plan_says_the_levels_are_chosen_at_run_time(write_recipe, run_cli):
+    raw = {**DIGITS, "passes": [{"type": "prune", "sparsity": 0.8, "allocation": "sensitivity"}]}
+    code, out, _ = run_cli("plan", write_recipe(raw))
+    assert code == 0 and "allocation: sensitivity (per-layer levels chosen" in out

@@ -363,11 +363,14 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
         }
         for layer in chosen
     ]
-    return {
+    plan = {
         "layers": rows,
         "weights_before": sum(row["weights"] for row in rows),
         "nonzero_after": sum(row["nonzero_after"] for row in rows),
     }
+    if config.allocates:  # the levels shown are the target's: the scan picks them at run time
+        plan["allocation"] = "sensitivity (per-layer levels chosen when the pass runs)"
+    return plan
 
 
 def levels_record(config: PrunePass, names: list[str]) -> dict:
