@@ -3,6 +3,7 @@ samples it is scored on, and a scratch folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -57,5 +58,7 @@ def scorer_for(context: PassContext, baseline: Path, samples: int, usage: str) -
         )
     taken = val.take(samples)
     metric = recipe.evaluate.metric if recipe.evaluate else None
-    scorer = Scorer(taken.inputs, taken.targets, metric, recipe.base_dir, recipe.eval_batch)
+    scorer = Scorer(
+        taken.inputs, taken.targets, metric, recipe.base_dir, recipe.eval_batch, os.cpu_count() or 1
+    )
     return scorer.bind(baseline)

@@ -36,7 +36,8 @@ def _table(analysis: Analysis, item: PassAnalysis) -> Table:
     table = Table(title=title, title_justify="left")
     if item.kind == "nodes":
         for column in ("rank", "node", "op", "alone quantized", "alone reverted", "gain"):
-            table.add_column(column, justify="left" if column in ("node", "op") else "right")
+            left = column in ("node", "op")
+            table.add_column(column, justify="left" if left else "right", overflow="fold")
         for rank, node in _ends(item.nodes):
             if node is None:
                 table.add_row("…", "", "", "", "", "")
@@ -52,7 +53,7 @@ def _table(analysis: Analysis, item: PassAnalysis) -> Table:
         table.caption = f"fully quantized drop {item.full_drop:.4f}"
         return table
     table.add_column("rank", justify="right")
-    table.add_column("layer" if item.kind == "weights" else "group")
+    table.add_column("layer" if item.kind == "weights" else "group", overflow="fold")
     table.add_column("size", justify="right")
     for level in item.levels:
         table.add_column(f"{level:.0%}", justify="right")

@@ -29,6 +29,8 @@ class Scorer:
     metric: str | None
     base_dir: Path
     batch: int
+    #: onnxruntime threads per scoring session (1 for the pass; every core for the scans)
+    threads: int = 1
     reference: np.ndarray = field(init=False)
     reference_score: float | None = field(init=False, default=None)
 
@@ -45,7 +47,8 @@ class Scorer:
 
     def outputs(self, path: Path, rows: np.ndarray | None = None) -> np.ndarray:
         inputs = self.inputs if rows is None else [x[rows] for x in self.inputs]
-        return runtime.predict(runtime.make_session(path), inputs, self.batch)[0]
+        session = runtime.make_session(path, threads=self.threads)
+        return runtime.predict(session, inputs, self.batch)[0]
 
     @property
     def measure(self) -> str:
