@@ -103,13 +103,17 @@ class TrainSpec(StrictModel):
     seed: int = 0
 
 
+#: The evaluate metrics the toolkit computes itself (others are "file.py:fn" references).
+BUILTIN_METRICS = ("accuracy", "top5", "mse", "cosine")
+
+
 class EvaluateSpec(StrictModel):
     metric: str = Field("accuracy", description='accuracy | top5 | mse | cosine | "file.py:fn"')
 
     @field_validator("metric")
     @classmethod
     def _known(cls, metric: str) -> str:
-        if metric not in ("accuracy", "top5", "mse", "cosine") and ":" not in metric:
+        if metric not in BUILTIN_METRICS and ":" not in metric:
             raise ValueError('use accuracy, top5, mse, cosine or a function "file.py:fn"')
         return metric
 
@@ -205,6 +209,12 @@ class Recipe(StrictModel):
     @property
     def path(self) -> Path | None:
         return self._path
+
+    @property
+    def as_written(self) -> dict | None:
+        """The mapping the recipe file parsed to (None for a recipe given as data)."""
+        data = self._source.data if self._source else None
+        return data if isinstance(data, dict) else None
 
     @property
     def eval_batch(self) -> int:

@@ -212,3 +212,10 @@ def test_an_onnx_model_gets_its_quantize_pass_scanned(tmp_path):
     (scan,) = result.passes
     assert result.framework == "onnx" and scan.kind == "nodes" and len(scan.nodes) == 2
     assert scan.full_drop is not None
+
+
+def test_the_default_output_is_beside_the_export(write_recipe, tmp_path):
+    recipe = write_recipe(digits_recipe([{"type": "prune", "sparsity": 0.5}]))
+    result = analyze(recipe, progress=False, levels=(0.9,))
+    assert Path(result.directory) == tmp_path / "out" / "analysis"
+    assert (tmp_path / "out" / "analysis" / "analysis.html").is_file()

@@ -182,6 +182,29 @@ def test_activation_importance_removes_a_channel_that_never_fires(tmp_path, impo
     assert bool((pruned[0].bias == -1000.0).any()) is dead_kept
 
 
+def test_heads_follow_the_level_of_their_attention(tmp_path):
+    """Heads follow the level of their attention (here the default, 1 of 4), not the highest
+    level of the pass (the FFN override, half)."""
+    inputs = [
+        {"name": name, "shape": ["batch", "sequence"], "dtype": "int64"}
+        for name in ("input_ids", "attention_mask")
+    ]
+    levels = {"default": 0.25, "overrides": {"re:.*intermediate\\.dense": 0.5}}
+    recipe = channel_recipe(
+        "tiny_bert",
+        [channel_pass(sparsity=levels)],
+        model={"source": f"{BUILDERS}:tiny_bert", "inputs": inputs},
+        data={"source": f"{BUILDERS}:tokens", "batch_size": 8},
+        evaluate={"metric": "cosine"},
+        measure={"latency": None},
+    )
+    record = prune_record(compress.apply(recipe, output_dir=tmp_path, progress=False))
+    heads = [g for g in record["groups"] if g["kind"] == "heads"]
+    neurons = [g for g in record["groups"] if g["kind"] == "neurons"]
+    assert len(heads) == 2 and all((g["before"], g["after"]) == (4, 3) for g in heads)
+    assert len(neurons) == 2 and all((g["before"], g["after"]) == (128, 64) for g in neurons)
+
+
 def test_bert_heads_and_neurons_are_removed(tmp_path):
     """Heads go whole (4 -> 2 per layer, the attention modules told), FFN neurons by half; the
     hidden size (tied to the embeddings and the model's output) stays."""

@@ -152,3 +152,13 @@ def test_quantized_nodes_that_hurt_are_kept_float_to_pass(tmp_path):
     assert all(t.status == "fail" for t in result.trials if not t.keep_float)
     tuned = load_recipe(tmp_path / "t" / "tuned.yaml")
     assert tuned.passes[1].ignore == best.keep_float
+
+
+def test_tuned_yaml_never_replaces_the_recipe(run_cli, tmp_path):
+    path = digits_tune(tmp_path)
+    tuned = path.with_name("tuned.yaml")
+    path.rename(tuned)
+    before = tuned.read_text()
+    code, _, err = run_cli("tune", tuned, "-o", tmp_path)
+    assert code == 2 and "over the recipe itself" in err
+    assert tuned.read_text() == before and not (tmp_path / "tuning.json").exists()

@@ -9,8 +9,7 @@ from html import escape
 import numpy as np
 
 from compress.analysis.schema import Analysis, PassAnalysis
-from compress.report.html import CSS
-from compress.report.html import image_tag as _image_tag
+from compress.report.html import CSS, image_tag
 from compress.report.plots import new_figure, short_label, style_axes, to_svg
 
 #: Above this many layers the chart is a heatmap (lines would be unreadable).
@@ -58,7 +57,7 @@ def _section(analysis: Analysis, item: PassAnalysis) -> str:
     notes = "".join(f"<li>{escape(note)}</li>" for note in item.notes)
     return (
         f'<section id="pass-{item.index + 1}"><h2>{escape(title)}</h2>'
-        f"<figure>{_image_tag(chart, title)}<figcaption>{escape(caption)}</figcaption></figure>"
+        f"<figure>{image_tag(chart, title)}<figcaption>{escape(caption)}</figcaption></figure>"
         + (f"<ul>{notes}</ul>" if notes else "")
         + table
         + "</section>"

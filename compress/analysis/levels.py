@@ -90,8 +90,7 @@ def group_macs(subject: Subject, rows: list[LayerSensitivity]) -> dict[str, int]
     names = [spec.name for spec in subject.recipe.model.inputs]
     first = {name: x[:1] for name, x in zip(names, subject.scorer.inputs, strict=True)}
     macs = macs_by_layer(subject.baseline, first)
-    sizes = {row.name: sum(macs.get(layer, 0) for layer in row.layers) for row in rows}
-    return {name: size or row.size for (name, size), row in zip(sizes.items(), rows, strict=True)}
+    return {row.name: sum(macs.get(layer, 0) for layer in row.layers) or row.size for row in rows}
 
 
 def allocated(subject: Subject, config: PrunePass) -> PrunePass:

@@ -387,15 +387,15 @@ def prune_record(
     per_layer: dict[str, float],
     mask_updates: int,
     training: dict | None,
-    target: float | None = None,
+    target: float,
 ) -> dict:
     """What a prune pass did, for the report (the same keys for every backend); `target` is
-    the overall level asked when it differs by layer."""
+    the overall level asked (`expected_sparsity`)."""
     return {
         "method": config.method,
         "scope": config.scope,
         "schedule": config.schedule.kind if config.schedule else "one-shot",
-        "target_sparsity": round(config.target if target is None else target, 6),
+        "target_sparsity": round(target, 6),
         "achieved_sparsity": round(achieved, 6),
         "mask_updates": mask_updates,
         "layers": {name: round(value, 6) for name, value in per_layer.items()},

@@ -8,14 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from compress.recipe import Recipe, referenced_file
+from compress.recipe import BUILTIN_METRICS, Recipe, referenced_file
 
 
 def recipe_data(recipe: Recipe) -> dict:
     """The recipe as its YAML parsed (what the user wrote), else as data."""
-    source = recipe._source
-    if source is not None and isinstance(source.data, dict):
-        return copy.deepcopy(source.data)
+    written = recipe.as_written
+    if written is not None:
+        return copy.deepcopy(written)
     return recipe.model_dump(mode="json", exclude_unset=True)
 
 
@@ -50,11 +50,7 @@ def _parent(data: Any, location: tuple[Any, ...]) -> tuple[dict | None, Any]:
 
 def _moved(reference: str, base: Path, directory: Path) -> str:
     file = referenced_file(reference)
-    if (
-        file is None
-        or Path(file).is_absolute()
-        or reference in ("accuracy", "top5", "mse", "cosine")
-    ):
+    if file is None or Path(file).is_absolute() or reference in BUILTIN_METRICS:
         return reference
     target, here = (base / file).resolve(), directory.resolve()
     # relative while the two share a folder below the root, else absolute

@@ -16,9 +16,9 @@ from compress import __version__
 from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
 from compress.analysis.node_scan import ranked_nodes
 from compress.analysis.run import prepared
-from compress.analysis.subject import SCAN_SAMPLES
+from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
-from compress.errors import RecipeError
+from compress.errors import RecipeError, UsageError
 from compress.outputs import tool_directory
 from compress.passes.prune import PrunePass
 from compress.passes.quantize import QuantizePass
@@ -52,6 +52,11 @@ def tune(
     pass_index, config = tuned_pass(recipe)
     reporter = Reporter(progress_wanted(progress))
     directory = tool_directory(recipe, output_dir, "tune")
+    if recipe.path is not None and (directory / "tuned.yaml").resolve() == recipe.path:
+        raise UsageError(
+            f"compress tune writes tuned.yaml into {directory}, over the recipe itself: "
+            "choose another output directory (-o)"
+        )
     started = time.perf_counter()
     with prepared(recipe, reporter, SCAN_SAMPLES, "compress tune") as subject:
         reporter.stage("scanning sensitivity")
@@ -115,7 +120,7 @@ class Search:
     directory: Path
     reporter: Reporter
     budget: int
-    subject: Any = None  # the scanned baseline: quantized nodes are ranked on it when needed
+    subject: Subject  # the scanned baseline: quantized nodes are ranked on it when needed
     trials: list[Trial] = field(default_factory=list)
     #: quantized nodes every further trial keeps in float (set by a float move that passed)
     keep_float: list[str] = field(default_factory=list)

@@ -103,12 +103,15 @@ def _modules(group: tp.dependency.Group) -> list:
     return [item.dep.target.module for item in group]
 
 
-def head_ratios(heads: dict[nn.Module, int], sparsity: float) -> dict[nn.Module, float]:
+def head_ratios(
+    heads: dict[nn.Module, int], levels: dict[nn.Module, float]
+) -> dict[nn.Module, float]:
     """Per-attention head ratios for Torch-Pruning, which removes ceil(ratio * heads): chosen
-    so that floor(sparsity * heads) go, the rounding of every other group."""
+    so that floor(level * heads) go, the rounding of every other group (`levels`: each
+    attention's level, by its query projection)."""
     ratios = {}
     for query, count in heads.items():
-        removed = kept_removed(count, sparsity)
+        removed = kept_removed(count, levels[query])
         ratios[query] = (removed - 0.5) / count if removed else 0.0
     return ratios
 

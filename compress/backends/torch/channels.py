@@ -90,6 +90,11 @@ class TorchChannels:
             if name in self.targets and (level := self.config.level_at(name, ramp)) != default
         }
 
+    def head_levels(self, ramp: float) -> dict[nn.Module, float]:
+        """Each attention's level at the schedule's `ramp`, by its query projection's name."""
+        names = self.names()
+        return {query: self.config.level_at(names[query], ramp) for query in self.heads}
+
     def names(self) -> dict[nn.Module, str]:
         return {module: name for name, module in self.model.named_modules()}
 
@@ -115,8 +120,8 @@ class TorchChannels:
                 num_heads=dict(self.heads),
                 prune_num_heads=bool(self.heads),
                 prune_head_dims=False,
-                head_pruning_ratio=sparsity,
-                head_pruning_ratio_dict=head_ratios(self.heads, sparsity),
+                head_pruning_ratio=self.config.default_at(sparsity),
+                head_pruning_ratio_dict=head_ratios(self.heads, self.head_levels(sparsity)),
             )
         if self.config.ranking == "activation":
             record_activations(pruner.importance, self.model, self.config, self.context)
