@@ -1,31 +1,31 @@
 """Public architectures through `compress apply`, one process each, as a user runs them: exit
-code, size ratio, p50 speed-up and fidelity of every model of issue 9's table.
+code, size ratio, p50 speed-up and fidelity of each model, at the sizes users run them.
 
-    .venv/bin/python benchmarks/corpus.py [--runs 50] [--only NAME]
+    .venv/bin/python benchmarks/corpus.py [--runs 50] [--only NAME] [--quick] [--out DIR]
 
 Each row is a recipe written to a scratch folder (see RECIPES) and run with the CLI; figures come
 from the report it writes. Latency: onnxruntime, 1 thread, batch 1, both models interleaved.
+`--quick` runs the ResNet-18 row alone (unless `--only` names others) with 3 warm-up and 10 timed
+rounds, for a check of the code in seconds.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
-from corpus_models import BERT_INPUTS, IMAGE_NCHW, IMAGE_NHWC, TOKENS
+from _shared import common
+from _shared.builders import BERT_INPUTS, IMAGE_NCHW, IMAGE_NHWC, TOKENS
 
-from compress.cpu import SPEED_FEATURES, cpu_name, speed_features
-
-HERE = Path(__file__).resolve().parent
-MODELS = HERE / "corpus_models.py"
+MODELS = common.BUILDERS
 COMPRESS = Path(sys.executable).with_name("compress")
+#: The row --quick runs unless --only says otherwise.
+QUICK_ROW = "transformers ResNet-18, static"
 
 STATIC = {"type": "quantize", "mode": "static", "calibration": {"samples": 64}}
 
@@ -67,7 +67,7 @@ RECIPES = {
 
 
 def recipe(
-    name: str, builder: str, inputs: list, data: str | None, passes: list, runs: int
+    name: str, builder: str, inputs: list, data: str | None, passes: list, rounds: tuple[int, int]
 ) -> dict:
     raw = {
         "version": 1,
@@ -76,7 +76,12 @@ def recipe(
         "passes": passes,
         "export": {"path": "out/model.onnx"},
         "measure": {
-            "latency": {"threads": 1, "warmup": 10, "runs": runs, "dims": {"sequence": 128}}
+            "latency": {
+                "threads": 1,
+                "warmup": rounds[0],
+                "runs": rounds[1],
+                "dims": {"sequence": 128},
+            }
         },
     }
     if data:
@@ -113,19 +118,20 @@ def run(name: str, raw: dict, scratch: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arguments(__doc__, "the ResNet-18 row alone, 3 warm-up and 10 timed rounds")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--only", default=None, help="run the rows whose name contains this")
     args = parser.parse_args()
-    features = ", ".join(speed_features()) or "none of " + "/".join(SPEED_FEATURES)
-    print(f"{cpu_name()}; CPU features: {features}; 1 thread, batch 1, sequence 128")
+    only = args.only or (QUICK_ROW if args.quick else None)
+    rounds = common.QUICK_ROUNDS if args.quick else (10, args.runs)
+    print(f"{common.machine_line()}; 1 thread, batch 1, sequence 128")
     header = f"{'model, recipe':38} {'exit':>4} {'size':>6} {'p50 x':>6} {'fidelity':>16} "
     print(header + f"{'parity':>8} {'s':>5}  first layer / error")
-    with tempfile.TemporaryDirectory() as scratch:
+    with common.output_dir(args.out, "corpus-") as scratch:
         for name, (builder, inputs, data, passes) in RECIPES.items():
-            if args.only and args.only not in name:
+            if only and only not in name:
                 continue
-            row = run(name, recipe(name, builder, inputs, data, passes, args.runs), Path(scratch))
+            row = run(name, recipe(name, builder, inputs, data, passes, rounds), scratch)
             if "error" in row:
                 print(
                     f"{name:38} {row['exit']:>4} {'':>6} {'':>6} {'':>16} {'':>8} "

@@ -32,7 +32,11 @@ paths. Training runs with one torch thread.
 Run (from any directory; the repository root is found from this file; about 1.5 minutes on 2
 cores):
 
-    .venv/bin/python benchmarks/distill.py
+    .venv/bin/python benchmarks/distill.py [--quick] [--out DIR]
+
+`--quick` trains every recipe for at most 2 epochs (prune schedules ending after the first), with
+one train.seed and 3 warm-up and 10 timed rounds, for a check of the code in seconds; its figures
+are not the benchmark's.
 """
 
 from __future__ import annotations
@@ -40,23 +44,22 @@ from __future__ import annotations
 import copy
 import platform
 import statistics
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import common
 import onnxruntime as ort
 import torch
+from _shared import common
 
 import compress
-from compress.report.schema import Report
+from compress import Report
 
-STUDENT_RECIPE = common.REPO / "recipes" / "nano_distill_int4.yaml"
-RECOVER_RECIPE = common.REPO / "recipes" / "distill_recover.yaml"
+STUDENT_RECIPE = common.RECIPES / "nano_distill_int4.yaml"
+RECOVER_RECIPE = common.RECIPES / "distill_recover.yaml"
 
-SEEDS = (0, 1, 2)
+SEEDS, QUICK_SEEDS = (0, 1, 2), (0,)
 #: The seed whose models fill the student table (and is one of the 3 of the mean).
 TABLE_SEED = 0
 #: torch threads for training and export: on a small machine the default (every core) can make
@@ -112,11 +115,10 @@ def without_distill(base: common.Recipe) -> common.Recipe:
     return recipe
 
 
-def apply_recipe(recipe: common.Recipe | Path, workdir: Path, name: str) -> Run:
-    """Run a recipe file, or a recipe as data (exporting into workdir/name)."""
+def apply_recipe(recipe: common.Recipe, workdir: Path, name: str) -> Run:
+    """Run a recipe (as `common.read_recipe` gives it), exporting into workdir/name."""
     output = workdir / name
-    if isinstance(recipe, dict):
-        recipe = {**recipe, "export": {**recipe["export"], "path": str(output / "model.onnx")}}
+    recipe = {**recipe, "export": {**recipe["export"], "path": str(output / "model.onnx")}}
     started = time.perf_counter()
     report = compress.apply(recipe, output_dir=output, progress=False, base_dir=workdir)
     return Run(report, time.perf_counter() - started)
@@ -157,20 +159,21 @@ def mean(values: list[float]) -> float:
     return statistics.fmean(values)
 
 
+def spread(values: Sequence[float]) -> str:
+    """The standard deviation in points (MISSING for a single seed)."""
+    return f"{statistics.stdev(values) * 100:.2f} pts" if len(values) > 1 else common.MISSING
+
+
 def print_seeds(distilled: dict[int, float], labels: dict[int, float]) -> None:
-    print(f"\nStudent val accuracy per train.seed (a vs b; {len(SEEDS)} seeds, batch order only)")
-    headers = [f"seed {seed}" for seed in SEEDS] + ["mean", "std"]
+    seeds = list(distilled)
+    print(f"\nStudent val accuracy per train.seed (a vs b; {len(seeds)} seeds, batch order only)")
+    headers = [f"seed {seed}" for seed in seeds] + ["mean", "std"]
 
     def cells(values: dict[int, float]) -> list[str]:
-        series = [values[seed] for seed in SEEDS]
-        return [
-            *(f"{value:.2%}" for value in series),
-            f"{mean(series):.2%}",
-            f"{statistics.stdev(series) * 100:.2f} pts",
-        ]
+        series = [values[seed] for seed in seeds]
+        return [*(f"{value:.2%}" for value in series), f"{mean(series):.2%}", spread(series)]
 
-    differences = {seed: distilled[seed] - labels[seed] for seed in SEEDS}
-    diff_series = [differences[seed] for seed in SEEDS]
+    differences = [distilled[seed] - labels[seed] for seed in seeds]
     common.print_table(
         headers,
         [
@@ -179,9 +182,9 @@ def print_seeds(distilled: dict[int, float], labels: dict[int, float]) -> None:
             (
                 "a - b (points)",
                 [
-                    *(common.points(value) for value in diff_series),
-                    common.points(mean(diff_series)),
-                    f"{statistics.stdev(diff_series) * 100:.2f} pts",
+                    *(common.points(value) for value in differences),
+                    common.points(mean(differences)),
+                    spread(differences),
                 ],
             ),
         ],
@@ -228,13 +231,14 @@ def print_targets(
     val_size: int,
 ) -> None:
     mean_a, mean_b = mean(list(distilled.values())), mean(list(labels.values()))
-    wins = sum(distilled[seed] > labels[seed] for seed in SEEDS)
+    seeds = len(distilled)
+    wins = sum(distilled[seed] > labels[seed] for seed in distilled)
     drop = (recovery[common.DENSE].accuracy - recovery[RECOVERED].accuracy) * 100
     checks = [
         (
-            f"distilled student beats label-only student (mean of {len(SEEDS)} seeds): "
+            f"distilled student beats label-only student (mean of {seeds} seeds): "
             f"{mean_a:.2%} vs {mean_b:.2%} ({common.points(mean_a - mean_b)} points; "
-            f"ahead on {wins} of {len(SEEDS)} seeds)",
+            f"ahead on {wins} of {seeds} seeds)",
             mean_a > mean_b,
         ),
         (
@@ -257,41 +261,44 @@ def print_targets(
 
 
 def main() -> None:
+    parser = common.arguments(__doc__, "2 epochs, one seed, 3 warm-up and 10 timed rounds")
+    args = parser.parse_args()
     torch.set_num_threads(TORCH_THREADS)
     started = time.perf_counter()
     data = common.load_source(common.DIGITS_DATA).load()
     val = data["val"]
-    student_base = common.read_recipe(STUDENT_RECIPE)
-    recover_base = common.read_recipe(RECOVER_RECIPE)
+    student_base = common.read_recipe(STUDENT_RECIPE, args.quick)
+    recover_base = common.read_recipe(RECOVER_RECIPE, args.quick)
+    seeds = QUICK_SEEDS if args.quick else SEEDS
+    rounds = common.QUICK_ROUNDS if args.quick else common.DIGITS_ROUNDS
 
     distilled_acc: dict[int, float] = {}
     labels_acc: dict[int, float] = {}
-    with tempfile.TemporaryDirectory(prefix="distill-bench-") as tmp:
-        workdir = Path(tmp)
+    with common.output_dir(args.out, "distill-bench-") as workdir:
         table_runs: dict[str, Run] = {}
-        for seed in SEEDS:
+        for seed in seeds:
             a = apply_recipe(student_variant(student_base, None, seed), workdir, f"a-seed{seed}")
             b = apply_recipe(student_variant(student_base, 0.0, seed), workdir, f"b-seed{seed}")
             distilled_acc[seed] = val_accuracy(a.onnx, val)
             labels_acc[seed] = val_accuracy(b.onnx, val)
             if seed == TABLE_SEED:
                 table_runs = {DISTILLED: a, LABELS: b}
-        int4 = apply_recipe(STUDENT_RECIPE, workdir, "d-int4")
+        int4 = apply_recipe(student_base, workdir, "d-int4")
         student_paths = {
             DISTILLED: table_runs[DISTILLED].onnx,
             LABELS: table_runs[LABELS].onnx,
             TEACHER: table_runs[DISTILLED].baseline_onnx,
         }
-        students = common.measure(student_paths, val, latency=True)
+        students = common.measure(student_paths, val, rounds=rounds)
 
-        recovered = apply_recipe(RECOVER_RECIPE, workdir, "recover")
+        recovered = apply_recipe(recover_base, workdir, "recover")
         pruned_labels = apply_recipe(without_distill(recover_base), workdir, "recover-labels")
         recovery_paths = {
             RECOVERED: recovered.onnx,
             PRUNED_LABELS: pruned_labels.onnx,
             common.DENSE: recovered.baseline_onnx,
         }
-        recovery = common.measure(recovery_paths, val, latency=False)
+        recovery = common.measure(recovery_paths, val, rounds=None)
     total = time.perf_counter() - started
 
     distill = distill_pass(student_base)
@@ -326,7 +333,7 @@ def main() -> None:
     print_seeds(distilled_acc, labels_acc)
     print_recovery(recovery, {RECOVERED: recovered, PRUNED_LABELS: pruned_labels})
     print_targets(distilled_acc, labels_acc, recovery, len(val[0]))
-    print(f"\nTotal wall time {total:.0f} s ({2 * len(SEEDS) + 3} compress.apply runs)")
+    print(f"\nTotal wall time {total:.0f} s ({2 * len(seeds) + 3} compress.apply runs)")
 
 
 if __name__ == "__main__":

@@ -18,27 +18,23 @@ prune.remove, the wall time of each approach and the quickstart targets.
 
 Run (from any directory; the repository root is found from this file):
 
-    .venv/bin/python benchmarks/prune_digits.py
+    .venv/bin/python benchmarks/prune_digits.py [--quick] [--out DIR]
+
+`--quick` fine-tunes both approaches for 2 epochs (the sparsity ramp over the first) and times
+3 warm-up and 10 timed rounds, for a check of the code in seconds; its figures are not the
+benchmark's.
 """
 
 from __future__ import annotations
 
 import platform
-import tempfile
 import time
 from pathlib import Path
 
-import common
 import onnxruntime as ort
 import torch
-from safetensors.torch import load_file
-from torch import nn
+from _shared import common, torch_peers
 from torch.nn.utils import prune
-from torch.utils.data import DataLoader, TensorDataset
-
-RECIPE = common.REPO / "recipes" / "quickstart.yaml"
-MODEL_SOURCE = common.REPO / "models" / "digits_cnn.py"
-WEIGHTS = common.REPO / "models" / "digits_cnn.safetensors"
 
 #: torch threads for both approaches' fine-tuning and export. On a small shared machine the
 #: default (every core) can make this tiny model's training many times slower.
@@ -53,73 +49,61 @@ MASKS_KEPT, REMOVED = "by hand: masks kept", "by hand: prune.remove"
 # --- the two approaches ---------------------------------------------------------------------
 
 
-def load_digits_cnn() -> nn.Module:
-    model = common.load_source(MODEL_SOURCE).build()
-    model.load_state_dict(load_file(str(WEIGHTS)))
-    return model
-
-
-def fine_tune_with_pruning(model: nn.Module, train: common.Split) -> None:
-    """Adam fine-tune; after each of the first common.RAMP_EPOCHS epochs, prune each layer further
-    (linear steps up to common.SPARSITY of its weights)."""
-    torch.manual_seed(common.SEED)
-    dataset = TensorDataset(torch.from_numpy(train[0]), torch.from_numpy(train[1]))
-    generator = torch.Generator().manual_seed(common.SEED)
-    loader = DataLoader(dataset, batch_size=common.BATCH_SIZE, shuffle=True, generator=generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=common.LR)
-    criterion = nn.CrossEntropyLoss()
+def fine_tune_with_pruning(
+    model: torch.nn.Module, train: common.Split, ft: common.FineTune
+) -> None:
+    """Adam fine-tune; after each of the first `ft.ramp_epochs` epochs, prune each layer further
+    (linear steps up to `ft.sparsity` of its weights)."""
     pruned = 0.0
-    model.train()
-    for epoch in range(common.EPOCHS):
-        for x, y in loader:
-            optimizer.zero_grad()
-            criterion(model(x), y).backward()
-            optimizer.step()
-        if epoch < common.RAMP_EPOCHS:
-            target = common.SPARSITY * (epoch + 1) / common.RAMP_EPOCHS
-            # Repeated calls prune a fraction of the weights that are still unpruned.
-            amount = 1.0 - (1.0 - target) / (1.0 - pruned)
-            for name in common.LAYERS:
-                prune.l1_unstructured(getattr(model, name), "weight", amount=amount)
-            pruned = target
-    model.eval()
+
+    def step_up(epoch: int) -> None:
+        nonlocal pruned
+        if epoch >= ft.ramp_epochs:
+            return
+        target = ft.sparsity * (epoch + 1) / ft.ramp_epochs
+        # Repeated calls prune a fraction of the weights that are still unpruned.
+        amount = 1.0 - (1.0 - target) / (1.0 - pruned)
+        for name in ft.layers:
+            prune.l1_unstructured(getattr(model, name), "weight", amount=amount)
+        pruned = target
+
+    torch_peers.fine_tune(
+        model,
+        train,
+        epochs=ft.epochs,
+        lr=ft.lr,
+        batch_size=ft.batch_size,
+        seed=ft.seed,
+        after_epoch=step_up,
+    )
 
 
 def export_onnx(
-    label: str, model: nn.Module, example: torch.Tensor, path: Path
+    label: str, model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int
 ) -> common.Candidate:
     """Dynamo export with a dynamic batch; a failure is recorded, not raised."""
     return common.try_export(
         label,
         path,
-        lambda: torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=True,
-            external_data=False,
-            opset_version=common.OPSET,
-            input_names=["input"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-        ),
+        lambda: torch_peers.torch_export(model, example, "input", path, "dynamo", opset),
         "torch.onnx",
     )
 
 
 def prune_by_hand(
-    train: common.Split, workdir: Path
+    train: common.Split, workdir: Path, ft: common.FineTune
 ) -> tuple[list[common.Candidate], dict[str, float]]:
     """torch.nn.utils.prune during fine-tuning, exported with masks kept and after remove."""
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    model = load_digits_cnn()
-    fine_tune_with_pruning(model, train)
+    model = torch_peers.digits_cnn()
+    fine_tune_with_pruning(model, train, ft)
     tuned = time.perf_counter()
-    example = torch.from_numpy(train[0][:2])
-    kept = export_onnx(MASKS_KEPT, model, example, workdir / "masks_kept.onnx")
-    for name in common.LAYERS:
+    example = torch.from_numpy(train[0][:1])
+    kept = export_onnx(MASKS_KEPT, model, example, workdir / "masks_kept.onnx", ft.opset)
+    for name in ft.layers:
         prune.remove(getattr(model, name), "weight")
-    removed = export_onnx(REMOVED, model, example, workdir / "removed.onnx")
+    removed = export_onnx(REMOVED, model, example, workdir / "removed.onnx", ft.opset)
     finished = time.perf_counter()
     times = {"load + fine-tune": tuned - started, "total": finished - started}
     return [kept, removed], times
@@ -172,14 +156,19 @@ def print_targets(results: dict[str, common.Measured]) -> None:
 
 
 def main() -> None:
+    parser = common.arguments(__doc__, "2 epochs, 3 warm-up and 10 timed rounds")
+    args = parser.parse_args()
     torch.set_num_threads(TORCH_THREADS)
+    recipes, ft = common.quickstart_recipes(args.quick)
+    rounds = common.QUICK_ROUNDS if args.quick else common.DIGITS_ROUNDS
     data = common.load_source(common.DIGITS_DATA).load()
-    with tempfile.TemporaryDirectory(prefix="prune-digits-") as tmp:
-        workdir = Path(tmp)
-        report, from_compress, compress_seconds = common.run_compress(RECIPE, workdir / "compress")
-        by_hand, hand_times = prune_by_hand(data["train"], workdir / "by_hand")
+    with common.output_dir(args.out, "prune-digits-") as workdir:
+        report, from_compress, compress_seconds = common.run_compress(
+            recipes["quickstart.yaml"], workdir / "compress"
+        )
+        by_hand, hand_times = prune_by_hand(data["train"], workdir / "by_hand", ft)
         candidates = [*from_compress, *by_hand]
-        results = common.measure(common.exported(candidates), data["val"])
+        results = common.measure(common.exported(candidates), data["val"], rounds=rounds)
 
     labels = [c.label for c in candidates]
     errors = common.export_errors(candidates)

@@ -26,7 +26,11 @@ never imported.
 
 Run (from any directory; the repository root is found from this file):
 
-    .venv/bin/python benchmarks/prune_keras.py
+    .venv/bin/python benchmarks/prune_keras.py [--quick] [--out DIR]
+
+`--quick` fine-tunes both approaches for 2 epochs (the sparsity ramp over the first) and times
+3 warm-up and 10 timed rounds, for a check of the code in seconds; its figures are not the
+benchmark's.
 """
 
 from __future__ import annotations
@@ -40,32 +44,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import math
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import common
 import numpy as np
 import onnx
 import onnxruntime as ort
+from _shared import common, toolkit
 
 import compress
-from compress.backends.native_logs import filtered_native_stderr
-from compress.report.schema import Report
+from compress import Report
 
 # TensorFlow's C++ start-up logs to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL applies.
-with filtered_native_stderr():
+with toolkit.filtered_native_stderr():
     import keras
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf2onnx
     import tf_keras
 
-RECIPE = common.REPO / "recipes" / "keras_quickstart.yaml"
-MODEL_SOURCE = common.REPO / "models" / "keras_digits_cnn.py"
-WEIGHTS = common.REPO / "models" / "keras_digits_cnn.weights.h5"
+RECIPE = "keras_quickstart.yaml"
+MODEL_SOURCE = common.MODELS / "keras_digits_cnn.py"
+WEIGHTS = common.MODELS / "keras_digits_cnn.weights.h5"
 
 #: PolynomialDecay's default `frequency`: what a by-hand user gets without thinking about it.
 TFMOT_DEFAULT_FREQUENCY = 100
@@ -144,7 +146,12 @@ def careful_frequency(steps_per_epoch: int, end_step: int) -> int:
 
 
 def prune_with_tfmot(
-    label: str, weights: list[np.ndarray], train: common.Split, frequency: int, workdir: Path
+    label: str,
+    weights: list[np.ndarray],
+    train: common.Split,
+    frequency: int,
+    workdir: Path,
+    ft: common.FineTune,
 ) -> HandRun:
     """The tfmot recipe on a fresh tf-keras copy of the model, exported with tf2onnx.
 
@@ -152,20 +159,20 @@ def prune_with_tfmot(
     pruned model shares (and trains) the weights of the model it was cloned from.
     """
     started = time.perf_counter()
-    tf_keras.utils.set_random_seed(common.SEED)
-    steps_per_epoch = math.ceil(len(train[0]) / common.BATCH_SIZE)
-    end_step = common.RAMP_EPOCHS * steps_per_epoch
+    tf_keras.utils.set_random_seed(ft.seed)
+    steps_per_epoch = math.ceil(len(train[0]) / ft.batch_size)
+    end_step = ft.ramp_epochs * steps_per_epoch
     sparsity = tfmot.sparsity.keras
     schedule = sparsity.PolynomialDecay(
         initial_sparsity=0.0,
-        final_sparsity=common.SPARSITY,
+        final_sparsity=sparsity,
         begin_step=0,
         end_step=end_step,
         frequency=frequency,
     )
 
     def wrap(layer: Any) -> Any:
-        if layer.name in common.LAYERS:
+        if layer.name in ft.layers:
             return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
@@ -173,14 +180,14 @@ def prune_with_tfmot(
         base = build_tf_keras_cnn(weights)
         model = tf_keras.models.clone_model(base, clone_function=wrap)
         model.compile(
-            optimizer=tf_keras.optimizers.Adam(learning_rate=common.LR),
+            optimizer=tf_keras.optimizers.Adam(learning_rate=ft.lr),
             loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         model.fit(
             train[0],
             train[1],
-            batch_size=common.BATCH_SIZE,
-            epochs=common.EPOCHS,
+            batch_size=ft.batch_size,
+            epochs=ft.epochs,
             shuffle=True,
             verbose=0,
             callbacks=[sparsity.UpdatePruningStep()],
@@ -188,7 +195,7 @@ def prune_with_tfmot(
         stripped = sparsity.strip_pruning(model)
     tuned = time.perf_counter()
     path = workdir / f"tfmot_freq{frequency}.onnx"
-    candidate = export_tf2onnx(label, stripped, path)
+    candidate = export_tf2onnx(label, stripped, path, ft.opset)
     finished = time.perf_counter()
     return HandRun(
         candidate=candidate,
@@ -200,20 +207,22 @@ def prune_with_tfmot(
     )
 
 
-def export_tf2onnx(label: str, model: tf_keras.Model, path: Path) -> common.Candidate:
+def export_tf2onnx(label: str, model: tf_keras.Model, path: Path, opset: int) -> common.Candidate:
     """tf2onnx with a dynamic batch; a failure is recorded, not raised."""
     signature = [tf.TensorSpec((None, 8, 8, 1), tf.float32, name="input")]
     return common.try_export(
         label,
         path,
         lambda: tf2onnx.convert.from_keras(
-            model, input_signature=signature, opset=common.OPSET, output_path=str(path)
+            model, input_signature=signature, opset=opset, output_path=str(path)
         ),
         *TF_LOGGERS,
     )
 
 
-def prune_by_hand(data: dict[str, common.Split], workdir: Path) -> tuple[list[HandRun], float]:
+def prune_by_hand(
+    data: dict[str, common.Split], workdir: Path, ft: common.FineTune
+) -> tuple[list[HandRun], float]:
     """Both by-hand runs; also how closely the tf-keras copy matches the Keras 3 model."""
     workdir.mkdir(parents=True, exist_ok=True)
     weights = load_keras3_cnn().get_weights()
@@ -228,11 +237,11 @@ def prune_by_hand(data: dict[str, common.Split], workdir: Path) -> tuple[list[Ha
             )
         )
     train = data["train"]
-    steps_per_epoch = math.ceil(len(train[0]) / common.BATCH_SIZE)
-    careful = careful_frequency(steps_per_epoch, common.RAMP_EPOCHS * steps_per_epoch)
+    steps_per_epoch = math.ceil(len(train[0]) / ft.batch_size)
+    careful = careful_frequency(steps_per_epoch, ft.ramp_epochs * steps_per_epoch)
     runs = [
-        prune_with_tfmot(HAND_DEFAULT, weights, train, TFMOT_DEFAULT_FREQUENCY, workdir),
-        prune_with_tfmot(careful_label(careful), weights, train, careful, workdir),
+        prune_with_tfmot(HAND_DEFAULT, weights, train, TFMOT_DEFAULT_FREQUENCY, workdir, ft),
+        prune_with_tfmot(careful_label(careful), weights, train, careful, workdir, ft),
     ]
     return runs, copy_diff
 
@@ -245,13 +254,13 @@ def careful_label(frequency: int) -> str:
 
 
 def measure_kernels(
-    candidates: list[common.Candidate], val: common.Split
+    candidates: list[common.Candidate], val: common.Split, rounds: tuple[int, int]
 ) -> dict[str, KernelMeasured]:
     """The common measurements of every model that exported, Constant-node tensors counted as
     weights, plus the kernels' sparsity, the float weights' gzip size and the graph's nodes."""
     paths = common.exported(candidates)
     results = {}
-    for label, measured in common.measure(paths, val, constants=True).items():
+    for label, measured in common.measure(paths, val, rounds=rounds, constants=True).items():
         graph = onnx.load(str(paths[label])).graph
         arrays = common.float_weights(graph, constants=True)
         kernel_params, kernel_zeros = common.zero_counts([a for a in arrays if a.ndim >= 2])
@@ -265,19 +274,23 @@ def measure_kernels(
     return results
 
 
-def reaches_target(measured: KernelMeasured) -> bool:
-    return measured.kernel_sparsity * 100 >= common.SPARSITY * 100 - SPARSITY_TOLERANCE_POINTS
+def reaches_target(measured: KernelMeasured, sparsity: float) -> bool:
+    return measured.kernel_sparsity * 100 >= sparsity * 100 - SPARSITY_TOLERANCE_POINTS
 
 
 # --- output ---------------------------------------------------------------------------------
 
 
 def pruning_rows(
-    labels: list[str], report: Report, runs: list[HandRun], steps_per_epoch: int
+    labels: list[str],
+    report: Report,
+    recipe: common.Recipe,
+    runs: list[HandRun],
+    steps_per_epoch: int,
 ) -> list[common.Row]:
     """How each pruned model's masks moved: frequency and number of mask updates."""
     record = report.passes[0]
-    schedule = compress.load_recipe(RECIPE).passes[0].schedule
+    schedule = compress.load_recipe(recipe).passes[0].schedule
     assert schedule is not None
     own = {
         common.COMPRESS: (
@@ -353,25 +366,29 @@ def report_rows(labels: list[str], report: Report) -> list[common.Row]:
     ]
 
 
-def reference_run(runs: list[HandRun], results: dict[str, KernelMeasured]) -> HandRun | None:
+def reference_run(
+    runs: list[HandRun], results: dict[str, KernelMeasured], sparsity: float
+) -> HandRun | None:
     """The by-hand run the targets compare against: the first that reaches the target
     sparsity (the default-frequency run when it does)."""
     for run in runs:
         measured = results.get(run.candidate.label)
-        if measured is not None and reaches_target(measured):
+        if measured is not None and reaches_target(measured, sparsity):
             return run
     return None
 
 
-def print_sparsity_verdicts(runs: list[HandRun], results: dict[str, KernelMeasured]) -> None:
-    print(f"\nDoes each by-hand run reach {common.SPARSITY:.0%} kernel sparsity?")
+def print_sparsity_verdicts(
+    runs: list[HandRun], results: dict[str, KernelMeasured], sparsity: float
+) -> None:
+    print(f"\nDoes each by-hand run reach {sparsity:.0%} kernel sparsity?")
     for run in runs:
         label = run.candidate.label
         measured = results.get(label)
         if measured is None:
             print(f"  {label}: export failed, not measured")
             continue
-        reached = "yes" if reaches_target(measured) else "NO"
+        reached = "yes" if reaches_target(measured, sparsity) else "NO"
         steps = list(range(0, run.end_step + 1, run.frequency))
         if len(steps) == 1:
             shown = f"on step {steps[0]} only"
@@ -381,20 +398,20 @@ def print_sparsity_verdicts(runs: list[HandRun], results: dict[str, KernelMeasur
             f"  {label}: {reached}, {measured.kernel_sparsity:.2%}; PolynomialDecay end_step "
             f"{run.end_step}, frequency {run.frequency}: masks updated {shown}"
         )
-        if not reaches_target(measured) and run.end_step % run.frequency:
+        if not reaches_target(measured, sparsity) and run.end_step % run.frequency:
             last = steps[-1]
             # PolynomialDecay's default power is 3
-            scheduled = common.SPARSITY * (1 - (1 - last / run.end_step) ** 3)
+            scheduled = sparsity * (1 - (1 - last / run.end_step) ** 3)
             print(
                 f"    pitfall: frequency {run.frequency} does not divide end_step {run.end_step}, "
                 f"so the last mask update is at step {last}, where the schedule asks only "
-                f"{scheduled:.0%}: the final {common.SPARSITY:.0%} is never applied, with no error"
+                f"{scheduled:.0%}: the final {sparsity:.0%} is never applied, with no error"
             )
 
 
-def print_targets(runs: list[HandRun], results: dict[str, KernelMeasured]) -> None:
+def print_targets(runs: list[HandRun], results: dict[str, KernelMeasured], sparsity: float) -> None:
     pruned = results.get(common.COMPRESS)
-    reference = reference_run(runs, results)
+    reference = reference_run(runs, results, sparsity)
     print("\nTargets (compress-pruned model vs the by-hand tfmot model, measured here):")
     if pruned is None:
         common.verdict(False, "the compress model was not measured")
@@ -402,15 +419,11 @@ def print_targets(runs: list[HandRun], results: dict[str, KernelMeasured]) -> No
     if reference is None:
         common.verdict(
             False,
-            f"no by-hand run reached {common.SPARSITY:.0%} kernel sparsity: nothing to "
-            "compare against",
+            f"no by-hand run reached {sparsity:.0%} kernel sparsity: nothing to compare against",
         )
         return
     hand = results[reference.candidate.label]
-    print(
-        f"  (against '{reference.candidate.label}', the by-hand run that reaches "
-        f"{common.SPARSITY:.0%})"
-    )
+    print(f"  (against '{reference.candidate.label}', the by-hand run that reaches {sparsity:.0%})")
     gap = (pruned.kernel_sparsity - hand.kernel_sparsity) * 100
     drop = (hand.accuracy - pruned.accuracy) * 100
     checks = [
@@ -468,16 +481,20 @@ def print_wall_times(
 
 
 def main() -> None:
-    keras.utils.set_random_seed(common.SEED)
+    parser = common.arguments(__doc__, "2 epochs, 3 warm-up and 10 timed rounds")
+    args = parser.parse_args()
+    recipes, ft = common.quickstart_recipes(args.quick)
+    recipe = recipes[RECIPE]
+    rounds = common.QUICK_ROUNDS if args.quick else common.DIGITS_ROUNDS
+    keras.utils.set_random_seed(ft.seed)
     data = common.load_source(common.DIGITS_DATA).load_nhwc()
-    with tempfile.TemporaryDirectory(prefix="prune-keras-") as tmp:
-        workdir = Path(tmp)
-        report, from_compress, compress_seconds = common.run_compress(RECIPE, workdir / "compress")
+    with common.output_dir(args.out, "prune-keras-") as workdir:
+        report, from_compress, compress_seconds = common.run_compress(recipe, workdir / "compress")
         started = time.perf_counter()
-        runs, copy_diff = prune_by_hand(data, workdir / "by_hand")
+        runs, copy_diff = prune_by_hand(data, workdir / "by_hand", ft)
         hand_seconds = time.perf_counter() - started
         candidates = [*from_compress, *(run.candidate for run in runs)]
-        results = measure_kernels(candidates, data["val"])
+        results = measure_kernels(candidates, data["val"], rounds)
 
     labels = [c.label for c in candidates]
     errors = common.export_errors(candidates)
@@ -492,28 +509,30 @@ def main() -> None:
         f"tf-keras copy of the trained Keras 3 model: max abs logit difference {copy_diff:.2e} "
         "on val\n"
     )
+    steps_per_epoch = math.ceil(len(data["train"][0]) / ft.batch_size)
+    reference = reference_run(runs, results, ft.sparsity)
     common.print_table(
         labels,
         [
-            *pruning_rows(
-                labels, report, runs, math.ceil(len(data["train"][0]) / common.BATCH_SIZE)
-            ),
+            *pruning_rows(labels, report, recipe, runs, steps_per_epoch),
             *metric_rows(labels, results, errors),
             *comparison_rows("vs dense", labels, results, common.DENSE),
             *(
-                comparison_rows(f"vs {ref.candidate.label}", labels, results, ref.candidate.label)
-                if (ref := reference_run(runs, results))
+                comparison_rows(
+                    f"vs {reference.candidate.label}", labels, results, reference.candidate.label
+                )
+                if reference
                 else []
             ),
             *report_rows(labels, report),
         ],
     )
     common.print_export_errors(errors)
-    print_sparsity_verdicts(runs, results)
+    print_sparsity_verdicts(runs, results, ft.sparsity)
     print_wall_times(
         report, compress_seconds, runs, hand_seconds - sum(run.seconds["total"] for run in runs)
     )
-    print_targets(runs, results)
+    print_targets(runs, results, ft.sparsity)
 
 
 if __name__ == "__main__":

@@ -24,26 +24,28 @@ The rows (models) and their columns (ONNX files):
   distillation buys.
 
 Measured per column: p50 latency in onnxruntime on CPU, intra_op_num_threads=1, batch 1 (the
-CNNs' first val sample; MiniLM: one 128-token input made from the val sentences), every column of
-a row interleaved in one loop whose order alternates each round, after warm-up rounds; ratios
+CNNs' first val sample; MiniLM: one 128-token input made from the val sentences), every column
+of a row interleaved in one loop whose order alternates each round, after warm-up rounds; ratios
 against the dense model and against the peer column (compress against Torch-Pruning, compress
-INT8 against Torch-Pruning + onnxruntime INT8, MiniLM distilled against pruned only);
-parameters (the weight tensors of the ONNX file without quantization scales and zero points:
-compress's own count) and MACs of one sample (compress.backends.onnx.macs.count_macs, the same
-counter for every file); fidelity: top-1 agreement with the dense model and the relative L2
-error of the logits on the val images (random-weight classifiers), accuracy on the val labels
-(digits), mean and minimum cosine with the dense model of the attention-masked, mean-pooled last
-hidden state over the held-out val sentences (MiniLM); and the largest masked-vs-pruned output
-difference that compress's channel passes recorded (`verification.max_abs_diff`). Each row's
-table prints as soon as it is measured; the targets, MET or MISSED, follow at the end. A failure
-of one column (or of a whole row) is printed in its place and the run carries on.
+INT8 against Torch-Pruning + onnxruntime INT8, MiniLM distilled against pruned only); parameters
+(the weight tensors of the ONNX file without quantization scales and zero points: compress's own
+count) and MACs of one sample (compress's own counter, `_shared.toolkit.count_macs`, the same
+for every file); fidelity: top-1 agreement with the dense model and the relative L2 error of the
+logits on the val images (random-weight classifiers), accuracy on the val labels (digits), mean
+and minimum cosine with the dense model of the attention-masked, mean-pooled last hidden state
+over the held-out val sentences (MiniLM); and the largest masked-vs-pruned output difference
+that compress's channel passes recorded (`verification.max_abs_diff`). Each row's table prints
+as soon as it is measured; the targets, MET or MISSED, follow at the end. A failure of one
+column (or of a whole row) is printed in its place and the run carries on.
 
-Run (from any directory; the lead runs the full benchmark alone on the machine):
+Run (from any directory; the full benchmark wants the machine to itself):
 
     .venv/bin/python benchmarks/prune_structured.py [--only resnet18,digits,...] [--quick]
+        [--out DIR]
 
-`--quick` times 10 rounds after 3 warm-up rounds and uses the small data variant where a row has
-one (MiniLM: models/minilm.py:docstrings_small, 1 training epoch, 10 latency runs inside
+`--quick` runs the digits row alone (unless `--only` names others) with a 2-epoch fine-tune,
+times 10 rounds after 3 warm-up rounds and uses the small data variant where a row has one
+(MiniLM: models/minilm.py:docstrings_small, 1 training epoch, 10 latency runs inside
 compress.apply; the CNN rows' data is small already, and ResNet-18 keeps its 128x128 images); the
 default times 100 rounds for the CNNs and 50 for MiniLM after 20 warm-up rounds. The digits
 fine-tune is 12 epochs (8 left the drop at 0.8-1.4 points over seeds 0-2, 12 at 0.3-0.6).
@@ -57,61 +59,33 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse
 import contextlib
 import copy
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
 
-import common
 import numpy as np
 import onnxruntime as ort
 import torch
 import torch_pruning as tp
-from corpus_models import IMAGE_NHWC
-from quantize import (
-    CALIBRATION_SAMPLES,
-    CHOICES,
-    RECIPE_LATENCY,
-    batch_feeds,
-    by_hand,
-    cosines,
-    mean_pooled,
-    native_silence,
-)
-from quantize import run_compress as apply_quietly
-from safetensors.torch import load_file
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from _shared import common, onnx_peers, toolkit, torch_peers
+from _shared.builders import IMAGE_NHWC
 
 import compress
-from compress.backends.onnx.macs import count_macs
-from compress.cpu import SPEED_FEATURES, cpu_name, speed_features
-from compress.measure.weights import summarize
-from compress.metrics import LATENCY_NOISE
-from compress.report.schema import Report
+from compress import Report
 
-HERE = Path(__file__).resolve().parent
-MODELS = common.REPO / "models"
-RESNET = MODELS / "resnet.py"
-DIGITS_CNN = MODELS / "digits_cnn.py"
-DIGITS_WEIGHTS = MODELS / "digits_cnn.safetensors"
-MINILM = MODELS / "minilm.py"
-MINILM_RECIPE = common.REPO / "recipes" / "student_from_teacher.yaml"
-CORPUS = HERE / "corpus_models.py"
+RESNET = common.MODELS / "resnet.py"
+MINILM = common.MODELS / "minilm.py"
+MINILM_RECIPE = common.RECIPES / "student_from_teacher.yaml"
+BUILDERS = common.BUILDERS
+#: name -> (builder in benchmarks/_shared/builders.py, title)
 KERAS_MODELS = {
-    "keras_mobilenetv2": (HERE / "quantize_models.py", "keras_mobilenetv2", "MobileNetV2"),
-    "tf_keras_mobilenetv2": (
-        HERE / "quantize_models.py",
-        "tf_keras_mobilenetv2",
-        "MobileNetV2 (tf-keras)",
-    ),
-    "keras_resnet50": (CORPUS, "keras_resnet50", "ResNet50"),
+    "keras_mobilenetv2": ("keras_mobilenetv2", "MobileNetV2"),
+    "tf_keras_mobilenetv2": ("tf_keras_mobilenetv2", "MobileNetV2 (tf-keras)"),
+    "keras_resnet50": ("keras_resnet50", "ResNet50"),
 }
 
 THREADS = 1
@@ -119,13 +93,14 @@ SPARSITY = 0.5
 ROUND_TO = 8
 OPSET = 18
 SEQ_LEN = 128
-#: (warm-up, timed) rounds of the interleaved loop: CNNs, transformers, --quick.
-CNN_ROUNDS, TRANSFORMER_ROUNDS, QUICK_ROUNDS = (20, 100), (20, 50), (3, 10)
-#: The digits fine-tune of both approaches.
+CALIBRATION_SAMPLES = common.CALIBRATION_SAMPLES
+#: The digits fine-tune of both approaches (--quick: QUICK_EPOCHS).
 DIGITS_TRAIN = {"epochs": 12, "lr": 1e-3, "batch_size": 64, "seed": 0}
 DIGITS_DISTILL = {"type": "distill", "alpha": 0.5, "temperature": 2.0}
 #: (train, val) sentence counts of models/minilm.py's data sources (checked against them).
 MINILM_SPLITS = {"docstrings": (2048, 256), "docstrings_small": (64, 16)}
+#: What --quick runs unless --only says otherwise.
+QUICK_ROWS = ["digits"]
 
 #: The targets.
 MAX_RESNET_RATIO = 0.29
@@ -201,26 +176,21 @@ class Samples:
 # --- running things ---------------------------------------------------------------------------
 
 
-def error_text(exc: BaseException) -> str:
-    """The exception's type and the first line of its message."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
-
-
 def attempt(row: ModelRow, label: str, work: Callable[[], T]) -> T | None:
     """Run `work` quietly; on failure record why under `label` and return None."""
     try:
-        with native_silence(), common.quiet():
+        with common.native_silence(), common.quiet():
             return work()
     except Exception as exc:
-        row.errors[label] = error_text(exc)
+        row.errors[label] = common.error_text(exc)
         return None
 
 
 def run_recipe(row: ModelRow, label: str, raw: dict, workdir: Path) -> Path | None:
     """compress.apply of a recipe dict: its compressed file (and its dense file as DENSE when
     there is none yet); the report is kept under `label`."""
-    report = attempt(row, label, lambda: apply_quietly(raw, workdir / label.replace(" ", "_")))
+    folder = workdir / label.replace(" ", "_")
+    report = attempt(row, label, lambda: common.apply_quietly(raw, folder))
     if report is None:
         return None
     row.reports[label] = report
@@ -239,7 +209,7 @@ def recipe(name: str, model: dict, data: str, passes: list[dict], **sections: An
         "data": {"source": data, "batch_size": 16},
         "passes": passes,
         "export": {"format": "onnx", "opset": OPSET, "path": "out/model.onnx"},
-        "measure": {"latency": RECIPE_LATENCY},
+        "measure": {"latency": common.RECIPE_LATENCY},
         **sections,
     }
 
@@ -259,56 +229,7 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def load_data(source: Path, function: str) -> Any:
-    return getattr(common.load_source(source), function)()
-
-
 # --- Torch-Pruning by hand --------------------------------------------------------------------
-
-
-def tp_prune(model: nn.Module, example: torch.Tensor, ignored: list[nn.Module]) -> nn.Module:
-    """Torch-Pruning's documented one-shot step: L2 group magnitude at SPARSITY."""
-    model.eval()
-    pruner = tp.pruner.MetaPruner(
-        model,
-        example,
-        importance=tp.importance.GroupMagnitudeImportance(p=2),
-        pruning_ratio=SPARSITY,
-        ignored_layers=ignored,
-    )
-    pruner.step()
-    return model
-
-
-def torch_export(
-    model: nn.Module, example: torch.Tensor, name: str, path: Path, exporter: str
-) -> Path:
-    """torch.onnx.export of a one-input model with a dynamic batch, with the exporter compress
-    used ("torchscript": dynamo=False, else dynamo=True), opset OPSET, no external data."""
-    model.eval()
-    examples = (torch.cat([example, example]),)  # batch 2: exporters specialise a batch of 1
-    if exporter == "torchscript":
-        torch.onnx.export(
-            model,
-            examples,
-            str(path),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=[name],
-            dynamic_axes={name: {0: "batch"}},
-        )
-    else:
-        torch.onnx.export(
-            model,
-            examples,
-            str(path),
-            dynamo=True,
-            external_data=False,
-            opset_version=OPSET,
-            input_names=[name],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-        )
-    return path
 
 
 def exporter_of(report: Report | None) -> str:
@@ -317,36 +238,18 @@ def exporter_of(report: Report | None) -> str:
     return "dynamo" if export is None else export.exporter
 
 
-def fine_tune_by_hand(model: nn.Module, train: common.Split) -> None:
-    """Plain cross-entropy fine-tuning with DIGITS_TRAIN's epochs, Adam lr, batch and seed."""
-    settings = DIGITS_TRAIN
-    torch.manual_seed(settings["seed"])
-    dataset = TensorDataset(torch.from_numpy(train[0]), torch.from_numpy(train[1]))
-    generator = torch.Generator().manual_seed(settings["seed"])
-    loader = DataLoader(
-        dataset, batch_size=settings["batch_size"], shuffle=True, generator=generator
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    criterion = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(settings["epochs"]):
-        for x, y in loader:
-            optimizer.zero_grad()
-            criterion(model(x), y).backward()
-            optimizer.step()
-    model.eval()
+def digits_train(quick: bool) -> dict[str, Any]:
+    """The digits fine-tune of both approaches."""
+    epochs = common.QUICK_EPOCHS if quick else DIGITS_TRAIN["epochs"]
+    return {**DIGITS_TRAIN, "epochs": epochs}
 
 
 # --- measurements -----------------------------------------------------------------------------
 
 
-def input_names(session: ort.InferenceSession) -> list[str]:
-    return [meta.name for meta in session.get_inputs()]
-
-
 def ordered(session: ort.InferenceSession, arrays: Arrays) -> list[np.ndarray]:
     """The arrays in the session's input order: by name, else by position."""
-    names = input_names(session)
+    names = common.input_names(session)
     if all(name in arrays for name in names):
         return [arrays[name] for name in names]
     return list(arrays.values())[: len(names)]
@@ -355,8 +258,8 @@ def ordered(session: ort.InferenceSession, arrays: Arrays) -> list[np.ndarray]:
 def macs_of(path: Path, session: ort.InferenceSession, arrays: Arrays) -> int | None:
     """MACs of one sample (None where the counter cannot count the file)."""
     try:
-        feeds = dict(zip(input_names(session), ordered(session, arrays), strict=True))
-        return count_macs(path, feeds)
+        feeds = dict(zip(common.input_names(session), ordered(session, arrays), strict=True))
+        return toolkit.count_macs(path, feeds)
     except Exception:
         return None
 
@@ -370,16 +273,15 @@ def measure(row: ModelRow, samples: Samples, rounds: tuple[int, int]) -> dict[st
         session = attempt(row, label, lambda path=path: common.make_session(path, THREADS))
         if session is not None:
             sessions[label] = session
-    orders = {label: input_names(session) for label, session in sessions.items()}
+    orders = {label: common.input_names(session) for label, session in sessions.items()}
     assert len({tuple(order) for order in orders.values()}) == 1, orders
-    warmup, runs = rounds
     timed = ordered(next(iter(sessions.values())), samples.timed)
-    latencies = common.p50_latencies(sessions, timed, runs, warmup=warmup)
+    latencies = common.p50_latencies(sessions, timed, rounds)
     outputs = {}
     for label, session in sessions.items():
         path = row.paths[label]
         macs = macs_of(path, session, samples.timed)
-        row.figures[label] = Figures(latencies[label], summarize(path).params, macs)
+        row.figures[label] = Figures(latencies[label], toolkit.summarize(path).params, macs)
         feed = common.feed_for(session, ordered(session, samples.val))
         outputs[label] = session.run(None, feed)[0]
     return outputs
@@ -399,17 +301,6 @@ def score_classes(row: ModelRow, outputs: dict[str, np.ndarray], labels: np.ndar
         }
         if labels is not None:
             row.fidelity[label]["accuracy"] = float(np.mean(values == labels))
-
-
-def score_embeddings(row: ModelRow, outputs: dict[str, np.ndarray], mask: np.ndarray) -> None:
-    """Mean and minimum cosine with the dense model of the mean-pooled hidden states."""
-    pooled = {label: mean_pooled(values, mask) for label, values in outputs.items()}
-    for label, values in pooled.items():
-        similarity = cosines(values, pooled[DENSE])
-        row.fidelity[label] = {
-            "cosine_mean": float(similarity.mean()),
-            "cosine_min": float(similarity.min()),
-        }
 
 
 def channel_records(report: Report) -> list[Any]:
@@ -520,7 +411,7 @@ def record_notes(row: ModelRow) -> None:
             f"{key} {' '.join(str(record.get(key)).split())[:80]}"
             for record in report.passes
             if record.get("type") == "quantize"
-            for key in CHOICES
+            for key in common.CHOICES
             if record.get(key) is not None
         ]
         quantized = f"; quantize chose: {', '.join(chosen)}" if chosen else ""
@@ -564,7 +455,8 @@ def resnet_row(workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
         "resnet18", "ResNet-18 (transformers, 3x128x128, random weights)", columns, peers
     )
     model, data = {"source": f"{RESNET}:build", "inputs": RESNET_INPUTS}, f"{RESNET}:images"
-    static = {"type": "quantize", "mode": "static", "calibration": {"samples": CALIBRATION_SAMPLES}}
+    calibration = {"samples": CALIBRATION_SAMPLES}
+    static = {"type": "quantize", "mode": "static", "calibration": calibration}
     variants = {
         CHANNEL: [channel_pass()],
         ROUNDED: [channel_pass(round_to=ROUND_TO)],
@@ -573,7 +465,7 @@ def resnet_row(workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
     for label, passes in variants.items():
         name = f"resnet18-{label.replace(' ', '-').replace('+', '-')}"
         run_recipe(row, label, recipe(name, model, data, passes), workdir)
-    images = load_data(RESNET, "images")
+    images = common.call_source(f"{RESNET}:images")
     add_torch_pruning(row, images, workdir)
     if DENSE in row.paths:
         val = images["val"]
@@ -591,19 +483,21 @@ def add_torch_pruning(row: ModelRow, images: dict, workdir: Path) -> None:
 
     def prune_and_export() -> Path:
         network = common.load_source(RESNET).build()
-        pruned = tp_prune(network, example, [network.model.classifier[-1]])
-        return torch_export(pruned, example, "pixel_values", workdir / "tp.onnx", exporter)
+        ignored = [network.model.classifier[-1]]
+        pruned = torch_peers.tp_prune(network, example, ignored, SPARSITY)
+        path = workdir / "tp.onnx"
+        return torch_peers.torch_export(pruned, example, "pixel_values", path, exporter, OPSET)
 
     fp32 = attempt(row, TP_HAND, prune_and_export)
     if fp32 is None:
         return
     row.paths[TP_HAND] = fp32
     row.notes.append(f"{TP_HAND}: exported with the {exporter} exporter (compress's choice)")
-    feeds = batch_feeds(["pixel_values"], [images["calibration"][:CALIBRATION_SAMPLES]])
+    feeds = onnx_peers.batch_feeds(["pixel_values"], [images["calibration"][:CALIBRATION_SAMPLES]])
     target = workdir / "tp_int8.onnx"
 
     def quantize_by_hand() -> Path:
-        by_hand(fp32, target, feeds, False)
+        onnx_peers.by_hand(fp32, target, feeds, False)
         return target
 
     if attempt(row, TP_INT8, quantize_by_hand) is not None:
@@ -612,9 +506,9 @@ def add_torch_pruning(row: ModelRow, images: dict, workdir: Path) -> None:
 
 def noise_note(ours: float, theirs: float) -> str:
     """A remark when two latencies differ by less than compress's timing noise."""
-    if abs(ours / theirs - 1) >= LATENCY_NOISE:
+    if abs(ours / theirs - 1) >= toolkit.LATENCY_NOISE:
         return ""
-    return f" (within the {LATENCY_NOISE:.0%} timing noise)"
+    return f" (within the {toolkit.LATENCY_NOISE:.0%} timing noise)"
 
 
 def resnet_targets(row: ModelRow) -> list[tuple[bool, str]]:
@@ -644,15 +538,14 @@ def resnet_targets(row: ModelRow) -> list[tuple[bool, str]]:
 DIGITS_INPUTS = [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}]
 
 
-def digits_recipe() -> dict:
+def digits_recipe(settings: dict[str, Any]) -> dict:
     """Recovery distillation into the channel-pruned digits CNN's fine-tuning."""
     model = {
-        "source": f"{DIGITS_CNN}:build",
-        "weights": str(DIGITS_WEIGHTS),
+        "source": f"{common.DIGITS_CNN}:build",
+        "weights": str(common.DIGITS_WEIGHTS),
         "inputs": DIGITS_INPUTS,
     }
     passes = [DIGITS_DISTILL, channel_pass(fine_tune=True)]
-    settings = DIGITS_TRAIN
     train = {
         "epochs": settings["epochs"],
         "optimizer": {"type": "adam", "lr": settings["lr"]},
@@ -670,22 +563,24 @@ def digits_row(workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
     row = ModelRow(
         "digits", "digits CNN (trained, 8x8 digits)", [DENSE, CHANNEL, TP_HAND], {CHANNEL: TP_HAND}
     )
-    run_recipe(row, CHANNEL, digits_recipe(), workdir)
-    data = load_data(common.DIGITS_DATA, "load")
+    settings = digits_train(quick)
+    run_recipe(row, CHANNEL, digits_recipe(settings), workdir)
+    data = common.call_source(f"{common.DIGITS_DATA}:load")
     val = data["val"]
     example = torch.from_numpy(val[0][:1])
     exporter = exporter_of(row.reports.get(CHANNEL))
 
     def prune_tune_export() -> Path:
-        network = common.load_source(DIGITS_CNN).build()
-        network.load_state_dict(load_file(str(DIGITS_WEIGHTS)))
-        fine_tune_by_hand(tp_prune(network, example, [network.fc2]), data["train"])
-        return torch_export(network, example, "input", workdir / "tp_digits.onnx", exporter)
+        network = torch_peers.digits_cnn()
+        torch_peers.tp_prune(network, example, [network.fc2], SPARSITY)
+        torch_peers.fine_tune(network, data["train"], **settings)
+        path = workdir / "tp_digits.onnx"
+        return torch_peers.torch_export(network, example, "input", path, exporter, OPSET)
 
     path = attempt(row, TP_HAND, prune_tune_export)
     if path is not None:
         row.paths[TP_HAND] = path
-        row.notes.append(f"{TP_HAND}: fine-tuned by hand {DIGITS_TRAIN}, {exporter} exporter")
+        row.notes.append(f"{TP_HAND}: fine-tuned by hand {settings}, {exporter} exporter")
     if DENSE in row.paths:
         samples = Samples({"input": val[0][:1]}, {"input": val[0]}, val[1])
         score_classes(row, measure(row, samples, rounds), samples.labels)
@@ -710,13 +605,13 @@ def digits_targets(row: ModelRow) -> list[tuple[bool, str]]:
 
 def keras_row(name: str, workdir: Path, rounds: tuple[int, int]) -> ModelRow:
     """compress one-shot channel pruning of a keras.applications model against the dense one."""
-    source, builder, title = KERAS_MODELS[name]
+    builder, title = KERAS_MODELS[name]
     row = ModelRow(name, f"Keras {title} (96x96x3, weights=None, 10 classes)", [DENSE, CHANNEL])
-    model = {"source": f"{source}:{builder}", "inputs": IMAGE_NHWC}
-    raw = recipe(f"{name}-channel", model, f"{CORPUS}:images_nhwc", [channel_pass()])
+    model = {"source": f"{BUILDERS}:{builder}", "inputs": IMAGE_NHWC}
+    raw = recipe(f"{name}-channel", model, f"{BUILDERS}:images_nhwc", [channel_pass()])
     run_recipe(row, CHANNEL, raw, workdir)
     if DENSE in row.paths:
-        val = load_data(CORPUS, "images_nhwc")["val"]
+        val = common.call_source(f"{BUILDERS}:images_nhwc")["val"]
         samples = Samples({"input": val[:1]}, {"input": val})
         score_classes(row, measure(row, samples, rounds), samples.labels)
     record_notes(row)
@@ -774,7 +669,7 @@ def minilm_row(workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
     if DENSE in row.paths:
         samples = minilm_samples(function)
         outputs = measure(row, samples, rounds)
-        score_embeddings(row, outputs, samples.val["attention_mask"])
+        row.fidelity.update(common.pooled_cosines(outputs, samples.val["attention_mask"], DENSE))
     record_notes(row)
     for label, report in row.reports.items():
         if report.fidelity is not None:
@@ -835,33 +730,18 @@ SPECS = {
 }
 
 
-def rounds_for(spec: Spec, quick: bool) -> tuple[int, int]:
-    """(warm-up, timed) rounds of the interleaved latency loop."""
-    if quick:
-        return QUICK_ROUNDS
-    return TRANSFORMER_ROUNDS if spec.transformer else CNN_ROUNDS
-
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "absent"
-
-
 def print_header(quick: bool) -> None:
-    features = ", ".join(speed_features()) or "none of " + "/".join(SPEED_FEATURES)
-    print(f"{cpu_name()}, {os.cpu_count()} cores; speed features: {features}")
+    print(common.machine_line())
     libraries = ("torch", "torch-pruning", "onnxruntime", "transformers", "keras", "tensorflow")
-    versions = {name: package_version(name) for name in libraries}
+    versions = {name: common.package_version(name) for name in libraries}
     if tp.__version__ != versions["torch-pruning"]:  # the module's own string can lag the wheel
         versions["torch-pruning"] += f" (torch_pruning.__version__ {tp.__version__})"
     print(", ".join(f"{name} {text}" for name, text in versions.items()))
-    warmup, runs = QUICK_ROUNDS if quick else CNN_ROUNDS
+    warmup, runs = common.latency_rounds(False, quick)
     print(
         f"compress {compress.__version__}; onnxruntime CPU, intra_op_num_threads={THREADS}, "
         f"batch 1, columns interleaved, {warmup} warm-up + {runs} timed rounds"
-        + ("" if quick else f" ({TRANSFORMER_ROUNDS[1]} for MiniLM)")
+        + ("" if quick else f" ({common.TRANSFORMER_ROUNDS[1]} for MiniLM)")
     )
 
 
@@ -870,9 +750,9 @@ def produce_row(name: str, spec: Spec, workdir: Path, quick: bool) -> ModelRow:
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        row = spec.produce(workdir, rounds_for(spec, quick), quick)
+        row = spec.produce(workdir, common.latency_rounds(spec.transformer, quick), quick)
     except Exception as exc:
-        row = ModelRow(name, name, [DENSE], errors={"row": error_text(exc)})
+        row = ModelRow(name, name, [DENSE], errors={"row": common.error_text(exc)})
     row.seconds = time.perf_counter() - started
     return row
 
@@ -888,24 +768,19 @@ def print_targets(rows: Sequence[tuple[ModelRow, Spec]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arguments(__doc__, "the digits row alone, 2 epochs, 3 warm-up, 10 timed rounds")
     parser.add_argument("--only", default=None, help=f"comma-separated, of: {', '.join(SPECS)}")
-    parser.add_argument(
-        "--quick", action="store_true", help="3 warm-up, 10 timed rounds, small data"
-    )
     args = parser.parse_args()
-    names = args.only.split(",") if args.only else list(SPECS)
-    unknown = sorted(set(names) - set(SPECS))
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(SPECS)}")
+    default = QUICK_ROWS if args.quick else list(SPECS)
+    names = common.chosen(parser, args.only, list(SPECS), default)
     started = time.perf_counter()
     torch.set_num_threads(1)
     print_header(args.quick)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="prune-structured-") as tmp:
+    with common.output_dir(args.out, "prune-structured-") as workdir:
         for name in names:
             spec = SPECS[name]
-            row = produce_row(name, spec, Path(tmp) / name, args.quick)
+            row = produce_row(name, spec, workdir / name, args.quick)
             print_row(row, spec.kind)
             rows.append((row, spec))
     print_targets(rows)

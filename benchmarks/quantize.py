@@ -23,7 +23,7 @@ ResNet-18 (transformers, 3x128x128), keras.applications ResNet50, MobileNetV2, M
 and EfficientNetB0 (96x96x3, BatchNorm statistics from images), a ConvNeXt-style transformers
 classifier (3x128x128), all-MiniLM-L6-v2 with its real weights (64 real sentences, 128 tokens), a
 GPT-2-style decoder (4 layers x 256, 128 seeded random token ids) and the quickstart's trained
-digits CNN (real labels). Builders: benchmarks/corpus_models.py and quantize_models.py.
+digits CNN (real labels). Builders: benchmarks/_shared/builders.py.
 
 Measured per column: p50 latency in onnxruntime on CPU, intra_op_num_threads=1, batch 1 (the
 first val sample), all columns of a model interleaved in one loop whose order alternates each
@@ -31,14 +31,15 @@ round, after warm-up rounds; the speed-up and the size (ONNX bytes) against fp32
 top-1 agreement with fp32 on the val images (random-weight classifiers), accuracy on the real
 labels (digits), minimum and mean cosine with fp32 of the mean-pooled, attention-masked
 embeddings (MiniLM), top-1 next-token agreement and mean cosine of the logits over every position
-(GPT-2). Then the issue's targets, MET or MISSED.
+(GPT-2). Then the targets this benchmark checks, MET or MISSED.
 
 Run (from any directory; the default takes about 10 minutes on 2 cores):
 
-    .venv/bin/python benchmarks/quantize.py [--only resnet18,digits] [--quick]
+    .venv/bin/python benchmarks/quantize.py [--only resnet18,digits] [--quick] [--out DIR]
 
-`--quick` times 10 rounds after 5 warm-up rounds (for development); the default times 100 rounds
-for the CNNs and 50 for the transformers after 20.
+`--quick` runs the digits CNN alone (unless `--only` names others) and times 10 rounds after 3
+warm-up rounds, for a check of the code in seconds; the default times 100 rounds for the CNNs and
+50 for the transformers after 20.
 """
 
 from __future__ import annotations
@@ -48,49 +49,28 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse
-import contextlib
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import common
 import numpy as np
 import onnx
 import onnxruntime as ort
-from corpus_models import BERT_INPUTS, IMAGE_NCHW, IMAGE_NHWC, TOKENS
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    QuantFormat,
-    QuantType,
-    quant_pre_process,
-    quantize_dynamic,
-    quantize_static,
-)
+from _shared import common, onnx_peers
+from _shared.builders import BERT_INPUTS, IMAGE_NCHW, IMAGE_NHWC, TOKENS
 
 import compress
-from compress.cpu import SPEED_FEATURES, cpu_name, speed_features
-from compress.report.schema import Report
+from compress import Report
 
-HERE = Path(__file__).resolve().parent
-CORPUS = HERE / "corpus_models.py"
-OURS = HERE / "quantize_models.py"
-QUICKSTART = common.REPO / "recipes" / "quickstart.yaml"
+BUILDERS = common.BUILDERS
+QUICKSTART = common.RECIPES / "quickstart.yaml"
 
 THREADS = 1
 SEQ_LEN = 128
-CALIBRATION_SAMPLES = 64
-#: (warm-up, timed) rounds of the interleaved loop: CNNs, transformers, --quick.
-CNN_ROUNDS, TRANSFORMER_ROUNDS, QUICK_ROUNDS = (20, 100), (20, 50), (5, 10)
-#: compress.apply's own latency settings (it picks its speed-dependent settings from them).
-RECIPE_LATENCY = {"device": "cpu", "threads": THREADS, "warmup": 5, "runs": 20, "batch_size": 1}
-#: What a quantize pass record may say it chose (some keys only in newer versions).
-CHOICES = ("format", "activations", "why", "kept_float_for_speed", "reverted_nodes")
+CALIBRATION_SAMPLES = common.CALIBRATION_SAMPLES
 
 FP32, NNCF, BY_HAND, INT4 = "fp32", "NNCF", "by hand", "compress int4"
 COLUMNS = [FP32, common.COMPRESS, NNCF, BY_HAND]
@@ -123,57 +103,40 @@ def _quickstart_model() -> tuple[dict, str]:
     return recipe["model"], recipe["data"]["source"]
 
 
+NHWC = "images_nhwc"
+#: The recipe inputs of each data function of benchmarks/_shared/builders.py.
+INPUTS = {
+    "images_nchw": IMAGE_NCHW,
+    NHWC: IMAGE_NHWC,
+    "sentences": BERT_INPUTS,
+    "gpt2_tokens": TOKENS,
+}
+#: name -> (table title, builder and data function of benchmarks/_shared/builders.py)
+BUILT = {
+    "resnet18": ("ResNet-18 (transformers, 3x128x128), static", "resnet18", "images_nchw"),
+    "resnet50": ("Keras ResNet50 (96x96), static", "keras_resnet50", NHWC),
+    "mobilenetv2": ("Keras MobileNetV2 (96x96), static", "keras_mobilenetv2", NHWC),
+    "convnext": ("ConvNeXt-style (transformers, 3x128x128), static", "convnext", "images_nchw"),
+    "mobilenetv3": ("Keras MobileNetV3Small (96x96), static", "keras_mobilenetv3small", NHWC),
+    "efficientnetb0": ("Keras EfficientNetB0 (96x96), static", "keras_efficientnetb0", NHWC),
+    "minilm": ("MiniLM-L6 (real weights, 128 tokens), dynamic", "minilm", "sentences"),
+    "gpt2": ("GPT-2-style decoder (4x256, 128 tokens), dynamic", "gpt2", "gpt2_tokens"),
+}  # fmt: skip
+KINDS = {"sentences": "encoder", "gpt2_tokens": "decoder"}
+
+
+def builder_spec(title: str, builder: str, data: str) -> Spec:
+    """A model of benchmarks/_shared/builders.py with one of its data functions."""
+    model = {"source": f"{BUILDERS}:{builder}", "inputs": INPUTS[data]}
+    return Spec(title, model, f"{BUILDERS}:{data}", KINDS.get(data, "images"))
+
+
 SPECS = {
-    "resnet18": Spec(
-        "ResNet-18 (transformers, 3x128x128), static",
-        {"source": f"{CORPUS}:resnet18", "inputs": IMAGE_NCHW},
-        f"{CORPUS}:images_nchw",
-        "images",
-    ),
-    "resnet50": Spec(
-        "Keras ResNet50 (96x96), static",
-        {"source": f"{CORPUS}:keras_resnet50", "inputs": IMAGE_NHWC},
-        f"{CORPUS}:images_nhwc",
-        "images",
-    ),
-    "mobilenetv2": Spec(
-        "Keras MobileNetV2 (96x96), static",
-        {"source": f"{OURS}:keras_mobilenetv2", "inputs": IMAGE_NHWC},
-        f"{CORPUS}:images_nhwc",
-        "images",
-    ),
-    "convnext": Spec(
-        "ConvNeXt-style (transformers, 3x128x128), static",
-        {"source": f"{OURS}:convnext", "inputs": IMAGE_NCHW},
-        f"{CORPUS}:images_nchw",
-        "images",
-    ),
-    "mobilenetv3": Spec(
-        "Keras MobileNetV3Small (96x96), static",
-        {"source": f"{OURS}:keras_mobilenetv3small", "inputs": IMAGE_NHWC},
-        f"{CORPUS}:images_nhwc",
-        "images",
-    ),
-    "efficientnetb0": Spec(
-        "Keras EfficientNetB0 (96x96), static",
-        {"source": f"{CORPUS}:keras_efficientnetb0", "inputs": IMAGE_NHWC},
-        f"{CORPUS}:images_nhwc",
-        "images",
-    ),
-    "minilm": Spec(
-        "MiniLM-L6 (real weights, 128 tokens), dynamic",
-        {"source": f"{CORPUS}:minilm", "inputs": BERT_INPUTS},
-        f"{CORPUS}:sentences",
-        "encoder",
-    ),
-    "gpt2": Spec(
-        "GPT-2-style decoder (4x256, 128 tokens), dynamic",
-        {"source": f"{CORPUS}:gpt2", "inputs": TOKENS},
-        f"{OURS}:gpt2_tokens",
-        "decoder",
-    ),
+    **{name: builder_spec(*fields) for name, fields in BUILT.items()},
     "digits": Spec("digits CNN (quickstart, trained), static", *_quickstart_model(), "labels"),
 }
+#: What --quick runs unless --only says otherwise.
+QUICK_MODELS = ["digits"]
 
 
 @dataclass
@@ -204,12 +167,6 @@ class Result:
 # --- data -------------------------------------------------------------------------------------
 
 
-def load_data(source: str) -> dict[str, Any]:
-    """Call a "file.py:function" data source."""
-    file, _, function = source.rpartition(":")
-    return getattr(common.load_source(Path(file)), function)()
-
-
 def split_arrays(value: Any) -> tuple[list[np.ndarray], np.ndarray | None]:
     """A split as compress reads it: (inputs, targets) when a 2-tuple, else the inputs alone
     (one array or a list of them)."""
@@ -218,20 +175,13 @@ def split_arrays(value: Any) -> tuple[list[np.ndarray], np.ndarray | None]:
     return [np.asarray(x) for x in arrays], None if targets is None else np.asarray(targets)
 
 
-def batch_feeds(names: Sequence[str], inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """One feed of batch 1 per sample."""
-    return [
-        {name: np.ascontiguousarray(x[i : i + 1]) for name, x in zip(names, inputs, strict=True)}
-        for i in range(len(inputs[0]))
-    ]
-
-
 # --- producing the files ----------------------------------------------------------------------
 
 
 def recipe(name: str, spec: Spec, passes: list[dict], model: dict | None = None) -> dict:
     """A recipe for `spec`'s model (or `model`) and data with these passes."""
-    latency = dict(RECIPE_LATENCY, **({"dims": {"sequence": SEQ_LEN}} if spec.transformer else {}))
+    dims = {"dims": {"sequence": SEQ_LEN}} if spec.transformer else {}
+    latency = dict(common.RECIPE_LATENCY, **dims)
     raw = {
         "version": 1,
         "name": name,
@@ -252,64 +202,6 @@ def int8_pass(spec: Spec) -> dict:
     return {"type": "quantize", "mode": "static", "calibration": {"samples": CALIBRATION_SAMPLES}}
 
 
-@contextlib.contextmanager
-def native_silence() -> Iterator[None]:
-    """Send what native code writes to file descriptors 1 and 2 to /dev/null: the TorchScript
-    exporter's IR dump on stdout when compress's `exporter: auto` tries it and it fails,
-    TensorFlow's logs. Python's own output is `common.quiet`'s."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    with Path(os.devnull).open("wb") as devnull:
-        for fd in saved:
-            os.dup2(devnull.fileno(), fd)
-    try:
-        yield
-    finally:
-        for fd, copy in saved.items():
-            os.dup2(copy, fd)
-            os.close(copy)
-
-
-def run_compress(raw: dict, output_dir: Path) -> Report:
-    with native_silence(), common.quiet():
-        return compress.apply(raw, output_dir=output_dir, progress=False, base_dir=output_dir)
-
-
-class FeedReader(CalibrationDataReader):
-    """onnxruntime calibration over a list of feeds."""
-
-    def __init__(self, feeds: Sequence[dict[str, np.ndarray]]) -> None:
-        self.feeds = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.feeds, None)
-
-
-def by_hand(fp32: Path, target: Path, feeds: Sequence[dict], transformer: bool) -> None:
-    """onnxruntime's documented recipe: dynamic for transformers, static QDQ U8S8 for CNNs."""
-    if transformer:
-        quantize_dynamic(
-            str(fp32),
-            str(target),
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        return
-    pre = target.with_name("pre_processed.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    quantize_static(
-        str(pre),
-        str(target),
-        FeedReader(feeds),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
-
-
 def nncf_quantize(fp32: Path, target: Path, feeds: Sequence[dict], transformer: bool) -> None:
     import nncf
 
@@ -322,7 +214,7 @@ def nncf_quantize(fp32: Path, target: Path, feeds: Sequence[dict], transformer: 
 
 def attempt(work: Callable[[], object], failed: str = "failed") -> str | None:
     """Run `work` quietly: None, or "<failed>: <the error's type and first line>"."""
-    with native_silence():
+    with common.native_silence():
         candidate = common.try_export("", Path(), work, "nncf")
     return None if candidate.error is None else f"{failed}: {candidate.error}"
 
@@ -351,26 +243,28 @@ def add_int4(result: Result, output_dir: Path) -> None:
     spec, fp32 = result.spec, result.paths[FP32]
     passes = [{"type": "quantize", "mode": "weight_only", "weights": "int4"}]
     model = {"source": str(fp32), "inputs": spec.model["inputs"]}
-    report = run_compress(recipe(f"{result.name}-int4", spec, passes, model), output_dir)
+    report = common.apply_quietly(recipe(f"{result.name}-int4", spec, passes, model), output_dir)
     result.reports[INT4] = report
     result.paths[INT4] = Path(report.artifacts.onnx)
 
 
 def produce(name: str, spec: Spec, workdir: Path) -> tuple[Result, list[np.ndarray], Any]:
     """Every column's file of one model; also its val inputs and targets."""
-    report = run_compress(recipe(f"{name}-int8", spec, [int8_pass(spec)]), workdir / name)
+    report = common.apply_quietly(recipe(f"{name}-int8", spec, [int8_pass(spec)]), workdir / name)
     assert report.artifacts.baseline_onnx is not None
     fp32 = Path(report.artifacts.baseline_onnx)
     paths = {FP32: fp32, common.COMPRESS: Path(report.artifacts.onnx)}
     result = Result(name, spec, {common.COMPRESS: report}, paths)
-    data = load_data(spec.data)
+    data = common.call_source(spec.data)
     val, targets = split_arrays(data["val"])
     calibration = split_arrays(data.get("calibration", data["val"]))[0]
     names = [i.name for i in common.make_session(fp32).get_inputs()]
-    feeds = batch_feeds(names, [x[:CALIBRATION_SAMPLES] for x in calibration])
+    feeds = onnx_peers.batch_feeds(names, [x[:CALIBRATION_SAMPLES] for x in calibration])
     transformer = spec.transformer
     add_peer(result, NNCF, lambda path: nncf_quantize(fp32, path, feeds, transformer), feeds[0])
-    add_peer(result, BY_HAND, lambda path: by_hand(fp32, path, feeds, transformer), feeds[0])
+    add_peer(
+        result, BY_HAND, lambda path: onnx_peers.by_hand(fp32, path, feeds, transformer), feeds[0]
+    )
     if spec.kind == "encoder":
         add_int4(result, workdir / f"{name}_int4")
     return result, val, targets
@@ -379,47 +273,18 @@ def produce(name: str, spec: Spec, workdir: Path) -> tuple[Result, list[np.ndarr
 # --- measurements -----------------------------------------------------------------------------
 
 
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (rows, features) arrays."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
-def mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Sentence embeddings: the mean of `hidden` over the tokens `mask` keeps."""
-    weights = mask[..., None].astype(np.float64)
-    return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-
-
-def first_output(session: ort.InferenceSession, inputs: Sequence[np.ndarray]) -> np.ndarray:
-    return session.run(None, common.feed_for(session, inputs))[0]
-
-
 def classifier_fidelity(
     sessions: dict[str, ort.InferenceSession], val: list[np.ndarray], targets: Any
 ) -> dict[str, dict[str, float]]:
     """Top-1 agreement with fp32 on all of val, and accuracy where there are labels."""
-    predicted = {label: first_output(s, val).argmax(axis=-1) for label, s in sessions.items()}
+    predicted = {
+        label: common.first_output(s, val).argmax(axis=-1) for label, s in sessions.items()
+    }
     fidelity = {}
     for label, values in predicted.items():
         fidelity[label] = {"agreement": float(np.mean(values == predicted[FP32]))}
         if targets is not None:
             fidelity[label]["accuracy"] = float(np.mean(values == targets))
-    return fidelity
-
-
-def encoder_fidelity(
-    sessions: dict[str, ort.InferenceSession], val: list[np.ndarray]
-) -> dict[str, dict[str, float]]:
-    """Cosine with fp32 of the mean-pooled embeddings (attention mask = the second input)."""
-    pooled = {label: mean_pooled(first_output(s, val), val[1]) for label, s in sessions.items()}
-    fidelity = {}
-    for label, values in pooled.items():
-        similarity = cosines(values, pooled[FP32])
-        fidelity[label] = {
-            "cosine_min": float(similarity.min()),
-            "cosine_mean": float(similarity.mean()),
-        }
     return fidelity
 
 
@@ -432,10 +297,10 @@ def decoder_fidelity(
     cosine: dict[str, list[float]] = {label: [] for label in sessions}
     for index in range(len(val[0])):
         sample = [x[index : index + 1] for x in val]
-        logits = {label: first_output(s, sample)[0] for label, s in sessions.items()}
+        logits = {label: common.first_output(s, sample)[0] for label, s in sessions.items()}
         for label, values in logits.items():
             agree[label].append(float(np.mean(values.argmax(-1) == logits[FP32].argmax(-1))))
-            cosine[label].append(float(cosines(values, logits[FP32]).mean()))
+            cosine[label].append(float(common.cosines(values, logits[FP32]).mean()))
     return {
         label: {
             "agreement": float(np.mean(agree[label])),
@@ -450,15 +315,14 @@ def measure(result: Result, val: list[np.ndarray], targets: Any, rounds: tuple[i
     sessions = {label: common.make_session(path, THREADS) for label, path in result.paths.items()}
     orders = {label: [i.name for i in s.get_inputs()] for label, s in sessions.items()}
     assert all(order == orders[FP32] for order in orders.values()), orders
-    warmup, runs = rounds
-    first = [x[:1] for x in val]
-    result.p50_ms = common.p50_latencies(sessions, first, runs, warmup=warmup)
+    result.p50_ms = common.p50_latencies(sessions, [x[:1] for x in val], rounds)
     result.sizes = {
         label: sum(file.stat().st_size for file in common.model_files(path))
         for label, path in result.paths.items()
     }
     if result.spec.kind == "encoder":
-        result.fidelity = encoder_fidelity(sessions, val)
+        outputs = {label: common.first_output(s, val) for label, s in sessions.items()}
+        result.fidelity = common.pooled_cosines(outputs, val[1], FP32)
     elif result.spec.kind == "decoder":
         result.fidelity = decoder_fidelity(sessions, val)
     else:
@@ -521,7 +385,9 @@ def print_choices(result: Result) -> None:
     for label, report in result.reports.items():
         record = report.passes[0]
         chosen = [
-            f"{key}: {shown(record.get(key))}" for key in CHOICES if record.get(key) is not None
+            f"{key}: {shown(record.get(key))}"
+            for key in common.CHOICES
+            if record.get(key) is not None
         ]
         exporters = [
             f"{side} exporter {metrics.export.exporter}"
@@ -554,7 +420,7 @@ def at_least(result: Result, label: str, other: str) -> tuple[bool, str]:
 
 
 def targets(result: Result) -> list[tuple[bool, str]]:
-    """The issue's targets for this model (none for EfficientNetB0 and GPT-2)."""
+    """The targets this benchmark checks for this model (none for EfficientNetB0 and GPT-2)."""
     name, fid = result.name, result.fidelity.get(common.COMPRESS, {})
     speedup = result.speedup(common.COMPRESS) or 0.0
     if name == "resnet18":
@@ -591,16 +457,8 @@ def targets(result: Result) -> list[tuple[bool, str]]:
     return []
 
 
-def rounds(spec: Spec, quick: bool) -> tuple[int, int]:
-    """(warm-up, timed) rounds of the interleaved latency loop."""
-    if quick:
-        return QUICK_ROUNDS
-    return TRANSFORMER_ROUNDS if spec.transformer else CNN_ROUNDS
-
-
 def print_header() -> None:
-    features = ", ".join(speed_features()) or "none of " + "/".join(SPEED_FEATURES)
-    print(f"{cpu_name()}, {os.cpu_count()} cores; speed features: {features}")
+    print(common.machine_line())
     print(
         f"onnxruntime {ort.__version__}, nncf {version('nncf')}, compress {compress.__version__}; "
         f"CPU, intra_op_num_threads={THREADS}, batch 1, latencies interleaved per model"
@@ -608,23 +466,20 @@ def print_header() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arguments(__doc__, "the digits CNN alone, 3 warm-up and 10 timed rounds")
     parser.add_argument("--only", default=None, help=f"comma-separated, of: {', '.join(SPECS)}")
-    parser.add_argument("--quick", action="store_true", help="5 warm-up and 10 timed rounds")
     args = parser.parse_args()
-    names = args.only.split(",") if args.only else list(SPECS)
-    unknown = sorted(set(names) - set(SPECS))
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(SPECS)}")
+    default = QUICK_MODELS if args.quick else list(SPECS)
+    names = common.chosen(parser, args.only, list(SPECS), default)
     started = time.perf_counter()
     print_header()
     results = []
-    with tempfile.TemporaryDirectory(prefix="quantize-bench-") as tmp:
+    with common.output_dir(args.out, "quantize-bench-") as workdir:
         for name in names:
             spec = SPECS[name]
             began = time.perf_counter()
-            result, val, labels = produce(name, spec, Path(tmp))
-            measure(result, val, labels, rounds(spec, args.quick))
+            result, val, labels = produce(name, spec, workdir)
+            measure(result, val, labels, common.latency_rounds(spec.transformer, args.quick))
             result.seconds = time.perf_counter() - began
             print_result(result)
             results.append(result)

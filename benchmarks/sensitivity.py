@@ -15,39 +15,56 @@
    timed, with the top five nodes.
 
 Run (from any directory):
-    .venv/bin/python benchmarks/sensitivity.py [--only allocation|tune|minilm] [--out DIR]
+
+    .venv/bin/python benchmarks/sensitivity.py [--only allocation|tune|minilm] [--quick] [--out DIR]
+
+`--quick` prunes to 80% (magnitude) and 50% (channels) only, gives each search 3 trials, and
+scans MiniLM's first layer alone (6 MatMuls) on 16 short sentences, for a check of the code in
+about a minute; its figures are not the benchmark's.
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import common
 import numpy as np
 import torch
-import torch_pruning as tp
-import yaml
-from safetensors.torch import load_file
+from _shared import common, torch_peers
 from torch.nn.utils import prune
 
 import compress
-from compress.analysis.run import analyze
-from compress.cpu import cpu_name, speed_features
-from compress.tune.search import tune
 
-RECIPES = common.REPO / "recipes"
-MODELS = common.REPO / "models"
-TUNE_RECIPE = RECIPES / "digits_tune.yaml"
-MINILM_RECIPE = RECIPES / "minilm_sensitivity.yaml"
-LEVELS = (0.7, 0.8, 0.9)
-TRIALS = 12
+TUNE_RECIPE = common.RECIPES / "digits_tune.yaml"
+MINILM_RECIPE = common.RECIPES / "minilm_sensitivity.yaml"
 RESOLUTION = 0.01
 MIN_GAIN_POINTS = 3.0
 MINILM_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run covers: the magnitude and channel levels, each search's trial budget, and
+    the MiniLM scan (its data source, the nodes left out, the sentences scored)."""
+
+    levels: tuple[float, ...] = (0.7, 0.8, 0.9)
+    channel_levels: tuple[float, ...] = (0.3, 0.5)
+    trials: int = 12
+    minilm_data: str = "docstrings"
+    minilm_ignore: tuple[str, ...] = ()
+    minilm_samples: int = 128
+
+
+QUICK = Settings(
+    levels=(0.8,),
+    channel_levels=(0.5,),
+    trials=3,
+    minilm_data="docstrings_small",
+    minilm_ignore=("re:.*layer\\.[1-5]\\..*",),
+    minilm_samples=16,
+)
 
 
 def digits_recipe(passes: list[dict], folder: Path) -> dict:
@@ -55,11 +72,11 @@ def digits_recipe(passes: list[dict], folder: Path) -> dict:
         "version": 1,
         "name": "digits-allocation",
         "model": {
-            "source": f"{MODELS}/digits_cnn.py:build",
-            "weights": f"{MODELS}/digits_cnn.safetensors",
+            "source": f"{common.DIGITS_CNN}:build",
+            "weights": str(common.DIGITS_WEIGHTS),
             "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8]}],
         },
-        "data": {"source": f"{MODELS}/digits.py:load"},
+        "data": {"source": f"{common.DIGITS_DATA}:load"},
         "evaluate": {"metric": "accuracy"},
         "passes": passes,
         "export": {"path": str(folder / "model.onnx")},
@@ -73,14 +90,8 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     common.print_table(headers[1:], [(row[0], row[1:]) for row in rows])
 
 
-def digits_cnn() -> torch.nn.Module:
-    model = common.load_source(MODELS / "digits_cnn.py").build()
-    model.load_state_dict(load_file(str(MODELS / "digits_cnn.safetensors")))
-    return model.eval()
-
-
 def val_accuracy(model: torch.nn.Module) -> float:
-    images, labels = common.load_source(MODELS / "digits.py").load()["val"]
+    images, labels = common.load_source(common.DIGITS_DATA).load()["val"]
     with torch.no_grad():
         predicted = model.eval()(torch.from_numpy(images)).argmax(1).numpy()
     return float(np.mean(predicted == labels))
@@ -88,7 +99,7 @@ def val_accuracy(model: torch.nn.Module) -> float:
 
 def global_by_hand(level: float) -> float:
     """torch.nn.utils.prune.global_unstructured (L1) over the four layers: val accuracy."""
-    model = digits_cnn()
+    model = torch_peers.digits_cnn()
     layers = [(getattr(model, name), "weight") for name in ("conv1", "conv2", "fc1", "fc2")]
     prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=level)
     return val_accuracy(model)
@@ -97,25 +108,16 @@ def global_by_hand(level: float) -> float:
 def tp_global_by_hand(level: float) -> tuple[float, int]:
     """Torch-Pruning's non-uniform alternative: MetaPruner with global_pruning (one L2
     threshold over all groups, the classifier ignored): val accuracy and MACs of one sample."""
-    model = digits_cnn()
+    model = torch_peers.digits_cnn()
     example = torch.zeros(1, 1, 8, 8)
-    pruner = tp.pruner.MetaPruner(
-        model,
-        example,
-        importance=tp.importance.GroupMagnitudeImportance(p=2),
-        pruning_ratio=level,
-        global_pruning=True,
-        ignored_layers=[model.fc2],
-    )
-    pruner.step()
-    macs, _ = tp.utils.count_ops_and_params(model, example)
-    return val_accuracy(model), int(macs)
+    torch_peers.tp_prune(model, example, [model.fc2], level, global_pruning=True)
+    return val_accuracy(model), torch_peers.count_ops(model, example)
 
 
-def allocation_section(folder: Path) -> None:
+def allocation_section(folder: Path, settings: Settings) -> None:
     print("\n## 1. one-shot allocation, digits CNN (no fine-tuning), val accuracy")
     rows, gains = [], {}
-    for level in LEVELS:
+    for level in settings.levels:
         accuracy = {}
         for allocation in ("uniform", "sensitivity"):
             recipe = digits_recipe(
@@ -154,13 +156,13 @@ def allocation_section(folder: Path) -> None:
         gains[0.8] >= MIN_GAIN_POINTS,
         f"at 80%: sensitivity {gains[0.8]:+.1f} pt over uniform (target >= +{MIN_GAIN_POINTS})",
     )
-    channel_allocation(folder)
+    channel_allocation(folder, settings)
 
 
-def channel_allocation(folder: Path) -> None:
+def channel_allocation(folder: Path, settings: Settings) -> None:
     print("\nchannel pruning, one-shot (groups weighed by their MACs): val accuracy @ MACs")
     rows = []
-    for level in (0.3, 0.5):
+    for level in settings.channel_levels:
         cells = []
         for allocation in ("uniform", "sensitivity"):
             step = {"type": "prune", "method": "channel", "sparsity": level}
@@ -179,15 +181,15 @@ def channel_allocation(folder: Path) -> None:
     )
 
 
-def bisect_by_hand(folder: Path, scope: str) -> tuple[float | None, dict, int, float]:
+def bisect_by_hand(
+    folder: Path, scope: str, trials_left: int
+) -> tuple[float | None, dict, int, float]:
     """The user's search: one level for the recipe's pass, bisected on the budget."""
-    base = yaml.safe_load(TUNE_RECIPE.read_text())
-    for section, key in (("model", "source"), ("model", "weights"), ("data", "source")):
-        base[section][key] = str((RECIPES / base[section][key]).resolve())
+    base = common.read_recipe(TUNE_RECIPE)
     low, high, best, figures, trials = 0.0, 0.98, None, {}, 0
     started = time.perf_counter()
     level = 0.8
-    while trials < TRIALS and high - low > RESOLUTION:
+    while trials < trials_left and high - low > RESOLUTION:
         step = {**base["passes"][0], "sparsity": round(level, 4), "scope": scope}
         step.pop("allocation", None)
         recipe = {**base, "passes": [step], "export": {"path": str(folder / f"{trials}.onnx")}}
@@ -205,10 +207,11 @@ def bisect_by_hand(folder: Path, scope: str) -> tuple[float | None, dict, int, f
     return best, figures, trials, time.perf_counter() - started
 
 
-def tune_section(folder: Path) -> None:
-    print("\n## 2. compress tune vs a by-hand bisection (accuracy_drop <= 1 pt, 12 trials)")
+def tune_section(folder: Path, settings: Settings) -> None:
+    budget = settings.trials
+    print(f"\n## 2. compress tune vs a by-hand bisection (accuracy_drop <= 1 pt, {budget} trials)")
     started = time.perf_counter()
-    tuning = tune(TUNE_RECIPE, trials=TRIALS, output_dir=folder / "tune", progress=False)
+    tuning = compress.tune(TUNE_RECIPE, trials=budget, output_dir=folder / "tune", progress=False)
     tune_seconds = time.perf_counter() - started
     best = tuning.best_trial
     rows = []
@@ -227,8 +230,8 @@ def tune_section(folder: Path) -> None:
         )
     print("trial log of compress tune:")
     table(["#", "why", "level", "predicted drop", "accuracy drop", "gzip bytes", "result"], rows)
-    uniform = bisect_by_hand(folder / "uniform", "layer")
-    global_ = bisect_by_hand(folder / "global", "global")
+    uniform = bisect_by_hand(folder / "uniform", "layer", budget)
+    global_ = bisect_by_hand(folder / "global", "global", budget)
     summary = [
         [
             "compress tune",
@@ -261,18 +264,25 @@ def tune_section(folder: Path) -> None:
             and replay.compressed.size_gzip_bytes == best.figures["size_gzip_bytes"]
         )
         common.verdict(same, "compress apply tuned.yaml reproduces the best trial's figures")
-    rival = max(value for value in (uniform[0], global_[0]) if value is not None)
+    rival = max((value for value in (uniform[0], global_[0]) if value is not None), default=0.0)
     common.verdict(
-        best is not None and best.achieved > rival and len(tuning.trials) <= TRIALS,
+        best is not None and best.achieved > rival and len(tuning.trials) <= budget,
         f"tune {best.achieved if best else 0:.2%} > best by-hand level {rival:.2%} "
-        f"in {len(tuning.trials)} <= {TRIALS} trials",
+        f"in {len(tuning.trials)} <= {budget} trials",
     )
 
 
-def minilm_section(folder: Path) -> None:
+def minilm_section(folder: Path, settings: Settings) -> None:
     print("\n## 3. compress analyze, all-MiniLM-L6-v2 (real weights), dynamic INT8")
+    raw = common.read_recipe(MINILM_RECIPE)
+    raw["data"]["source"] = f"{common.MODELS / 'minilm.py'}:{settings.minilm_data}"
+    raw["export"]["path"] = str(folder / "model.onnx")
+    if settings.minilm_ignore:
+        raw["passes"][0]["ignore"] = list(settings.minilm_ignore)
     started = time.perf_counter()
-    result = analyze(MINILM_RECIPE, folder / "minilm", progress=False, samples=128)
+    result = compress.analyze(
+        raw, folder / "minilm", progress=False, samples=settings.minilm_samples, base_dir=folder
+    )
     seconds = time.perf_counter() - started
     (scan,) = result.passes
     rows = [
@@ -294,23 +304,18 @@ def minilm_section(folder: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.arguments(__doc__, "one level each, 3 trials, MiniLM's first layer")
     parser.add_argument("--only", choices=("allocation", "tune", "minilm"))
-    parser.add_argument("--out", type=Path, help="keep the outputs (analysis.html...) here")
     args = parser.parse_args()
+    settings = QUICK if args.quick else Settings()
     torch.set_num_threads(1)
-    print(f"# sensitivity benchmark: {cpu_name()} ({', '.join(speed_features())})")
+    print(f"# sensitivity benchmark: {common.machine_line()}")
     print(f"python {platform.python_version()}, torch {torch.__version__}")
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = args.out or scratch
-        sections = {
-            "allocation": allocation_section,
-            "tune": tune_section,
-            "minilm": minilm_section,
-        }
+    sections = {"allocation": allocation_section, "tune": tune_section, "minilm": minilm_section}
+    with common.output_dir(args.out, "sensitivity-") as folder:
         for name, section in sections.items():
             if args.only in (None, name):
-                section(Path(folder) / name)
+                section(folder / name, settings)
 
 
 if __name__ == "__main__":

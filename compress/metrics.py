@@ -10,16 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import create_model
 
 from compress.schema import StrictModel
 
-if TYPE_CHECKING:
-    from compress.report.schema import Report
-
 Side = Literal["baseline", "compressed"]
+
+
+class Report(Protocol):
+    """What the catalogue reads of a report (compress.report.schema.Report): both sides'
+    figures, the fidelity, and the recipe's evaluate metric."""
+
+    baseline: Any
+    compressed: Any
+    fidelity: Any
+
+    @property
+    def evaluate_metric(self) -> str | None: ...
+
+
 #: bytes: sizes (budgets take "200kB"); count: whole numbers; fraction: shares shown as percent
 #: in the report table (changes in points); score: unitless figures shown as they are; ms: time.
 Unit = Literal["bytes", "count", "fraction", "score", "ms"]
@@ -111,8 +122,7 @@ def _accuracy_drop(report: Report, side: Side) -> float | None:
     base, comp = report.baseline.accuracy, report.compressed.accuracy
     if side == "baseline" or base is None or comp is None:
         return None
-    evaluate = (report.recipe.get("spec") or {}).get("evaluate") or {}
-    return round(metric_drop(evaluate.get("metric"), base, comp), 6)
+    return round(metric_drop(report.evaluate_metric, base, comp), 6)
 
 
 def _fidelity(report: Report, side: Side) -> float | None:

@@ -13,11 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from compress import __version__
 from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
-from compress.backends.onnx import inspect as onnx_inspect
-from compress.backends.onnx import runtime
 from compress.cpu import cpu_name, speed_features
 from compress.data import Splits, load_data
 from compress.errors import CompressError, ModelError, unexpected
@@ -26,6 +23,8 @@ from compress.measure.latency import latency_inputs, measure_latency
 from compress.measure.macs import measure_macs
 from compress.measure.size import model_size
 from compress.measure.weights import WeightSummary, float_weight_names, summarize
+from compress.onnx import inspect as onnx_inspect
+from compress.onnx import runtime
 from compress.outputs import OutputPlan, plan_outputs
 from compress.passes import PassRecord, handler_for
 from compress.passes.registry import ONNX
@@ -37,6 +36,7 @@ from compress.report.html import render_html
 from compress.report.markdown import render_markdown
 from compress.report.schema import SLOWER_THRESHOLD, Artifacts, ExportRecord, Report
 from compress.samples import REAL_PARITY_HINT, ParityInputs, parity_samples
+from compress.version import __version__
 
 
 def apply(

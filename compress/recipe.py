@@ -15,6 +15,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from compress.errors import RecipeError
 from compress.metrics import limits_model
 from compress.passes import AnyPass
+from compress.passes.registry import foreign_field
 from compress.schema import StrictModel
 from compress.units import parse_size
 from compress.yaml_source import Located, load_yaml, locate
@@ -23,10 +24,6 @@ TORCH_FILE_SUFFIXES = (".pt", ".pth")
 KERAS_FILE_SUFFIXES = (".keras", ".h5")
 ONNX_FILE_SUFFIXES = (".onnx",)
 MODEL_FILE_SUFFIXES = TORCH_FILE_SUFFIXES + KERAS_FILE_SUFFIXES + ONNX_FILE_SUFFIXES
-SESSION_PASSES = (
-    "prune (magnitude and n:m: channel pruning replaces the model), distill (recovery, no "
-    "student) and post-training quantize"
-)
 
 
 class InputSpec(StrictModel):
@@ -276,21 +273,31 @@ def _validate(data: dict, source: Located | None) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        lines = [_format_error(source, error) for error in exc.errors()]
+        lines = [_format_error(source, error, data) for error in exc.errors()]
         raise RecipeError("\n".join(dict.fromkeys(lines))) from None
 
 
-def _format_error(source: Located | None, error: Any) -> str:
+def _format_error(source: Located | None, error: Any, data: dict) -> str:
     # a tagged union's tag ("<level>") names the alternative tried, not a recipe key
     loc = tuple(part for part in error["loc"] if not str(part).startswith("<"))
     dotted = ".".join(str(part) for part in loc)
     message = error["msg"].removeprefix("Value error, ")  # pass types: the registry's words
     if error["type"] == "extra_forbidden":
-        message = "unknown key (not part of recipe version 1)"
+        message = _other_algorithms_key(data, loc) or "unknown key (not part of recipe version 1)"
     if source is None:
         return f"{dotted}: {message}"
     where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
     return f"{where}: {dotted}: {message}"
+
+
+def _other_algorithms_key(data: dict, loc: tuple) -> str | None:
+    """For a pass key that another algorithm of the pass's type takes: which one."""
+    if len(loc) != 3 or loc[0] != "passes" or not isinstance(loc[1], int):
+        return None
+    passes = data.get("passes")
+    if not isinstance(passes, list) or loc[1] >= len(passes):
+        return None
+    return foreign_field(passes[loc[1]], str(loc[2]))
 
 
 def _check_consistency(recipe: Recipe) -> None:
@@ -374,16 +381,16 @@ def _apply_problems(recipe: Recipe) -> list[RecipeError]:
 
 
 def _session_problems(recipe: Recipe) -> list[RecipeError]:
-    """A session runs the passes that say they can (`in_session`): prune, recovery
-    distillation and post-training quantization; QAT and student distillation need the
-    built-in trainer."""
+    """A session runs the passes that say they can (`session_refusal` is None); each other
+    pass says why not."""
     problems: list[RecipeError] = []
     for index, config in enumerate(recipe.passes):
-        if not config.in_session:
+        why = config.session_refusal
+        if why is not None:
             problems.append(
                 recipe.error_at(
                     ("passes", index),
-                    f"a session runs {SESSION_PASSES}; run this pass with `compress apply`",
+                    f"a session cannot run this pass: {why}; run it with `compress apply`",
                 )
             )
     return problems

@@ -15,7 +15,6 @@ from typing import Any
 
 from compress.errors import UsageError
 from compress.passes import PassRecord
-from compress.passes.prune import PrunePass
 from compress.recipe import Recipe, as_recipe, check_usage
 from compress.report.schema import Report
 
@@ -113,8 +112,6 @@ def _default_epochs(recipe: Recipe, steps_per_epoch: int) -> int:
     if recipe.train is not None:
         return recipe.train.epochs
     ends = [
-        config.schedule.end_step_for(steps_per_epoch)
-        for config in recipe.passes
-        if isinstance(config, PrunePass) and config.schedule is not None
+        end for config in recipe.passes if (end := config.schedule_end(steps_per_epoch)) is not None
     ]
     return max([1, *(math.ceil(end / steps_per_epoch) for end in ends)])

@@ -259,7 +259,7 @@ def test_tfmot_default_frequency_leaves_a_short_run_unpruned_and_the_check_catch
     import tensorflow_model_optimization as tfmot
     from builders import tf_keras_mlp
 
-    from compress.passes.prune import PrunePass, check_achieved
+    from compress.passes.prune import MagnitudePrune, check_achieved
 
     model = tf_keras_mlp()
     schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.7, begin_step=0, end_step=25)
@@ -279,7 +279,7 @@ def test_tfmot_default_frequency_leaves_a_short_run_unpruned_and_the_check_catch
     achieved = float(np.mean(kernel == 0))
     assert achieved < 0.1
     with pytest.raises(ModelError, match=r"achieved sparsity .* is below the requested 70\.00%"):
-        check_achieved(PrunePass(sparsity=0.7), achieved)
+        check_achieved(MagnitudePrune(sparsity=0.7), achieved)
 
 
 def test_keras3_flatten_exports_as_one_static_reshape(write_recipe, tmp_path):

@@ -356,7 +356,7 @@ def test_targets_that_leave_nothing_to_cut_are_an_error(run_cli, write_recipe):
     [
         ({"method": "magnitude", "importance": "l1"}, "importance applies to method: channel"),
         ({"round_to": 8}, "round_to applies to method: channel"),
-        ({"method": "channel", "engine": "tfmot"}, "tfmot has no channel pruning"),
+        ({"method": "channel", "engine": "tfmot"}, "engine applies to method: magnitude, n:m only"),
     ],
 )
 def test_channel_fields_are_checked_with_the_recipe(run_cli, write_recipe, fields, message):

@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compress.backends.onnx.tidy import fold_extra_inputs, name_initializers, scope_layer
+from compress.onnx.tidy import fold_extra_inputs, name_initializers, scope_layer
 
 CORPUS = Path(__file__).parent / "corpus_keras_models.py"
 QUANTIZE = {"type": "quantize", "mode": "static", "calibration": {"samples": 8}}

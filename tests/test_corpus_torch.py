@@ -71,6 +71,9 @@ def test_resnet_static_int8(run_cli, write_recipe):
     layers = dtypes(report)
     assert layers["model.resnet.embedder.embedder.convolution"] == "int8"  # BN folded into it
     assert set(layers.values()) == {"int8"} and len(layers) == 21  # 20 convolutions, the head
+    record = report["passes"][0]  # default placement: searched, timed on CPU time, no Conv kept
+    assert record["placement_method"].startswith("thread cpu time, 1 thread")
+    assert "Conv" not in {kept["group"] for kept in record["kept_float_for_speed"]}
     assert report["compressed"]["size_bytes"] < 0.4 * report["baseline"]["size_bytes"]
     assert report["baseline"]["export"]["parity_max_abs_diff"] < 1e-3
 

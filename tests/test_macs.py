@@ -1,4 +1,4 @@
-"""MACs counted on real ONNX exports (compress/backends/onnx/macs.py) equal the counts worked out
+"""MACs counted on real ONNX exports (compress/onnx/macs.py) equal the counts worked out
 by hand from each architecture; quantized models count the work of their float source; and
 `compress apply` reports MACs of both models, per-layer output channels and a `macs` budget
 that `compress check` enforces."""
@@ -26,8 +26,8 @@ from onnxruntime.quantization import (
 from torch import nn
 
 import compress
-from compress.backends.onnx.inspect import weight_tensors
-from compress.backends.onnx.macs import count_macs
+from compress.onnx.inspect import weight_tensors
+from compress.onnx.macs import count_macs
 from compress.errors import EXIT_BUDGET, ModelError
 
 SEQ = 16

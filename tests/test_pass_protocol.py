@@ -59,7 +59,7 @@ def scale_bias(model: torch.nn.Module, config: ScaleBiasPass, context) -> tuple:
 def toy_pass(monkeypatch):
     """ScaleBiasPass registered with a torch handler, for this test only."""
     monkeypatch.setattr(registry, "_PASSES", dict(registry._PASSES))
-    monkeypatch.setattr(registry, "_HANDLERS", dict(registry._HANDLERS))
+    monkeypatch.setattr(registry, "_ROLES", dict(registry._ROLES))
     register_pass(ScaleBiasPass)
     register_handler(ScaleBiasPass, "torch")(scale_bias)
     return ScaleBiasPass
@@ -106,7 +106,7 @@ def test_an_unsupported_pass_and_backend_is_one_clear_error(toy_pass, write_reci
 
 def test_a_session_refuses_a_pass_that_does_not_say_it_runs_there(toy_pass, write_recipe):
     recipe = toy_recipe(write_recipe)
-    with pytest.raises(UsageError, match=r"passes\.0: a session runs prune"):
+    with pytest.raises(UsageError, match=r"passes\.0: a session cannot run this pass: scale_bias"):
         compress.CompressionSession(torch.nn.Linear(10, 2), recipe, steps_per_epoch=4)
 
 

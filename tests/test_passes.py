@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from compress.errors import ModelError
-from compress.passes.prune import PrunePass, PruneSchedule, check_achieved, plan_prune
+from compress.passes.prune import MagnitudePrune, PruneSchedule, check_achieved, plan_prune
 from compress.passes.targets import LayerInfo, TargetError, resolve_targets
 
 LAYERS = [
@@ -85,14 +85,14 @@ def test_update_frequency_is_derived_from_the_epoch_length():
 
 
 def test_missed_sparsity_is_an_error_with_figures():
-    config = PrunePass(sparsity=0.8)
+    config = MagnitudePrune(sparsity=0.8)
     check_achieved(config, 0.796)
     with pytest.raises(ModelError, match=r"achieved sparsity 79\.00% .* requested 80\.00%"):
         check_achieved(config, 0.79)
 
 
 def test_plan_counts_nonzero_weights_after_the_pass():
-    planned = plan_prune(PrunePass(sparsity=0.5, targets=["fc1"]), LAYERS)
+    planned = plan_prune(MagnitudePrune(sparsity=0.5, targets=["fc1"]), LAYERS)
     assert planned["weights_before"] == 32768
     assert planned["nonzero_after"] == 16384
 
@@ -109,7 +109,7 @@ def test_tfmot_frequency_divides_the_schedule_span():
 def test_a_step_schedule_must_end_within_training():
     from compress.passes.prune import check_schedule_fits
 
-    config = PrunePass(sparsity=0.5, schedule={"start_step": 0, "end_step": 1000})
+    config = MagnitudePrune(sparsity=0.5, schedule={"start_step": 0, "end_step": 1000})
     check_schedule_fits(config, steps_per_epoch=50, total_steps=1050)
     with pytest.raises(ModelError, match="final sparsity at step 1000, but training runs 600"):
         check_schedule_fits(config, steps_per_epoch=50, total_steps=600)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress.passes.prune import PrunePass
+from compress.passes.prune import NMPrune
 from compress.passes.pruning import IN, OUT, Pruner, input_axis, layout
 
-N_M = PrunePass(method="n:m", n=2, m=4)
+N_M = NMPrune(method="n:m", n=2, m=4)
 
 
 def kept_per_group(weight: np.ndarray, axis: int) -> np.ndarray:
@@ -37,12 +37,12 @@ def test_torch_conv_transpose_n_m_runs_along_input_channels(groups):
     model = torch.nn.Sequential(torch.nn.ConvTranspose2d(12, 3, 3, groups=groups))
     pruner = Pruner(N_M, TorchWeights(model, ["0"]))
     assert pruner.axis == {"0": 0}
-    pruner.begin()
+    pruner.initialize()
     weight = model[0].weight.detach().numpy()  # (in, out/groups, kh, kw)
     assert weight.shape == (12, 3 // groups, 3, 3)
     assert np.all(kept_per_group(weight, 0) == 2)
     assert not np.any(np.signbit(weight[weight == 0]))
-    assert pruner.finish(None)["achieved_sparsity"] == pytest.approx(0.5)
+    assert pruner.finalize(None)["achieved_sparsity"] == pytest.approx(0.5)
 
 
 def test_keras_conv_transpose_n_m_runs_along_input_channels():
@@ -54,9 +54,9 @@ def test_keras_conv_transpose_n_m_runs_along_input_channels():
     model = keras.Model(inputs, outputs)
     pruner = Pruner(N_M, KerasKernels(model, ["up"]))
     assert pruner.axis == {"up": 3}
-    pruner.begin()
+    pruner.initialize()
     kernel = np.asarray(model.get_layer("up").kernel.numpy())  # (kh, kw, out, in)
     assert kernel.shape == (3, 3, 3, 8)
     assert np.all(kept_per_group(kernel, 3) == 2)
     assert not np.any(np.signbit(kernel[kernel == 0]))
-    assert pruner.finish(None)["achieved_sparsity"] == pytest.approx(0.5)
+    assert pruner.finalize(None)["achieved_sparsity"] == pytest.approx(0.5)

@@ -13,7 +13,7 @@ import compress
 from compress.backends.onnx.fallback import Scorer, revert_until_within
 from compress.backends.onnx.quantize import Quantizer
 from compress.errors import ModelError
-from compress.passes.quantize import QuantizePass
+from compress.passes.quantize import DynamicQuantize
 
 BUILDERS = Path(__file__).parent / "builders.py"
 
@@ -76,7 +76,7 @@ def test_a_limit_nothing_meets_is_a_model_error_with_the_figures(write_recipe, t
     met in the end; a limit below zero shows the error path (exit code 3) on real files."""
     report = compress.apply(write_recipe(outlier_recipe()), progress=False)
     baseline = Path(report.artifacts.baseline_onnx)
-    config = QuantizePass(mode="dynamic", per_channel=False)
+    config = DynamicQuantize(mode="dynamic", per_channel=False)
     quantizer = Quantizer.prepare(baseline, tmp_path, config, None, 1)
     quantizer.write(tmp_path / "int8.onnx")
     x, y = outlier_data()["val"]

@@ -10,27 +10,27 @@ from typing import Any
 from compress.analysis.schema import LayerSensitivity, Point
 from compress.analysis.subject import Subject
 from compress.backends.base import PassContext
-from compress.errors import ModelError
-from compress.passes.prune import LayerLevels, PrunePass
+from compress.passes.channels import NothingToCut
+from compress.passes.prune import ChannelPrune, LayerLevels
 from compress.progress import Reporter
 
 PROBE_LEVEL = 0.5
 
 
-def one_shot(config: PrunePass, sparsity: float | LayerLevels) -> PrunePass:
+def one_shot(config: ChannelPrune, sparsity: float | LayerLevels) -> ChannelPrune:
     """The pass at `sparsity`, one-shot and without fine-tuning."""
     update = {"sparsity": sparsity, "schedule": None, "fine_tune": False, "allocation": "uniform"}
     return config.model_copy(update=update)
 
 
-def _prune(subject: Subject, config: PrunePass) -> tuple[Any, dict]:
+def _prune(subject: Subject, config: ChannelPrune) -> tuple[Any, dict]:
     """Run the pass on a copy of the model; returns (pruned model, record)."""
     quiet = PassContext(recipe=subject.recipe, data=subject.context.data, reporter=Reporter(False))
     return subject.backend.apply_pass(subject.backend.copy(subject.model), config, quiet)
 
 
 def scan_channels(
-    subject: Subject, config: PrunePass, levels: Sequence[float]
+    subject: Subject, config: ChannelPrune, levels: Sequence[float]
 ) -> tuple[list[LayerSensitivity], list[str]]:
     """Each group's drop when it alone is cut to each level; notes on levels that cut nothing
     of a group (too few channels) and on groups the pass leaves whole."""
@@ -47,7 +47,7 @@ def scan_channels(
                 advance(status=name)
                 try:
                     pruned, _ = _prune(subject, trial)
-                except ModelError:  # the level removes no whole channel of this group
+                except NothingToCut:  # the level removes no whole channel of this group
                     continue
                 outputs = subject.backend.predict(pruned, subject.scorer.inputs)[0]
                 points.append(Point(level=level, drop=round(subject.scorer.drop(outputs), 6)))

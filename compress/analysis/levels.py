@@ -7,13 +7,11 @@ way for every overall level it tries."""
 from __future__ import annotations
 
 from compress.analysis.allocation import allocate, predicted_drop
-from compress.analysis.channel_scan import scan_channels
-from compress.analysis.schema import LayerSensitivity
+from compress.analysis.scans import LEVELS
 from compress.analysis.subject import Subject
-from compress.analysis.weight_scan import scan_weights, targeted_layers
-from compress.backends.onnx.macs import macs_by_layer
 from compress.errors import ModelError
-from compress.passes.prune import SPARSITY_TOLERANCE, LayerLevels, PrunePass
+from compress.passes import role_for
+from compress.passes.prune import SPARSITY_TOLERANCE, LayerLevels, PruneBase
 
 #: The levels each layer is scanned at for allocation: fine where targets usually lie.
 ALLOCATION_LEVELS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -24,16 +22,13 @@ class Allocator:
     target: layers the pass's `overrides` name keep theirs, layers the scan cannot change
     (no weight in the export) keep the target."""
 
-    def __init__(self, subject: Subject, config: PrunePass) -> None:
+    def __init__(self, subject: Subject, config: PruneBase) -> None:
         self.config = config
-        if config.method == "channel":
-            self.rows, _ = scan_channels(subject, config, ALLOCATION_LEVELS)
-            self.sizes = group_macs(subject, self.rows)
-        else:
-            layers = targeted_layers(subject, config)
-            self.rows, _ = scan_weights(subject, layers, ALLOCATION_LEVELS)
-            weights = {info.name: info.weights for info in subject.backend.layers(subject.model)}
-            self.sizes = {name: weights[name] for name in layers}
+        scan = role_for(LEVELS, config)
+        if scan is None:
+            raise ModelError(f"{type(config).label()} has no sensitivity scan to allocate from")
+        scanned = scan(subject, config, ALLOCATION_LEVELS)
+        self.rows, self.sizes = scanned.rows, scanned.sizes
         given = config.sparsity if isinstance(config.sparsity, LayerLevels) else None
         self.pinned = {
             name: given.of(name)
@@ -66,7 +61,7 @@ class Allocator:
         """The drop the scan predicts for `levels` (the layers' drops added)."""
         return sum(predicted_drop(row, levels.get(row.name, 0.0)) for row in self.rows)
 
-    def with_levels(self, target: float) -> PrunePass:
+    def with_levels(self, target: float) -> PruneBase:
         """The pass with the levels for `target` written out; an error when the scanned levels
         cannot reach it."""
         levels = self.levels(target)
@@ -82,17 +77,6 @@ class Allocator:
         )
 
 
-def group_macs(subject: Subject, rows: list[LayerSensitivity]) -> dict[str, int]:
-    """What cutting each channel group saves, to weigh it by: the MACs of one sample of every
-    layer it slices (its producers' outputs and its consumers' inputs), so that levels are
-    traded for MACs, and the allocated pass removes as many MACs as the uniform one would
-    (to first order). A group whose layers run no counted op weighs its channel count."""
-    names = [spec.name for spec in subject.recipe.model.inputs]
-    first = {name: x[:1] for name, x in zip(names, subject.scorer.inputs, strict=True)}
-    macs = macs_by_layer(subject.baseline, first)
-    return {row.name: sum(macs.get(layer, 0) for layer in row.layers) or row.size for row in rows}
-
-
-def allocated(subject: Subject, config: PrunePass) -> PrunePass:
+def allocated(subject: Subject, config: PruneBase) -> PruneBase:
     """The pass with one level per layer (group) from its sensitivity scan."""
     return Allocator(subject, config).with_levels(config.target)

@@ -13,10 +13,10 @@ from compress.analysis.subject import Subject
 from compress.backends.onnx.passes import calibration_inputs
 from compress.backends.onnx.quantize import Quantizer
 from compress.backends.onnx.ranking import rank_reverts
-from compress.passes.quantize import QuantizePass
+from compress.passes.quantize import PostTrainingQuantize
 
 
-def count_nodes(subject: Subject, config: QuantizePass) -> tuple[Quantizer, list[str]]:
+def count_nodes(subject: Subject, config: PostTrainingQuantize) -> tuple[Quantizer, list[str]]:
     """The quantizer over the baseline and the nodes it quantizes (the scan's candidates)."""
     samples, batch = calibration_inputs(config, subject.context)
     folder = subject.scratch / "quantize"
@@ -71,7 +71,7 @@ def _scan(
     return rows, scorer.drop(quantized)
 
 
-def ranked_nodes(subject: Subject, config: QuantizePass) -> tuple[list[str], float]:
+def ranked_nodes(subject: Subject, config: PostTrainingQuantize) -> tuple[list[str], float]:
     """The pass's quantized nodes, the one whose reversion to float helps most first (the
     fallback's ranking, on the baseline): the order `compress tune` keeps nodes in float; and
     the drop quantizing every one of them costs the baseline."""

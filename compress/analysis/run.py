@@ -6,36 +6,30 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from compress import __version__
-from compress.analysis.channel_scan import scan_channels
 from compress.analysis.html import render_analysis
-from compress.analysis.node_scan import count_nodes, scan_nodes
+from compress.analysis.scans import LEVELS, SCAN, LevelScan
 from compress.analysis.schema import Analysis, PassAnalysis
 from compress.analysis.subject import SCAN_SAMPLES, Subject, scorer_for
-from compress.analysis.weight_scan import scan_weights, targeted_layers
 from compress.atomic import write_text_or_fail
 from compress.backends import load_model
 from compress.backends.base import PassContext
 from compress.cpu import cpu_name, speed_features
 from compress.data import load_data
 from compress.outputs import tool_directory
-from compress.passes import PassConfig
-from compress.passes.prune import PrunePass
-from compress.passes.quantize import QuantizePass
+from compress.passes import PassConfig, role_for
 from compress.pipeline import export_verified, unexpected_failures
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import Recipe, as_recipe
 from compress.samples import parity_samples
+from compress.version import __version__
 
 #: Levels each layer (group) is pruned to alone.
 SCAN_LEVELS = (0.3, 0.5, 0.7, 0.9)
-
-Scan = Callable[[Subject, Any, Sequence[float]], PassAnalysis | str]
 
 
 def analyze(
@@ -108,58 +102,31 @@ def _prepare(
 def scan_pass(
     subject: Subject, config: PassConfig, index: int, levels: Sequence[float]
 ) -> PassAnalysis | str:
-    """The scan of one pass, or why it has none."""
-    scan = SCANS.get(type(config))
-    if scan is None:
-        return f"{config.type} passes have no per-layer scan"
+    """The scan of one pass (its class's `scan` role, else its `levels` role), or why it has
+    none."""
+    scan, by_level = role_for(SCAN, config), role_for(LEVELS, config)
+    if scan is None and by_level is None:
+        return config.no_scan or f"{type(config).label()} passes have no per-layer scan"
     started = time.perf_counter()
-    result = scan(subject, config, levels)
-    if isinstance(result, str):
-        return result
+    result = (
+        scan(subject, config, levels)
+        if scan
+        else level_analysis(config, by_level(subject, config, levels), levels)
+    )
     result.index, result.seconds = index, round(time.perf_counter() - started, 2)
     return result
 
 
-def _scan_prune(subject: Subject, config: PrunePass, levels: Sequence[float]) -> PassAnalysis | str:
-    if config.method == "n:m":
-        return "n:m pruning has one fixed level: nothing to scan"
-    if config.method == "channel":
-        rows, notes = scan_channels(subject, config, levels)
-        kind = "channels"
-    else:
-        rows, missing = scan_weights(subject, targeted_layers(subject, config), levels)
-        notes = [f"{name}: no weight of this layer in the export" for name in missing]
-        kind = "weights"
-    rows.sort(key=lambda row: -row.worst)
+def level_analysis(config: PassConfig, scanned: LevelScan, levels: Sequence[float]) -> PassAnalysis:
+    """A levels scan as analysis.json shows it: the most sensitive layers first."""
+    rows = sorted(scanned.rows, key=lambda row: -row.worst)
     return PassAnalysis(
         index=0,
         type=config.type,
-        kind=kind,
-        method=config.method,
+        kind=scanned.kind,
+        method=config.variant,
         levels=list(levels),
         layers=rows,
-        notes=notes,
+        notes=scanned.notes,
         seconds=0.0,
     )
-
-
-def _scan_quantize(
-    subject: Subject, config: QuantizePass, levels: Sequence[float]
-) -> PassAnalysis | str:
-    if config.mode == "qat":
-        return "quantization-aware training has no per-node scan (scan a post-training mode)"
-    quantizer, candidates = count_nodes(subject, config)
-    nodes, full_drop = scan_nodes(subject, quantizer, candidates)
-    return PassAnalysis(
-        index=0,
-        type=config.type,
-        kind="nodes",
-        method=config.mode,
-        nodes=nodes,
-        full_drop=round(full_drop, 6),
-        seconds=0.0,
-    )
-
-
-#: The scan of each pass class (other passes are listed as skipped, with why).
-SCANS: dict[type, Scan] = {PrunePass: _scan_prune, QuantizePass: _scan_quantize}

@@ -9,13 +9,13 @@ import numpy as np
 
 from compress.analysis.schema import LayerSensitivity, Point
 from compress.analysis.subject import Subject
-from compress.backends.onnx.weight_feeds import WeightFeeds, layer_weights
+from compress.onnx.weight_feeds import WeightFeeds, layer_weights
 from compress.passes.masks import magnitude_masks
-from compress.passes.prune import PrunePass
+from compress.passes.prune import PruneBase
 from compress.passes.pruning import select
 
 
-def targeted_layers(subject: Subject, config: PrunePass) -> list[str]:
+def targeted_layers(subject: Subject, config: PruneBase) -> list[str]:
     """The layers the pass targets (names as the framework gives them)."""
     return select(config, subject.backend.layers(subject.model))
 

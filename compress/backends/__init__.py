@@ -9,19 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from compress.backends import handlers as _handlers  # noqa: F401 - registers the handlers
-from compress.backends.base import Backend, owner_module
+from compress.backends.base import FRAMEWORKS, Backend, framework_of
 from compress.backends.native_logs import filtered_native_stderr
 from compress.errors import ModelError, UsageError
-from compress.recipe import (
-    KERAS_FILE_SUFFIXES,
-    MODEL_FILE_SUFFIXES,
-    ONNX_FILE_SUFFIXES,
-    TORCH_FILE_SUFFIXES,
-    Recipe,
-)
+from compress.recipe import KERAS_FILE_SUFFIXES, ONNX_FILE_SUFFIXES, TORCH_FILE_SUFFIXES, Recipe
 from compress.sources import call_reference
 
-FRAMEWORKS = ("torch", "keras", "tf_keras", "onnx")
+__all__ = ["Backend", "backend_named", "framework_of", "load_model", "load_pruned"]
 
 
 def backend_named(name: str) -> Backend:
@@ -39,19 +33,6 @@ def backend_named(name: str) -> Backend:
 
         return OnnxBackend()
     raise UsageError(f"framework {name!r} is not supported (supported: {', '.join(FRAMEWORKS)})")
-
-
-def framework_of(model: Any) -> str:
-    """The framework an in-memory model belongs to, from its class hierarchy."""
-    if isinstance(model, Path) and model.suffix == ".onnx":
-        return "onnx"
-    owner = owner_module(model)
-    if owner in FRAMEWORKS:
-        return owner
-    raise UsageError(
-        f"cannot compress a {type(model).__name__} from {owner!r}: expected a torch.nn.Module, "
-        "a Keras 3 model or a tf-keras model"
-    )
 
 
 def load_model(recipe: Recipe, model: Any = None) -> tuple[Backend, Any]:
@@ -90,45 +71,6 @@ def load_model(recipe: Recipe, model: Any = None) -> tuple[Backend, Any]:
         )
     backend = backend_named(detected)
     return backend, backend.load(recipe, built)
-
-
-def load_reference(backend: Backend, recipe: Recipe, ref: Any) -> Any:
-    """Load another model of the same framework (a teacher or a student) named in a pass."""
-    spec = recipe.model.model_copy(
-        update={"source": ref.source, "weights": ref.weights, "trust": ref.trust}
-    )
-    derived = recipe.model_copy(update={"model": spec})
-    if ref.source.endswith(MODEL_FILE_SUFFIXES):
-        other, model = load_model(derived)
-    else:
-        with filtered_native_stderr():
-            built = call_reference(ref.source, recipe.base_dir)
-        other = backend_named(framework_of(built))
-        model = other.load(derived, built)
-    if other.name != backend.name:
-        raise ModelError(
-            f"{ref.source} is a {other.name} model, but the model being compressed is "
-            f"{backend.name}: teacher and student must use the same framework"
-        )
-    return model
-
-
-def distill_models(backend: Backend, config: Any, context: Any) -> tuple[Any, Any]:
-    """(teacher, student) of a distill pass: the named models, or the model as loaded as the
-    teacher and None (the model itself) as the student."""
-    teacher = (
-        load_reference(backend, context.recipe, config.teacher)
-        if config.teacher is not None
-        else context.original
-    )
-    if teacher is None:
-        raise ModelError("distill: no teacher: name one, or let the pipeline keep the original")
-    student = (
-        load_reference(backend, context.recipe, config.student)
-        if config.student is not None
-        else None
-    )
-    return teacher, student
 
 
 def load_pruned(path: str | Path, model: Any = None) -> Any:

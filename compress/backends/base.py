@@ -9,12 +9,17 @@ from typing import Any
 
 import numpy as np
 
+from compress.backends.native_logs import filtered_native_stderr
 from compress.data import Split, Splits
 from compress.errors import ModelError, UsageError
 from compress.passes import PassConfig, handler_for
 from compress.passes.targets import LayerInfo
 from compress.progress import Reporter
-from compress.recipe import Recipe, TrainSpec
+from compress.recipe import MODEL_FILE_SUFFIXES, Recipe, TrainSpec
+from compress.sources import call_reference
+
+#: The frameworks a model can come from.
+FRAMEWORKS = ("torch", "keras", "tf_keras", "onnx")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,27 @@ class Backend(ABC):
     def load(self, recipe: Recipe, built: Any = None) -> Any:
         """Load the recipe's model, or finish one its builder returned (weights, checks)."""
 
+    #: The model files this backend loads itself.
+    file_suffixes: tuple[str, ...] = ()
+
+    def load_reference(self, recipe: Recipe, ref: Any) -> Any:
+        """Another model of this framework named in a pass (a teacher or a student): a model
+        file or a builder, with optional weights; another framework's model is refused."""
+        spec = recipe.model.model_copy(
+            update={"source": ref.source, "weights": ref.weights, "trust": ref.trust}
+        )
+        derived = recipe.model_copy(update={"model": spec})
+        if ref.source.endswith(MODEL_FILE_SUFFIXES):
+            if not ref.source.endswith(self.file_suffixes):
+                raise _other_framework(ref.source, "another framework's model file", self.name)
+            return self.load(derived)
+        with filtered_native_stderr():
+            built = call_reference(ref.source, recipe.base_dir)
+        other = framework_of(built)
+        if other != self.name:
+            raise _other_framework(ref.source, f"a {other} model", self.name)
+        return self.load(derived, built)
+
     @abstractmethod
     def copy(self, model: Any) -> Any:
         """An independent copy of the model (passes must not change the caller's object)."""
@@ -115,6 +141,44 @@ class Backend(ABC):
     @abstractmethod
     def versions(self) -> dict[str, str]:
         """Framework versions for the report's environment section."""
+
+
+def _other_framework(source: str, what: str, backend: str) -> ModelError:
+    return ModelError(
+        f"{source} is {what}, but the model being compressed is {backend}: teacher and "
+        "student must use the same framework"
+    )
+
+
+def distill_models(backend: Backend, config: Any, context: PassContext) -> tuple[Any, Any]:
+    """(teacher, student) of a distill pass: the named models, or the model as loaded as the
+    teacher and None (the model itself) as the student."""
+    teacher = (
+        backend.load_reference(context.recipe, config.teacher)
+        if config.teacher is not None
+        else context.original
+    )
+    if teacher is None:
+        raise ModelError("distill: no teacher: name one, or let the pipeline keep the original")
+    student = (
+        backend.load_reference(context.recipe, config.student)
+        if config.student is not None
+        else None
+    )
+    return teacher, student
+
+
+def framework_of(model: Any) -> str:
+    """The framework an in-memory model belongs to, from its class hierarchy."""
+    if isinstance(model, Path) and model.suffix == ".onnx":
+        return "onnx"
+    owner = owner_module(model)
+    if owner in FRAMEWORKS:
+        return owner
+    raise UsageError(
+        f"cannot compress a {type(model).__name__} from {owner!r}: expected a torch.nn.Module, "
+        "a Keras 3 model or a tf-keras model"
+    )
 
 
 def owner_module(model: Any) -> str:

@@ -1,26 +1,44 @@
-"""Which backend runs which pass: the built-in handlers, registered by (pass class, backend).
+"""Which backend code runs which pass: the built-in handlers, registered by (pass class, backend).
 
 References are "module:function", imported when the pass first runs, so this table is read
 (by `compress passes` and by the unsupported-pass error) without importing any framework.
-The `onnx` handlers rewrite exported ONNX files, whatever framework the model came from.
+The `onnx` handlers rewrite exported ONNX files, whatever framework the model came from. The
+`session` role gives the part a CompressionSession runs inside a user's own loop.
 """
 
 from __future__ import annotations
 
-from compress.passes import register_handler
+from compress.passes import register_handler, register_role
 from compress.passes.distill import DistillPass
-from compress.passes.prune import PrunePass
-from compress.passes.quantize import QuantizePass
+from compress.passes.prune import ChannelPrune, MagnitudePrune, NMPrune
+from compress.passes.quantize import (
+    DynamicQuantize,
+    QATQuantize,
+    StaticQuantize,
+    WeightOnlyQuantize,
+)
 from compress.passes.registry import ONNX
 
 _TORCH = "compress.backends.torch"
 _KERAS = "compress.backends.keras"
+SESSION = "session"
 
-register_handler(PrunePass, "torch", f"{_TORCH}.pruning:apply_prune")
+for _weights in (MagnitudePrune, NMPrune):
+    register_handler(_weights, "torch", f"{_TORCH}.pruning:apply_prune")
+    register_role(SESSION, _weights, f"{_TORCH}.session:prune_part", "torch")
+register_handler(ChannelPrune, "torch", f"{_TORCH}.channels:apply_channel_prune")
 register_handler(DistillPass, "torch", f"{_TORCH}.distillation:apply_distill")
-register_handler(QuantizePass, "torch", f"{_TORCH}.quantization:apply_qat")
+register_role(SESSION, DistillPass, f"{_TORCH}.session:distill_part", "torch")
+register_handler(QATQuantize, "torch", f"{_TORCH}.quantization:apply_qat")
+
 for _flavor in ("keras", "tf_keras"):
-    register_handler(PrunePass, _flavor, f"{_KERAS}.pruning:apply_prune")
+    for _weights in (MagnitudePrune, NMPrune):
+        register_handler(_weights, _flavor, f"{_KERAS}.pruning:apply_prune")
+        register_role(SESSION, _weights, f"{_KERAS}.session:prune_part", _flavor)
+    register_handler(ChannelPrune, _flavor, f"{_KERAS}.channels:apply_channel_prune")
     register_handler(DistillPass, _flavor, f"{_KERAS}.distillation:apply_distill")
-    register_handler(QuantizePass, _flavor, f"{_KERAS}.quantization:apply_qat")
-register_handler(QuantizePass, ONNX, "compress.backends.onnx.passes:quantize_file")
+    register_role(SESSION, DistillPass, f"{_KERAS}.session:distill_part", _flavor)
+    register_handler(QATQuantize, _flavor, f"{_KERAS}.quantization:apply_qat")
+
+for _post_training in (DynamicQuantize, StaticQuantize, WeightOnlyQuantize):
+    register_handler(_post_training, ONNX, "compress.backends.onnx.passes:quantize_file")

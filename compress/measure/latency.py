@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.backends.onnx.runtime import make_session, timer
 from compress.errors import ModelError
 from compress.generated_inputs import generated_array
+from compress.onnx.runtime import make_session, timer
 from compress.recipe import InputSpec, LatencySpec
 
 

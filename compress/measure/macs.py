@@ -1,4 +1,4 @@
-"""MACs of one sample of each ONNX model, counted on the graph (compress/backends/onnx/macs.py)
+"""MACs of one sample of each ONNX model, counted on the graph (compress/onnx/macs.py)
 with the first sample of the inputs latency is measured on."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.backends.onnx.inspect import graph_inputs
-from compress.backends.onnx.macs import count_macs
+from compress.onnx.inspect import graph_inputs
+from compress.onnx.macs import count_macs
 
 
 def measure_macs(paths: dict[str, Path], inputs: list[np.ndarray]) -> dict[str, int]:

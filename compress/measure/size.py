@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from compress.backends.onnx.inspect import external_files
+from compress.onnx.inspect import external_files
 
 #: gzip level for the compressed-size figure (stable across runs and machines).
 GZIP_LEVEL = 9

@@ -6,8 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.backends.onnx.inspect import weight_tensors
-from compress.backends.onnx.naming import layer_name
+from compress.onnx.inspect import weight_tensors
+from compress.onnx.naming import layer_name
 
 
 @dataclass(frozen=True)

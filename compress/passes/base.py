@@ -1,25 +1,35 @@
 """The pass protocol: what every pass config declares, and the record it leaves in the report.
 
 A pass is data (its recipe fields) plus these declarations, so the pipeline, the recipe checks,
-`compress plan`, `compress passes` and the session never ask which pass they hold. The code that
-applies a pass lives in backend handlers, registered in `compress.passes.registry`.
+`compress plan`, `compress passes` and the session never ask which pass they hold. One class is
+one algorithm: `type` and the fields named in `selectors` (`method`, `mode`...) pick the class
+when a recipe is read. The code that applies a pass lives in handlers registered by class in
+`compress.passes.registry`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from compress.errors import RecipeError
 from compress.passes.targets import LayerInfo
 from compress.schema import StrictModel
 
-if TYPE_CHECKING:
-    from compress.errors import RecipeError
-    from compress.recipe import Recipe
-
 #: Where a pass works: on the framework model, or on the exported ONNX file.
 Stage = Literal["model", "onnx"]
+
+
+class RecipeView(Protocol):
+    """What a pass's recipe checks read of the recipe around it (compress.recipe.Recipe)."""
+
+    model: Any
+    data: Any
+    train: Any
+    passes: list[Any]
+
+    def error_at(self, loc: tuple[str | int, ...], message: str) -> RecipeError: ...
 
 
 class PassRecord(BaseModel):
@@ -56,13 +66,41 @@ class PassRecord(BaseModel):
 
 class PassConfig(StrictModel):
     """A pass's recipe fields plus what the pipeline needs to know to run it. Subclasses set
-    `type` to a Literal (the recipe's tag) and `record` to their record model."""
+    `type` to a Literal (the recipe's tag) and `record` to their record model; an algorithm of a
+    family sets `selectors` and gives each selector field a one-value Literal."""
 
     type: str
     #: The report record of this pass type.
     record: ClassVar[type[PassRecord]] = PassRecord
     #: True when the pass zeroes weights in place: the report then says what sparsity buys.
     sparsifies: ClassVar[bool] = False
+    #: The fields, after `type`, whose values select this class (e.g. ("method",)).
+    selectors: ClassVar[tuple[str, ...]] = ()
+    #: Said by `compress analyze` when no scan is registered for the class.
+    no_scan: ClassVar[str | None] = None
+
+    @classmethod
+    def tag(cls) -> str:
+        return cls.model_fields["type"].default
+
+    @classmethod
+    def selection(cls) -> tuple[str, ...]:
+        """The values of the selector fields that pick this class."""
+        return tuple(get_args(cls.model_fields[name].annotation)[0] for name in cls.selectors)
+
+    @classmethod
+    def label(cls) -> str:
+        """How messages name the algorithm: `prune` or `prune (method channel)`."""
+        chosen = ", ".join(
+            f"{name} {value}" for name, value in zip(cls.selectors, cls.selection(), strict=True)
+        )
+        return f"{cls.tag()} ({chosen})" if chosen else cls.tag()
+
+    @property
+    def variant(self) -> str:
+        """The algorithm's own name: the last selector value (`channel`), else the type."""
+        selection = type(self).selection()
+        return selection[-1] if selection else self.type
 
     @property
     def stage(self) -> Stage:
@@ -81,9 +119,16 @@ class PassConfig(StrictModel):
         return ("train",) if self.trains else ()
 
     @property
+    def session_refusal(self) -> str | None:
+        """Why a CompressionSession cannot run this pass, or None when it can (ONNX passes run
+        at the session's export)."""
+        if self.stage == "onnx":
+            return None
+        return f"{type(self).label()} does not say it runs inside your own training loop"
+
+    @property
     def in_session(self) -> bool:
-        """Whether a CompressionSession can run it (ONNX passes run at the session's export)."""
-        return self.stage == "onnx"
+        return self.session_refusal is None
 
     @property
     def allocates(self) -> bool:
@@ -102,6 +147,16 @@ class PassConfig(StrictModel):
         """Whether the pass needs the model as loaded (the pipeline then keeps a copy)."""
         return False
 
+    @property
+    def keeps_nodes_float(self) -> bool:
+        """Whether the pass rewrites ONNX nodes and takes node names in `ignore` to leave them
+        in float (`compress tune` moves such nodes)."""
+        return False
+
+    def schedule_end(self, steps_per_epoch: int) -> int | None:
+        """The optimizer step at which the pass's schedule ends (None: no schedule)."""
+        return None
+
     def references(self) -> list[tuple[tuple[str, ...], str | None]]:
         """Other files the pass names, as (location inside the pass, reference)."""
         return []
@@ -111,11 +166,11 @@ class PassConfig(StrictModel):
         total = sum(layer.weights for layer in layers)
         return {"layers": [], "weights_before": total, "nonzero_after": total}
 
-    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+    def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """What this pass needs from the rest of the recipe, in every usage."""
         return []
 
-    def apply_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+    def apply_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """What this pass needs besides when `compress apply` trains it (train and data are
         checked for every pass that trains)."""
         return []

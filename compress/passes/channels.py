@@ -5,7 +5,8 @@ A *group* is a set of coupled channels removed together: the output channels of 
 produce them (all members of a residual `Add` share one group), the matching slices of the norm
 layers after them, and the input channels of every layer that reads them. Backends find the
 groups (torch: Torch-Pruning's dependency graph; Keras: compress/backends/keras/channels.py) and
-slice the weights; the counting, ranking and checking is done once, here.
+slice the weights; the counting, ranking and checking is done once, here, and the flow once in
+compress/passes/channel_pruning.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compress.errors import ModelError
-from compress.passes.prune import SPARSITY_TOLERANCE, PrunePass, levels_record
+from compress.passes.prune import SPARSITY_TOLERANCE, ChannelPrune, levels_record
 
 #: Where the samples that masked and pruned models are compared on come from, the first split
 #: with enough of them (generated inputs otherwise).
@@ -125,12 +126,19 @@ def left_whole_note(left_whole: Sequence[dict]) -> str | None:
     return f"prune: {len(left_whole)} channel group(s) left whole ({shown}{rest})"
 
 
-def nothing_to_cut(left_whole: Sequence[dict]) -> ModelError:
+class NothingToCut(ModelError):
+    """No targeted channel group can be cut at the level asked: a fact about the model and the
+    level (a sensitivity scan records it), not a failure of the pass."""
+
+
+def nothing_to_cut(left_whole: Sequence[dict]) -> NothingToCut:
     """The error when no targeted group can be cut, with every reason a group was kept."""
     reasons = "; ".join(f"{item['group']}: {item['why']}" for item in left_whole) or (
         "every group touches a layer that is not targeted or produces a model output"
     )
-    return ModelError(f"prune: no channel group of the targeted layers can be removed ({reasons})")
+    return NothingToCut(
+        f"prune: no channel group of the targeted layers can be removed ({reasons})"
+    )
 
 
 def achieved_fraction(groups: Sequence[ChannelGroup]) -> float:
@@ -140,7 +148,7 @@ def achieved_fraction(groups: Sequence[ChannelGroup]) -> float:
 
 
 def check_channels_removed(
-    config: PrunePass, groups: Sequence[ChannelGroup], achieved: float
+    config: ChannelPrune, groups: Sequence[ChannelGroup], achieved: float
 ) -> None:
     """Fail when fewer channels went than `sparsity` asks, after the rounding a group's whole
     channels (and `round_to`) impose: per group with scope `layer`, over all with `global`."""
@@ -186,7 +194,7 @@ def check_agreement(
 
 
 def channel_record(
-    config: PrunePass,
+    config: ChannelPrune,
     groups: Sequence[ChannelGroup],
     left_whole: Sequence[dict],
     verification: dict,

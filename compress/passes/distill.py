@@ -9,17 +9,14 @@ the passes that follow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from compress.passes.base import PassConfig, PassRecord
+from compress.errors import RecipeError
+from compress.passes.base import PassConfig, PassRecord, RecipeView
 from compress.passes.targets import LayerInfo
 from compress.schema import StrictModel
-
-if TYPE_CHECKING:
-    from compress.errors import RecipeError
-    from compress.recipe import Recipe
 
 
 class ModelRef(StrictModel):
@@ -78,9 +75,11 @@ class DistillPass(PassConfig):
         return self.alpha < 1
 
     @property
-    def in_session(self) -> bool:
+    def session_refusal(self) -> str | None:
         """A session distills into its own loop's training: recovery only, no student."""
-        return self.student is None
+        if self.student is None:
+            return None
+        return "distillation into a student replaces the model your loop trains"
 
     @property
     def uses_original(self) -> bool:
@@ -97,7 +96,7 @@ class DistillPass(PassConfig):
     def plan(self, layers: list[LayerInfo]) -> dict:
         return plan_distill(self, layers)
 
-    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+    def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """One recovery pass at most: training passes take one distillation loss; a mask
         input must be one of the model's inputs."""
         names = [spec.name for spec in recipe.model.inputs]

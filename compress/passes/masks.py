@@ -9,9 +9,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from compress.errors import ModelError
-from compress.passes.prune import PrunePass
-
 
 def smallest(magnitudes: np.ndarray, fraction: float) -> np.ndarray:
     """Boolean array marking exactly round(fraction * n) smallest entries of a flat array."""
@@ -50,78 +47,6 @@ def n_m_mask(weight: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
     mask = np.zeros(groups.shape, dtype=bool)
     np.put_along_axis(mask, keep, True, axis=1)
     return np.moveaxis(mask.reshape(moved.shape), -1, axis)
-
-
-def check_n_m_fits(
-    config: PrunePass, shapes: Mapping[str, tuple[int, ...]], axis: Mapping[str, int]
-) -> None:
-    """n:m groups run along the input channels, whose count must be a multiple of m."""
-    if config.method != "n:m":
-        return
-    for name, shape in shapes.items():
-        channels = shape[axis[name]]
-        if channels % config.m:
-            raise ModelError(
-                f"prune: layer {name!r} has {channels} input channel(s), not a multiple of "
-                f"{config.m}: {config.n}:{config.m} pruning cannot take it (add it to ignore)"
-            )
-
-
-def compute_masks(
-    config: PrunePass, weights: Mapping[str, np.ndarray], sparsity: float, axis: Mapping[str, int]
-) -> dict[str, np.ndarray]:
-    """The masks a prune pass asks for when its schedule stands at `sparsity` (each layer at
-    its own level in proportion; n:m ignores the value)."""
-    if config.method == "n:m":
-        return {name: n_m_mask(w, config.n, config.m, axis[name]) for name, w in weights.items()}
-    if config.scope == "global":
-        return magnitude_masks(weights, sparsity, config.scope)
-    levels = {name: config.level_at(name, sparsity) for name in weights}
-    return magnitude_masks(weights, levels, config.scope)
-
-
-class SparsityStepper:
-    """When to recompute masks during training, and at which sparsity (framework-neutral)."""
-
-    def __init__(self, config: PrunePass) -> None:
-        self.config = config
-        self.steps_per_epoch = 1
-        self.current = 0.0
-        self.updates = 0
-
-    def start(self, steps_per_epoch: int) -> float | None:
-        """Sparsity to apply before the first step, or None to keep the current masks."""
-        self.steps_per_epoch = steps_per_epoch
-        if self.config.schedule is None:
-            return None
-        return self._record(self._scheduled(0))
-
-    def after(self, step: int) -> float | None:
-        """Sparsity to apply after optimizer step `step`, or None to re-apply the masks.
-
-        Masks move every `frequency` steps while the schedule rises, and exactly on the step
-        where it reaches its final value.
-        """
-        schedule = self.config.schedule
-        if schedule is None:
-            return None
-        target = self._scheduled(step)
-        due = step % schedule.update_every(self.steps_per_epoch) == 0
-        if target != self.current and (due or target == self.config.level):
-            return self._record(target)
-        return None
-
-    def record_one_shot(self) -> float:
-        return self._record(self.config.level)
-
-    def _record(self, sparsity: float) -> float:
-        self.current = sparsity
-        self.updates += 1
-        return sparsity
-
-    def _scheduled(self, step: int) -> float:
-        assert self.config.schedule is not None
-        return self.config.schedule.sparsity_at(step, self.steps_per_epoch, self.config.level)
 
 
 def achieved_sparsity(weights: Mapping[str, np.ndarray]) -> tuple[float, dict[str, float]]:

@@ -1,25 +1,26 @@
-"""`type: prune`: magnitude pruning, one-shot or on a schedule over fine-tuning epochs.
+"""`type: prune`: one config class per algorithm, selected by `method` (magnitude, the default;
+n:m; channel), one-shot or on a schedule over fine-tuning epochs.
 
-This module holds the framework-neutral part: the config, the sparsity schedule and the check
-that the requested sparsity was reached. The flow that uses them is `compress/passes/pruning.py`;
-backends give it only adapters.
+This module holds the framework-neutral part: the configs, the sparsity schedule and the check
+that the requested sparsity was reached. The flows that use them are `compress/passes/pruning.py`
+(weights) and `compress/passes/channel_pruning.py` (channels); backends give them adapters.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from compress.errors import ModelError
-from compress.passes.base import PassConfig, PassRecord
+from compress.errors import ModelError, RecipeError
+from compress.passes.backend_options import TfKerasPruneOptions
+from compress.passes.base import PassConfig, PassRecord, RecipeView
+from compress.passes.masks import magnitude_masks, n_m_mask
 from compress.passes.targets import LayerInfo, matches, resolve_targets
 from compress.schema import StrictModel
-
-if TYPE_CHECKING:
-    from compress.errors import RecipeError
-    from compress.recipe import Recipe
 
 #: A sparsity: the fraction of weights (channels) removed.
 Level = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -136,18 +137,14 @@ class PruneRecord(PassRecord):
     training: dict | None
 
 
-class PrunePass(PassConfig):
-    """Zero the smallest-magnitude weights of the targeted layers."""
+class PruneBase(PassConfig):
+    """What every pruning algorithm shares: levels, their allocation, schedule, targets."""
 
     record = PruneRecord
     sparsifies = True
+    selectors = ("method",)
 
     type: Literal["prune"] = "prune"
-    method: Literal["magnitude", "n:m", "channel"] = Field(
-        "magnitude",
-        description="magnitude: unstructured; n:m: keep n of every m input weights; "
-        "channel: remove whole channels, neurons and attention heads (a smaller, faster model)",
-    )
     sparsity: Levels = Field(
         ...,
         description="fraction of weights set to zero (n:m: 1 - n/m); channel: fraction of the "
@@ -159,23 +156,10 @@ class PrunePass(PassConfig):
         description="sensitivity: `sparsity` is the overall target and each layer gets its "
         "own level from a one-shot sensitivity scan on val (see compress analyze)",
     )
-    importance: Literal["l1", "l2", "bn_scale", "taylor", "activation"] | None = Field(
-        None,
-        description="channel only: how channels are ranked (default l2); taylor needs "
-        "labelled train data, activation (mean |activation|, Minitron's) any data",
-    )
-    round_to: int | None = Field(
-        None, ge=1, description="channel only: keep a multiple of this many channels per group"
-    )
-    n: int = Field(2, ge=1, description="n:m only: weights kept per group")
-    m: int = Field(4, ge=2, description="n:m only: group size along the input channels")
     scope: Literal["layer", "global"] = Field(
         "layer", description="layer: each layer reaches the sparsity; global: one threshold"
     )
     schedule: PruneSchedule | None = Field(None, description="omitted = one-shot")
-    engine: Literal["auto", "native", "tfmot"] = Field(
-        "auto", description="tf-keras only: auto/tfmot prune with tfmot, native with own masks"
-    )
     fine_tune: bool | None = Field(
         None, description="train with masks held; default: true with a schedule, else false"
     )
@@ -219,54 +203,23 @@ class PrunePass(PassConfig):
         return final if ramp >= self.level else final * ramp / self.level
 
     @property
-    def splits(self) -> tuple[str, ...]:
-        """Taylor importance needs gradients of the training loss, so it reads train data;
-        activation importance runs the model on train (else calibration) inputs."""
-        if self.trains or self.ranking == "taylor":
-            return ("train",)
-        return ("train", "calibration") if self.ranking == "activation" else ()
-
-    @property
-    def reshapes(self) -> bool:
-        return self.method == "channel"
-
-    @property
-    def ranking(self) -> str:
-        """The channel importance in use (l2 unless the recipe says)."""
-        return self.importance or "l2"
-
-    @property
-    def in_session(self) -> bool:
-        """Channel pruning replaces the model by a smaller one: a user's loop holding the
-        model and its optimizer cannot follow, so it runs with `compress apply` only; so does
-        sensitivity allocation, which scans the exported baseline."""
-        return self.method != "channel" and self.allocation == "uniform"
-
-    @property
     def allocates(self) -> bool:
         """Whether the pipeline must scan sensitivity to give each layer its level first."""
         return self.allocation == "sensitivity"
 
+    @property
+    def session_refusal(self) -> str | None:
+        if self.allocates:
+            return "sensitivity allocation scans the exported baseline before the pass runs"
+        return None
+
+    def schedule_end(self, steps_per_epoch: int) -> int | None:
+        return None if self.schedule is None else self.schedule.end_step_for(steps_per_epoch)
+
     def plan(self, layers: list[LayerInfo]) -> dict:
         return plan_prune(self, layers)
 
-    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
-        """Taylor importance takes gradients of the recipe's loss on train data; activation
-        importance runs the model on data."""
-        if self.method != "channel" or self.trains:
-            return []
-        if self.ranking == "taylor" and (recipe.train is None or recipe.data is None):
-            message = (
-                "importance taylor ranks channels by gradients of the training loss: "
-                "the recipe needs train and data sections"
-            )
-        elif self.ranking == "activation" and recipe.data is None:
-            message = "importance activation ranks channels on data: add a data section"
-        else:
-            return []
-        return [recipe.error_at(("passes", index, "importance"), message)]
-
-    def apply_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
+    def apply_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """The built-in trainer runs train.epochs: the schedule must end within them."""
         end = self.schedule.end_epoch if self.schedule else None
         if recipe.train is None or not end or end <= recipe.train.epochs:
@@ -279,46 +232,178 @@ class PrunePass(PassConfig):
             )
         ]
 
+    def check_shapes(self, shapes: Mapping[str, tuple[int, ...]], axis: Mapping[str, int]) -> None:
+        """Fail before pruning when a targeted weight cannot take the algorithm."""
+
+    def pattern(self) -> tuple[int, int] | None:
+        """(n, m) when the weights keep n of every m along their inputs, else None."""
+        return None
+
+    def compute_masks(
+        self, weights: Mapping[str, np.ndarray], sparsity: float, axis: Mapping[str, int]
+    ) -> dict[str, np.ndarray]:
+        """The masks (True keeps a weight) when the schedule stands at `sparsity`, each layer
+        at its own level in proportion."""
+        if self.scope == "global":
+            return magnitude_masks(weights, sparsity, self.scope)
+        levels = {name: self.level_at(name, sparsity) for name in weights}
+        return magnitude_masks(weights, levels, self.scope)
+
+    @model_validator(mode="after")
+    def _per_layer_scope(self) -> PruneBase:
+        if (self.per_layer or self.allocates) and self.scope == "global":
+            raise ValueError("scope global ranks all layers together: no per-layer levels")
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_trains(self) -> PruneBase:
+        if self.schedule is not None and self.fine_tune is False:
+            raise ValueError("a schedule prunes during fine-tuning: fine_tune cannot be false")
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_start(self) -> PruneBase:
+        if self.schedule is not None and self.schedule.initial_sparsity > self.level:
+            raise ValueError("schedule.initial_sparsity cannot exceed sparsity")
+        return self
+
+
+class MagnitudePrune(PruneBase, TfKerasPruneOptions):
+    """Zero the smallest-magnitude weights of the targeted layers (unstructured: the file
+    shrinks under gzip, the latency does not)."""
+
+    method: Literal["magnitude"] = Field(
+        "magnitude",
+        description="magnitude: unstructured; n:m: keep n of every m input weights; "
+        "channel: remove whole channels, neurons and attention heads (a smaller, faster model)",
+    )
+
+
+class NMPrune(PruneBase, TfKerasPruneOptions):
+    """Keep the n largest of every m consecutive input weights (2:4 by default): the pattern
+    sparse tensor cores run; the sparsity is fixed at 1 - n/m."""
+
+    no_scan = "n:m pruning has one fixed level: nothing to scan"
+
+    method: Literal["n:m"]
+    n: int = Field(2, ge=1, description="weights kept per group")
+    m: int = Field(4, ge=2, description="group size along the input channels")
+
+    def pattern(self) -> tuple[int, int] | None:
+        return (self.n, self.m)
+
+    def check_shapes(self, shapes: Mapping[str, tuple[int, ...]], axis: Mapping[str, int]) -> None:
+        """n:m groups run along the input channels, whose count must be a multiple of m."""
+        for name, shape in shapes.items():
+            channels = shape[axis[name]]
+            if channels % self.m:
+                raise ModelError(
+                    f"prune: layer {name!r} has {channels} input channel(s), not a multiple of "
+                    f"{self.m}: {self.n}:{self.m} pruning cannot take it (add it to ignore)"
+                )
+
+    def compute_masks(
+        self, weights: Mapping[str, np.ndarray], sparsity: float, axis: Mapping[str, int]
+    ) -> dict[str, np.ndarray]:
+        return {name: n_m_mask(w, self.n, self.m, axis[name]) for name, w in weights.items()}
+
     @model_validator(mode="before")
     @classmethod
-    def _n_m_sparsity(cls, data: object) -> object:
+    def _fixed_sparsity(cls, data: object) -> object:
         """n:m fixes the sparsity: fill it in when omitted."""
-        if isinstance(data, dict) and data.get("method") == "n:m" and "sparsity" not in data:
+        if isinstance(data, dict) and "sparsity" not in data:
             n, m = data.get("n", 2), data.get("m", 4)
             if isinstance(n, int) and isinstance(m, int) and m > 0:
                 return {**data, "sparsity": 1 - n / m}
         return data
 
     @model_validator(mode="after")
-    def _check_fine_tune(self) -> PrunePass:
-        if self.per_layer or self.allocation == "sensitivity":
-            if self.method == "n:m":
-                raise ValueError("n:m pruning has one fixed sparsity: no per-layer levels")
-            if self.scope == "global":
-                raise ValueError("scope global ranks all layers together: no per-layer levels")
-        if self.method == "n:m":
-            if self.n >= self.m:
-                raise ValueError("n:m pruning needs n < m")
-            if abs(self.sparsity - (1 - self.n / self.m)) > 1e-9:
-                raise ValueError(f"{self.n}:{self.m} pruning means sparsity {1 - self.n / self.m}")
-            if self.schedule is not None and self.schedule.kind != "constant":
-                raise ValueError("n:m pruning takes no gradual schedule (use kind: constant)")
-            if self.scope == "global":
-                raise ValueError("n:m pruning is per group of weights: scope cannot be global")
-        if self.method != "channel":
-            for name in ("importance", "round_to"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name} applies to method: channel only")
-        elif self.engine == "tfmot":
-            raise ValueError("tfmot has no channel pruning: use engine auto or native")
-        if self.schedule is not None and self.fine_tune is False:
-            raise ValueError("a schedule prunes during fine-tuning: fine_tune cannot be false")
-        if self.schedule is not None and self.schedule.initial_sparsity > self.level:
-            raise ValueError("schedule.initial_sparsity cannot exceed sparsity")
+    def _one_level(self) -> NMPrune:
+        if self.per_layer or self.allocates:
+            raise ValueError("n:m pruning has one fixed sparsity: no per-layer levels")
+        if self.n >= self.m:
+            raise ValueError("n:m pruning needs n < m")
+        if abs(self.sparsity - (1 - self.n / self.m)) > 1e-9:
+            raise ValueError(f"{self.n}:{self.m} pruning means sparsity {1 - self.n / self.m}")
+        return self
+
+    @model_validator(mode="after")
+    def _constant_schedule(self) -> NMPrune:
+        if self.schedule is not None and self.schedule.kind != "constant":
+            raise ValueError("n:m pruning takes no gradual schedule (use kind: constant)")
+        if self.scope == "global":
+            raise ValueError("n:m pruning is per group of weights: scope cannot be global")
         return self
 
 
-def check_schedule_fits(config: PrunePass, steps_per_epoch: int, total_steps: int) -> None:
+class ChannelPrune(PruneBase):
+    """Remove whole channels, neurons and attention heads of the targeted layers (with every
+    layer coupled to them): a smaller model, faster on any runtime."""
+
+    method: Literal["channel"]
+    importance: Literal["l1", "l2", "bn_scale", "taylor", "activation"] | None = Field(
+        None,
+        description="how channels are ranked (default l2); taylor needs labelled train data, "
+        "activation (mean |activation|, Minitron's) any data",
+    )
+    round_to: int | None = Field(
+        None, ge=1, description="keep a multiple of this many channels per group"
+    )
+
+    @property
+    def ranking(self) -> str:
+        """The channel importance in use (l2 unless the recipe says)."""
+        return self.importance or "l2"
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Taylor importance needs gradients of the training loss, so it reads train data;
+        activation importance runs the model on train (else calibration) inputs."""
+        if self.trains or self.ranking == "taylor":
+            return ("train",)
+        return ("train", "calibration") if self.ranking == "activation" else ()
+
+    @property
+    def reshapes(self) -> bool:
+        return True
+
+    @property
+    def session_refusal(self) -> str | None:
+        return (
+            "channel pruning replaces the model by a smaller one, which a loop holding the "
+            "model and its optimizer cannot follow"
+        )
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        """An estimate: each layer's own output channels cut by `sparsity` (the coupled groups,
+        known only when the pass runs, also cut inputs and leave some whole)."""
+        planned = plan_prune(self, layers)
+        for row in planned["layers"]:
+            row["estimate"] = True
+        return planned
+
+    def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
+        """Taylor importance takes gradients of the recipe's loss on train data; activation
+        importance runs the model on data."""
+        if self.trains:
+            return []
+        if self.ranking == "taylor" and (recipe.train is None or recipe.data is None):
+            message = (
+                "importance taylor ranks channels by gradients of the training loss: "
+                "the recipe needs train and data sections"
+            )
+        elif self.ranking == "activation" and recipe.data is None:
+            message = "importance activation ranks channels on data: add a data section"
+        else:
+            return []
+        return [recipe.error_at(("passes", index, "importance"), message)]
+
+
+#: Every pruning algorithm, for the registry.
+PRUNE_PASSES: tuple[type[PruneBase], ...] = (MagnitudePrune, NMPrune, ChannelPrune)
+
+
+def check_schedule_fits(config: PruneBase, steps_per_epoch: int, total_steps: int) -> None:
     """Fail before training when the schedule would end after the last training step."""
     if config.schedule is None:
         return
@@ -330,14 +415,14 @@ def check_schedule_fits(config: PrunePass, steps_per_epoch: int, total_steps: in
         )
 
 
-def expected_sparsity(config: PrunePass, sizes: dict[str, int]) -> float:
+def expected_sparsity(config: PruneBase, sizes: dict[str, int]) -> float:
     """The overall sparsity the per-layer levels ask of weights of these sizes."""
     total = sum(sizes.values())
     asked = sum(config.level_of(name) * size for name, size in sizes.items())
     return config.target if total == 0 else asked / total
 
 
-def check_achieved(config: PrunePass, achieved: float, expected: float | None = None) -> None:
+def check_achieved(config: PruneBase, achieved: float, expected: float | None = None) -> None:
     """Fail when the measured sparsity of the targeted weights misses the request (`expected`:
     the overall level per-layer levels ask, else the sparsity)."""
     asked = config.target if expected is None else expected
@@ -348,10 +433,8 @@ def check_achieved(config: PrunePass, achieved: float, expected: float | None = 
         )
 
 
-def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
-    """What the pass will touch: the matched layers and their nonzero weights after it. For
-    channel pruning an estimate: each layer's own output channels cut by `sparsity` (the
-    coupled groups, known only when the pass runs, also cut inputs and leave some whole)."""
+def plan_prune(config: PruneBase, layers: list[LayerInfo]) -> dict:
+    """What the pass will touch: the matched layers and their nonzero weights after it."""
     chosen = resolve_targets(config.targets, config.ignore, layers, config.type)
     rows = [
         {
@@ -359,7 +442,6 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
             "kind": layer.kind,
             "weights": layer.weights,
             "nonzero_after": layer.weights - round(config.level_of(layer.name) * layer.weights),
-            **({"estimate": True} if config.method == "channel" else {}),
         }
         for layer in chosen
     ]
@@ -373,7 +455,7 @@ def plan_prune(config: PrunePass, layers: list[LayerInfo]) -> dict:
     return plan
 
 
-def levels_record(config: PrunePass, names: list[str]) -> dict:
+def levels_record(config: PruneBase, names: list[str]) -> dict:
     """How the levels were set and, when they differ by layer, each layer's level."""
     if not config.per_layer:
         return {"allocation": "uniform"}
@@ -382,7 +464,7 @@ def levels_record(config: PrunePass, names: list[str]) -> dict:
 
 
 def prune_record(
-    config: PrunePass,
+    config: PruneBase,
     achieved: float,
     per_layer: dict[str, float],
     mask_updates: int,

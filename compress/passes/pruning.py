@@ -3,7 +3,8 @@ on the schedule, re-apply them after every optimizer step, verify the sparsity, 
 
 A backend gives only primitives through a `PruneAdapter`: the targeted weights as numpy with
 named axes, the masks written back (+0.0 where a mask is False), and its training with step hooks.
-The pass handlers and the CompressionSession backends all drive the same `Pruner`.
+The pass handlers and the CompressionSession backends all drive the same `Pruner`, through the
+lifecycle of compress/passes/lifecycle.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-from compress.passes.masks import SparsityStepper, achieved_sparsity, check_n_m_fits, compute_masks
+from compress.passes.masks import achieved_sparsity
 from compress.passes.prune import (
-    PrunePass,
+    PruneBase,
     check_achieved,
     check_schedule_fits,
     expected_sparsity,
@@ -42,6 +43,50 @@ def input_axis(axes: Sequence[str]) -> int:
     return list(axes).index(IN)
 
 
+class SparsityStepper:
+    """When to recompute masks during training, and at which sparsity (framework-neutral)."""
+
+    def __init__(self, config: PruneBase) -> None:
+        self.config = config
+        self.steps_per_epoch = 1
+        self.current = 0.0
+        self.updates = 0
+
+    def start(self, steps_per_epoch: int) -> float | None:
+        """Sparsity to apply before the first step, or None to keep the current masks."""
+        self.steps_per_epoch = steps_per_epoch
+        if self.config.schedule is None:
+            return None
+        return self._record(self._scheduled(0))
+
+    def after(self, step: int) -> float | None:
+        """Sparsity to apply after optimizer step `step`, or None to re-apply the masks.
+
+        Masks move every `frequency` steps while the schedule rises, and exactly on the step
+        where it reaches its final value.
+        """
+        schedule = self.config.schedule
+        if schedule is None:
+            return None
+        target = self._scheduled(step)
+        due = step % schedule.update_every(self.steps_per_epoch) == 0
+        if target != self.current and (due or target == self.config.level):
+            return self._record(target)
+        return None
+
+    def record_one_shot(self) -> float:
+        return self._record(self.config.level)
+
+    def _record(self, sparsity: float) -> float:
+        self.current = sparsity
+        self.updates += 1
+        return sparsity
+
+    def _scheduled(self, step: int) -> float:
+        assert self.config.schedule is not None
+        return self.config.schedule.sparsity_at(step, self.steps_per_epoch, self.config.level)
+
+
 class PruneAdapter(Protocol):
     """What a backend gives the pruner for the chosen weights."""
 
@@ -63,51 +108,50 @@ class PruneAdapter(Protocol):
 
 
 class Pruner:
-    """Masks over the adapter's weights, moved on the neutral schedule; also a training hook
-    (on_train_begin / after_step / on_train_end) for a backend's trainer or callback."""
+    """Masks over the adapter's weights, moved on the neutral schedule: the pass lifecycle
+    (compress/passes/lifecycle.py) that a backend's trainer, callback or session drives."""
 
-    def __init__(self, config: PrunePass, adapter: PruneAdapter) -> None:
+    def __init__(self, config: PruneBase, adapter: PruneAdapter) -> None:
         self.config = config
         self.adapter = adapter
         self.stepper = SparsityStepper(config)
         self.axis = {name: input_axis(axes) for name, axes in adapter.layouts().items()}
-        shapes = {name: tuple(w.shape) for name, w in adapter.read().items()}
-        check_n_m_fits(config, shapes, self.axis)
+        config.check_shapes({name: tuple(w.shape) for name, w in adapter.read().items()}, self.axis)
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks from the current weights and apply them."""
-        masks = compute_masks(self.config, self.adapter.read(), sparsity, self.axis)
+        masks = self.config.compute_masks(self.adapter.read(), sparsity, self.axis)
         self.adapter.set_masks(masks)
         self.adapter.apply_masks()
 
     def apply_masks(self) -> None:
         self.adapter.apply_masks()
 
-    def begin(self) -> None:
+    def initialize(self) -> None:
         """One-shot pruning applies its masks before any training."""
         if self.config.schedule is None:
             self.set_sparsity(self.stepper.record_one_shot())
 
-    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
+    def on_start(self, steps_per_epoch: int, total_steps: int) -> None:
         check_schedule_fits(self.config, steps_per_epoch, total_steps)
         sparsity = self.stepper.start(steps_per_epoch)
         if sparsity is not None:
             self.set_sparsity(sparsity)
 
-    def after_step(self, step: int) -> None:
+    def on_update(self, step: int) -> None:
         sparsity = self.stepper.after(step)
         if sparsity is None:
             self.apply_masks()
         else:
             self.set_sparsity(sparsity)
 
-    def on_train_end(self) -> None:
+    def on_end(self) -> None:
         self.apply_masks()
 
     def achieved(self) -> tuple[float, dict[str, float]]:
         return achieved_sparsity(self.adapter.read())
 
-    def finish(self, training: dict | None) -> dict:
+    def finalize(self, training: dict | None) -> dict:
         """Apply the masks a last time, verify the sparsity reached, and return the record."""
         self.apply_masks()
         achieved, per_layer = self.achieved()
@@ -118,23 +162,23 @@ class Pruner:
         return prune_record(self.config, achieved, per_layer, updates, training, expected)
 
 
-def select(config: PrunePass, layers: list[LayerInfo]) -> list[str]:
+def select(config: PruneBase, layers: list[LayerInfo]) -> list[str]:
     """The names of the layers the pass targets (TargetError names the recipe field)."""
     return [
         layer.name for layer in resolve_targets(config.targets, config.ignore, layers, config.type)
     ]
 
 
-def pruner_for(config: PrunePass, adapter: PruneAdapter) -> Pruner:
-    """A started pruner: one-shot masks are applied at once."""
+def pruner_for(config: PruneBase, adapter: PruneAdapter) -> Pruner:
+    """An initialized pruner: one-shot masks are applied at once."""
     pruner = Pruner(config, adapter)
-    pruner.begin()
+    pruner.initialize()
     return pruner
 
 
-def run_prune(config: PrunePass, adapter: PruneAdapter, train: Callable[[Pruner], dict]) -> dict:
+def run_prune(config: PruneBase, adapter: PruneAdapter, train: Callable[[Pruner], dict]) -> dict:
     """The whole pass over the selected weights: prune (one-shot or scheduled), fine-tune with
     the pruner as the step hook when the pass trains, verify, record."""
     pruner = pruner_for(config, adapter)
     training = train(pruner) if config.trains else None
-    return pruner.finish(training)
+    return pruner.finalize(training)

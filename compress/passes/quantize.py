@@ -1,19 +1,17 @@
-"""`type: quantize`: post-training quantization on the exported ONNX file (one implementation
-for every framework), or quantization-aware training (`mode: qat`) in the model's framework."""
+"""`type: quantize`: one config class per algorithm, selected by `mode` (and, for weight-only,
+by `algorithm`). Post-training modes run on the exported ONNX file (one implementation for every
+framework); quantization-aware training (`mode: qat`) runs in the model's framework."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from compress.passes.base import PassConfig, PassRecord, Stage
+from compress.errors import RecipeError
+from compress.passes.base import PassConfig, PassRecord, RecipeView, Stage
 from compress.passes.targets import LayerInfo
 from compress.schema import StrictModel
-
-if TYPE_CHECKING:
-    from compress.errors import RecipeError
-    from compress.recipe import Recipe
 
 
 class Calibration(StrictModel):
@@ -33,91 +31,156 @@ class QuantizeRecord(PassRecord):
     weights: str
 
 
-class QuantizePass(PassConfig):
-    """Quantize weights (and activations) to integers."""
+MODE_DESCRIPTION = (
+    "dynamic: int8 weights, activations at run time; static: calibrated QDQ; "
+    "weight_only: int4 blocks for MatMul/Gemm; qat: trained with fake quantization"
+)
+
+
+class QuantizeBase(PassConfig):
+    """What every quantization algorithm shares: its weight type and the nodes left alone."""
 
     record = QuantizeRecord
+    selectors = ("mode",)
 
     type: Literal["quantize"] = "quantize"
-    mode: Literal["dynamic", "static", "weight_only", "qat"] = Field(
-        ...,
-        description="dynamic: int8 weights, activations at run time; static: calibrated QDQ; "
-        "weight_only: int4 blocks for MatMul/Gemm; qat: trained with fake quantization",
-    )
+    mode: str = Field(..., description=MODE_DESCRIPTION)
     weights: Literal["int8", "int4"] = "int8"
-    activations: Literal["auto", "int8", "uint8"] = Field(
-        "auto",
-        description="static: activation type; auto = int8 (S8S8 QDQ, onnxruntime's "
-        "recommended CPU format; the report says why and whether the CPU has VNNI)",
+    ignore: list[str] = Field(
+        default_factory=list, description="node names, `re:` regexes or `op:Type` to leave in float"
     )
-    per_channel: bool = True
-    block_size: int = Field(32, ge=16, description="weight_only: weights per quantization block")
-    symmetric: bool = Field(True, description="weight_only: symmetric int4 blocks")
-    calibration: Calibration = Field(default_factory=Calibration)
-    placement: Literal["speed", "all"] = Field(
-        "speed",
-        description="static: speed keeps in float the kinds of nodes whose INT8 kernels are "
-        "slower than float on this CPU (timed while quantizing); all quantizes every one",
-    )
+
+    def plan(self, layers: list[LayerInfo]) -> dict:
+        return plan_quantize(self, layers)
+
+    @model_validator(mode="after")
+    def _weights(self) -> QuantizeBase:
+        if self.weights == "int4":
+            raise ValueError(
+                f"int4 weights need mode weight_only (mode {self.mode} quantizes activations, "
+                "which int4 kernels do not support)"
+            )
+        return self
+
+
+class PostTrainingQuantize(QuantizeBase):
+    """Quantization of the exported ONNX file, with the accuracy-aware fallback."""
+
+    family: ClassVar[str] = "post-training modes (dynamic, static, weight_only)"
+
     max_accuracy_drop: float | None = Field(
         None,
         ge=0,
         description="largest allowed drop in the evaluate metric on val (or in fidelity "
         "without labels); the nodes that hurt most go back to float until it holds",
     )
-    ignore: list[str] = Field(
-        default_factory=list, description="node names, `re:` regexes or `op:Type` to leave in float"
-    )
 
     @property
     def stage(self) -> Stage:
         """Post-training modes run on the exported ONNX file, after every model-stage pass."""
-        return "model" if self.mode == "qat" else "onnx"
+        return "onnx"
 
     @property
-    def trains(self) -> bool:
-        return self.mode == "qat"
+    def keeps_nodes_float(self) -> bool:
+        return True
 
     @property
-    def splits(self) -> tuple[str, ...]:
-        if self.mode == "static":
-            return ("calibration", "train")
-        return super().splits
+    def searches_placement(self) -> bool:
+        """Whether the node kinds kept in float are chosen by timing them on this CPU."""
+        return False
 
-    def plan(self, layers: list[LayerInfo]) -> dict:
-        return plan_quantize(self, layers)
-
-    def recipe_problems(self, recipe: Recipe, index: int) -> list[RecipeError]:
-        if recipe.data is not None:
-            return []
-        if self.mode == "static":
-            message = "static quantization calibrates on data: add a data section"
-            return [recipe.error_at(("passes", index, "mode"), message)]
-        if self.max_accuracy_drop is not None:
+    def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
+        if recipe.data is None and self.max_accuracy_drop is not None:
             message = "max_accuracy_drop is measured on the val split: add a data section"
             return [recipe.error_at(("passes", index, "max_accuracy_drop"), message)]
         return []
 
+
+class DynamicQuantize(PostTrainingQuantize):
+    """INT8 weights, activations quantized at run time (transformers, RNNs)."""
+
+    mode: Literal["dynamic"] = Field(..., description=MODE_DESCRIPTION)
+    per_channel: bool = True
+
+
+class StaticQuantize(PostTrainingQuantize):
+    """Calibrated INT8 QDQ: weights and activations (CNNs); by default the kinds of nodes that
+    are slower in INT8 on this CPU stay float."""
+
+    mode: Literal["static"] = Field(..., description=MODE_DESCRIPTION)
+    per_channel: bool = True
+    activations: Literal["auto", "int8", "uint8"] = Field(
+        "auto",
+        description="activation type; auto = the CPU's fastest (the report says why and "
+        "whether the CPU has VNNI)",
+    )
+    calibration: Calibration = Field(default_factory=Calibration)
+    placement: Literal["speed", "all"] = Field(
+        "speed",
+        description="speed keeps in float the kinds of nodes whose INT8 kernels are "
+        "slower than float on this CPU (timed while quantizing); all quantizes every one",
+    )
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("calibration", "train")
+
+    @property
+    def searches_placement(self) -> bool:
+        return self.placement == "speed"
+
+    def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
+        if recipe.data is None:
+            message = "static quantization calibrates on data: add a data section"
+            return [recipe.error_at(("passes", index, "mode"), message)]
+        return super().recipe_problems(recipe, index)
+
+
+class WeightOnlyQuantize(PostTrainingQuantize):
+    """INT4 weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`)."""
+
+    selectors = ("mode", "algorithm")
+
+    mode: Literal["weight_only"] = Field(..., description=MODE_DESCRIPTION)
+    algorithm: Literal["rtn"] = Field("rtn", description="rtn: round each block to nearest")
+    block_size: int = Field(32, ge=16, description="weights per quantization block")
+    symmetric: bool = Field(True, description="symmetric int4 blocks")
+
     @model_validator(mode="after")
-    def _combinations(self) -> QuantizePass:
-        if self.weights == "int4" and self.mode != "weight_only":
-            raise ValueError(
-                f"int4 weights need mode weight_only (mode {self.mode} quantizes activations, "
-                "which int4 kernels do not support)"
-            )
-        if self.mode == "weight_only" and self.weights != "int4":
+    def _weights(self) -> WeightOnlyQuantize:
+        if self.weights != "int4":
             raise ValueError("mode weight_only quantizes to int4: set weights: int4")
-        if self.activations != "auto" and self.mode != "static":
-            raise ValueError("activations is only used by mode static")
-        if self.max_accuracy_drop is not None and self.mode == "qat":
-            raise ValueError(
-                "max_accuracy_drop applies to post-training modes (dynamic, static, "
-                "weight_only); QAT trains the accuracy back instead"
-            )
         return self
 
 
-def plan_quantize(config: QuantizePass, layers: list[LayerInfo]) -> dict:
+class QATQuantize(QuantizeBase):
+    """Quantization-aware training: fake-quantized INT8 while fine-tuning, in the model's
+    framework; the export carries the learned ranges."""
+
+    no_scan = "quantization-aware training has no per-node scan (scan a post-training mode)"
+
+    mode: Literal["qat"] = Field(..., description=MODE_DESCRIPTION)
+    per_channel: bool = True
+
+    @property
+    def trains(self) -> bool:
+        return True
+
+    @property
+    def session_refusal(self) -> str | None:
+        return "quantization-aware training needs the built-in trainer"
+
+
+#: Every quantization algorithm, for the registry.
+QUANTIZE_PASSES: tuple[type[QuantizeBase], ...] = (
+    DynamicQuantize,
+    StaticQuantize,
+    WeightOnlyQuantize,
+    QATQuantize,
+)
+
+
+def plan_quantize(config: QuantizeBase, layers: list[LayerInfo]) -> dict:
     """Quantization acts on the exported graph: the plan lists the weights it may take."""
     rows = [
         {

@@ -1,27 +1,31 @@
-"""The registry: pass types by their recipe `type`, and their handlers by (pass class, backend).
+"""The registry: pass classes by their recipe tag (`type` plus the selector fields that pick an
+algorithm, such as `method` or `mode`), and every role's code by (role, pass class, backend).
 
 Registration is explicit and by class (torchao style):
 
-    register_pass(PrunePass)
-    register_handler(PrunePass, "torch", "compress.backends.torch.pruning:apply_prune")
+    register_pass(MagnitudePrune)
+    register_handler(MagnitudePrune, "torch", "compress.backends.torch.pruning:apply_prune")
+    register_role("scan", MagnitudePrune, "compress.analysis.weight_scan:scan_magnitude")
 
     @register_handler(ToyPass, "torch")
     def apply_toy(model, config, context): ...
 
-A handler given as "module:function" is imported when first used, so the table is read without
-importing any framework. Handlers registered for backend `onnx` rewrite exported ONNX files
-(`handler(source, target, config, context) -> dict`): the stage every framework shares. The
-others change framework models (`handler(model, config, context) -> (model, dict)`). The dict
-says what the pass did; the pass's record type validates it.
+Roles: `apply` (the handler that runs a pass on one backend: `handler(model, config, context)
+-> (model, dict)`, or for backend `onnx`, `handler(source, target, config, context) -> dict`),
+`session` (the part a CompressionSession runs inside a user's loop, per backend), `scan`
+(`compress analyze`'s per-layer sensitivity) and `levels` (the sensitivity scan that
+`allocation: sensitivity` and `compress tune` allocate levels from). A reference given as
+"module:function" is imported when first used, so the table is read without importing any
+framework. Nothing outside `compress/passes/` asks which class a pass is: it asks this registry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, SerializeAsAny
+from pydantic import BaseModel, BeforeValidator, SerializeAsAny, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
 from compress.errors import ModelError
@@ -29,18 +33,21 @@ from compress.passes.base import PassConfig, PassRecord
 
 #: The backend name whose handlers work on exported ONNX files.
 ONNX = "onnx"
+#: The backend key of roles that do not depend on the framework.
+ANY = "*"
+APPLY = "apply"
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
 P = TypeVar("P", bound=type[PassConfig])
 
-_PASSES: dict[str, type[PassConfig]] = {}
-_HANDLERS: dict[tuple[type[PassConfig], str], Handler | str] = {}
+_PASSES: dict[tuple[str, ...], type[PassConfig]] = {}
+_ROLES: dict[tuple[str, type[PassConfig], str], Handler | str] = {}
 
 
 def register_pass(cls: P) -> P:
-    """Make `cls` a pass type of recipes and reports, under its `type` tag."""
-    _PASSES[cls.model_fields["type"].default] = cls
+    """Make `cls` a pass of recipes and reports, under its `type` and selector values."""
+    _PASSES[(cls.tag(), *cls.selection())] = cls
     return cls
 
 
@@ -51,27 +58,53 @@ def pass_types() -> list[type[PassConfig]]:
 
 def pass_names() -> list[str]:
     """The `type` tags of the registered passes."""
-    return list(_PASSES)
+    return list(dict.fromkeys(key[0] for key in _PASSES))
+
+
+def register_role(
+    role: str, pass_type: type[PassConfig], handler: Handler | str | None = None, backend: str = ANY
+) -> Callable[[H], H]:
+    """Register what plays `role` for `pass_type` (on `backend`, or on every backend); a
+    "module:function" reference is imported on first use. Without `handler`, a decorator."""
+
+    def register(function: H) -> H:
+        _ROLES[(role, pass_type, backend)] = function
+        return function
+
+    if handler is not None:
+        _ROLES[(role, pass_type, backend)] = handler
+    return register
 
 
 def register_handler(
     pass_type: type[PassConfig], backend: str, handler: Handler | str | None = None
 ) -> Callable[[H], H]:
-    """Register the handler of `pass_type` on `backend` (a "module:function" reference is
-    imported on first use). Without `handler`, returns a decorator."""
-
-    def register(function: H) -> H:
-        _HANDLERS[(pass_type, backend)] = function
-        return function
-
-    if handler is not None:
-        _HANDLERS[(pass_type, backend)] = handler
-    return register
+    """Register the handler that applies `pass_type` on `backend` (the `apply` role)."""
+    return register_role(APPLY, pass_type, handler, backend)
 
 
-def backends_for(pass_type: type[PassConfig]) -> list[str]:
-    """The backends with a handler for `pass_type`, sorted (`onnx`: the exported file)."""
-    return sorted(backend for cls, backend in _HANDLERS if cls is pass_type)
+def role_for(role: str, config: PassConfig, backend: str = ANY) -> Handler | None:
+    """What plays `role` for this pass's class on `backend` (or on every backend), or None."""
+    for key in ((role, type(config), backend), (role, type(config), ANY)):
+        entry = _ROLES.get(key)
+        if entry is not None:
+            if isinstance(entry, str):
+                module, name = entry.split(":")
+                entry = getattr(import_module(module), name)
+                _ROLES[key] = entry
+            return entry
+    return None
+
+
+def backends_for(pass_type: type[PassConfig], role: str = APPLY) -> list[str]:
+    """The backends with a handler of `role` for `pass_type`, sorted (`onnx`: the file)."""
+    return sorted(b for r, cls, b in _ROLES if r == role and cls is pass_type and b != ANY)
+
+
+def classes_with(role: str) -> list[type[PassConfig]]:
+    """The registered pass classes that have something registered for `role`."""
+    having = {cls for r, cls, _ in _ROLES if r == role}
+    return [cls for cls in _PASSES.values() if cls in having]
 
 
 def handler_for(config: PassConfig, backend: str, hint: str = "") -> Handler:
@@ -80,13 +113,9 @@ def handler_for(config: PassConfig, backend: str, hint: str = "") -> Handler:
     backends that run the pass, and `hint` (what the backend takes instead)."""
     target = ONNX if config.stage == "onnx" else backend
     on_file = config.stage == "model" and backend == ONNX  # an ONNX input is no framework model
-    entry = None if on_file else _HANDLERS.get((type(config), target))
+    entry = None if on_file else role_for(APPLY, config, target)
     if entry is None:
         raise _unsupported(config, target, hint)
-    if isinstance(entry, str):
-        module, name = entry.split(":")
-        entry = getattr(import_module(module), name)
-        _HANDLERS[(type(config), target)] = entry
     return entry
 
 
@@ -104,23 +133,89 @@ def _unsupported(config: PassConfig, target: str, hint: str) -> ModelError:
     )
 
 
-def _pass_config(value: Any) -> Any:
-    """Validate a recipe's pass mapping as the class its `type` names."""
-    if not isinstance(value, dict):
-        return value
+def class_of(value: dict) -> type[PassConfig]:
+    """The registered class a recipe's pass mapping names: by `type`, then by each selector
+    field in turn (a missing selector takes the class whose field has a default). Raises
+    pydantic errors located at the field that does not fit."""
     known = ", ".join(pass_names())
     if "type" not in value:
         raise PydanticCustomError(
             "union_tag_not_found", "a pass needs a type; known types: {known}", {"known": known}
         )
-    cls = _PASSES.get(value["type"]) if isinstance(value["type"], str) else None
-    if cls is None:
+    tag = value["type"]
+    candidates = [cls for key, cls in _PASSES.items() if key[0] == tag]
+    if not isinstance(tag, str) or not candidates:
         raise PydanticCustomError(
             "union_tag_invalid",
             "unknown pass type '{tag}'; known types: {known}",
-            {"tag": value["type"], "known": known},
+            {"tag": tag, "known": known},
         )
-    return cls.model_validate(value)
+    depth = 0
+    while len(candidates) > 1 or (candidates and len(candidates[0].selectors) > depth):
+        name = candidates[0].selectors[depth]
+        values = list(dict.fromkeys(cls.selection()[depth] for cls in candidates))
+        default = next(
+            (c.selection()[depth] for c in candidates if not c.model_fields[name].is_required()),
+            None,
+        )
+        chosen = _selector(name, values, default, value)
+        candidates = [cls for cls in candidates if cls.selection()[depth] == chosen]
+        depth += 1
+    return candidates[0]
+
+
+def _selector(name: str, values: list[str], default: str | None, value: dict) -> str:
+    """The selector's value, validated as one of `values` (pydantic's own literal error, at
+    the selector's location, when it is not)."""
+    annotation = Literal[tuple(values)]  # type: ignore[valid-type]
+    field = (annotation, default) if default is not None else (annotation, ...)
+    selector: type[BaseModel] = create_model("Selector", **{name: field})  # type: ignore[call-overload]
+    chosen = selector.model_validate({name: value[name]} if name in value else {})
+    return getattr(chosen, name)
+
+
+def foreign_field(value: Any, field: str) -> str | None:
+    """Why `field` is unknown to the pass mapping `value` when another algorithm of its type
+    takes it: "importance applies to method: channel only"."""
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return None
+    try:
+        chosen = class_of(value)
+    except (ValidationError, PydanticCustomError):
+        return None
+    owners = [
+        cls
+        for key, cls in _PASSES.items()
+        if key[0] == chosen.tag() and field in cls.model_fields and cls is not chosen
+    ]
+    if not owners or not chosen.selectors:
+        return None
+    selector = chosen.selectors[0]
+    named = ", ".join(dict.fromkeys(cls.selection()[0] for cls in owners))
+    family = _family(owners)
+    return f"{field} applies to {family or f'{selector}: {named}'} only"
+
+
+def _family(owners: list[type[PassConfig]]) -> str | None:
+    """A shared base's `family` words when the owners are exactly its registered classes."""
+    registered = set(_PASSES.values())
+    for base in owners[0].__mro__[1:]:
+        words = base.__dict__.get("family")
+        if words and {c for c in registered if issubclass(c, base)} == set(owners):
+            return words
+    return None
+
+
+def _pass_config(value: Any) -> Any:
+    """Validate a recipe's pass mapping as the class its tag names."""
+    if not isinstance(value, dict):
+        return value
+    return class_of(value).model_validate(value)
+
+
+def parse_pass(value: dict) -> PassConfig:
+    """A pass config from its recipe mapping (as in a recipe's `passes` list)."""
+    return class_of(value).model_validate(value)
 
 
 def _pass_record(value: Any) -> Any:
@@ -128,11 +223,11 @@ def _pass_record(value: Any) -> Any:
     tool does not know, keeping every key)."""
     if not isinstance(value, dict):
         return value
-    cls = _PASSES.get(value.get("type")) if isinstance(value.get("type"), str) else None
+    cls = next((c for key, c in _PASSES.items() if key[0] == value.get("type")), None)
     return (cls.record if cls else PassRecord).model_validate(value)
 
 
-#: A recipe pass: tagged by `type`, validated as the registered class (open to new passes).
+#: A recipe pass: tagged by `type` (+ selectors), validated as the registered class.
 AnyPass = Annotated[SerializeAsAny[PassConfig], BeforeValidator(_pass_config)]
 #: A report pass record: tagged by `type`, validated as that pass's record model.
 AnyRecord = Annotated[SerializeAsAny[PassRecord], BeforeValidator(_pass_record)]

@@ -121,6 +121,12 @@ class Report(Section):
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, exclude_none=False) + "\n"
 
+    @property
+    def evaluate_metric(self) -> str | None:
+        """The metric of the recipe's evaluate section (None without one)."""
+        evaluate = (self.recipe.get("spec") or {}).get("evaluate") or {}
+        return evaluate.get("metric")
+
     @classmethod
     def read(cls, path: Path) -> Report:
         """Load a report file. A file that cannot be read is a ReadError (exit 3); bad JSON,

@@ -12,21 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress import __version__
 from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
 from compress.analysis.node_scan import ranked_nodes
 from compress.analysis.run import prepared
+from compress.analysis.scans import LEVELS
 from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
 from compress.errors import RecipeError, UsageError
 from compress.outputs import tool_directory
-from compress.passes.prune import PrunePass
-from compress.passes.quantize import QuantizePass
+from compress.passes import PassConfig, role_for
+from compress.passes.prune import PruneBase
+from compress.passes.registry import classes_with
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import Recipe, as_recipe, check_usage
 from compress.tune.html import render_tuning
 from compress.tune.relocate import recipe_data
 from compress.tune.trials import Trial, Tuning, run_trial, write_recipe
+from compress.version import __version__
 
 DEFAULT_TRIALS = 12
 #: The binary search stops when the passing and failing levels are this close.
@@ -69,16 +71,17 @@ def tune(
     return tuning
 
 
-def tuned_pass(recipe: Recipe) -> tuple[int, PrunePass]:
-    """The pass the search moves: the first magnitude or channel prune pass; the recipe must
-    have budgets to meet."""
+def tuned_pass(recipe: Recipe) -> tuple[int, PassConfig]:
+    """The pass the search moves: the first whose class has a `levels` sensitivity scan
+    (magnitude and channel pruning); the recipe must have budgets to meet."""
     if recipe.budgets is None or not recipe.budgets.model_dump(exclude_none=True):
         raise recipe.error_at(("budgets",), "compress tune meets the recipe's budgets: add some")
     for index, config in enumerate(recipe.passes):
-        if isinstance(config, PrunePass) and config.method in ("magnitude", "channel"):
+        if role_for(LEVELS, config) is not None:
             return index, config
+    tunable = ", ".join(cls.label() for cls in classes_with(LEVELS))
     raise RecipeError(
-        "compress tune searches the level of a prune pass (method magnitude or channel): "
+        f"compress tune searches the level of a pass with a sensitivity scan ({tunable}): "
         f"{recipe.path.name if recipe.path else 'the recipe'} has none"
     )
 
@@ -94,7 +97,7 @@ def quality_limit(recipe: Recipe, baseline_score: float | None) -> float | None:
     return min(limits) if limits else None
 
 
-def first_guess(allocator: Allocator, limit: float | None, config: PrunePass) -> float:
+def first_guess(allocator: Allocator, limit: float | None, config: PruneBase) -> float:
     """The highest overall level whose predicted drop meets `limit` (the recipe's own level
     when there is no accuracy budget)."""
     if limit is None:
@@ -130,11 +133,7 @@ class Search:
     def quantize_index(self) -> int | None:
         """The recipe's post-training quantize pass, whose nodes may be kept in float."""
         return next(
-            (
-                index
-                for index, config in enumerate(self.recipe.passes)
-                if isinstance(config, QuantizePass) and config.stage == "onnx"
-            ),
+            (index for index, config in enumerate(self.recipe.passes) if config.keeps_nodes_float),
             None,
         )
 
@@ -292,7 +291,7 @@ class Search:
             tool_version=__version__,
             recipe={"name": self.recipe.name, "path": str(self.recipe.path or "")},
             pass_index=self.pass_index,
-            method=config.method if isinstance(config, PrunePass) else config.type,
+            method=config.variant,
             budgets=budgets,
             trials=self.trials,
             best=best.index if best else None,

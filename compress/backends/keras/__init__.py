@@ -17,11 +17,13 @@ from compress.backends.keras.layers import keras_layers
 from compress.backends.keras.loading import load
 from compress.errors import ModelError
 from compress.passes.targets import LayerInfo
-from compress.recipe import Recipe
+from compress.recipe import KERAS_FILE_SUFFIXES, Recipe
 
 
 class KerasBackend(Backend):
     """`flavor` is "keras" (Keras 3) or "tf_keras" (Keras 2, what tfmot works with)."""
+
+    file_suffixes = KERAS_FILE_SUFFIXES
 
     def __init__(self, flavor: str) -> None:
         self.name = flavor

@@ -16,7 +16,7 @@ from compress.backends.keras.environment import keras_api
 from compress.backends.keras.training import make_loss, output_shape, outputs_probabilities
 from compress.errors import ModelError
 from compress.passes.channels import channel_scores
-from compress.passes.prune import PrunePass
+from compress.passes.prune import ChannelPrune
 
 #: Samples whose activations rank channels for `importance: activation`.
 ACTIVATION_SAMPLES = 64
@@ -33,7 +33,7 @@ def output_kernel(layer: Any) -> tuple[Any, int]:
 
 
 def group_scores(
-    model: Any, graph: ChannelGraph, groups: list[Group], config: PrunePass, context: PassContext
+    model: Any, graph: ChannelGraph, groups: list[Group], config: ChannelPrune, context: PassContext
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """({group name: one score per channel}, the groups bn_scale had to rank by l2)."""
     importance = config.ranking
@@ -80,7 +80,7 @@ def bn_gammas(model: Any, graph: ChannelGraph, group: Group) -> list[np.ndarray]
 
 
 def taylor_products(
-    model: Any, producers: list[str], config: PrunePass, context: PassContext
+    model: Any, producers: list[str], config: ChannelPrune, context: PassContext
 ) -> dict[str, np.ndarray]:
     """{producer: sum over batches of |kernel * dL/dkernel|, output channels first}, with the
     recipe's training loss on the first train batches."""
@@ -113,7 +113,7 @@ def taylor_products(
 
 
 def activation_means(
-    model: Any, producers: list[str], config: PrunePass, context: PassContext
+    model: Any, producers: list[str], config: ChannelPrune, context: PassContext
 ) -> dict[str, np.ndarray]:
     """{producer: mean |output| per channel, shaped (channels, 1)} over the first samples of the
     train (else calibration) split: Minitron's activation criterion."""

@@ -1,17 +1,15 @@
 """`prune` with `method: channel` for Keras 3 and tf-keras: remove whole channels and neurons,
 returning a physically smaller Sequential or Functional model of the same Keras kind.
 
-Flow: trace the coupling graph (channel_trace), pick the groups the targets allow, rank them
-(channel_importance) and choose the channels (the neutral `choose_removed`); one-shot: rebuild
-smaller at once, then fine-tune if asked; gradual: hold channel masks during `fit`, re-chosen on
-the schedule, then rebuild. Either way the smaller model is checked against the masked one
+The flow is the neutral channel pruner's (compress/passes/channel_pruning.py); this module is
+its Keras adapter: trace the coupling graph (channel_trace), pick the groups the targets allow,
+rank them (channel_importance) and choose the channels (the neutral `choose_removed`), hold
+channel masks during `fit`, and rebuild the model smaller, checked against the masked one
 (channel_verify) before it is returned.
 """
 
 from __future__ import annotations
 
-import math
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,20 +20,12 @@ from compress.backends.keras.channel_importance import group_scores, output_kern
 from compress.backends.keras.channel_trace import trace, weight_name
 from compress.backends.keras.channel_verify import masked_copy, verify
 from compress.backends.keras.channel_weights import Keep, layer_values, rebuild
-from compress.backends.keras.distillation import objective_for
-from compress.backends.keras.environment import keras_api
 from compress.backends.keras.pruning import fit_pruned
 from compress.errors import ModelError
-from compress.passes.channels import (
-    CHECK_SPLITS,
-    ChannelGroup,
-    channel_record,
-    choose_removed,
-    left_whole_note,
-    nothing_to_cut,
-)
-from compress.passes.masks import SparsityStepper
-from compress.passes.prune import PrunePass, check_schedule_fits
+from compress.passes.channel_pruning import Cut, run_channel_prune
+from compress.passes.channels import CHECK_SPLITS, ChannelGroup, choose_removed, nothing_to_cut
+from compress.passes.lifecycle import TrainingHook
+from compress.passes.prune import ChannelPrune
 from compress.passes.pruning import select
 from compress.passes.targets import LayerInfo
 from compress.samples import parity_samples
@@ -43,39 +33,57 @@ from compress.samples import parity_samples
 ENGINE = "compress"
 
 
-def apply_channel_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[Any, dict]:
+def apply_channel_prune(model: Any, config: ChannelPrune, context: PassContext) -> tuple[Any, dict]:
     """Prune channels of a Keras model; returns the smaller model and the pass record."""
-    graph = trace(model, is_sequential(model))
-    groups, left_whole = prunable_groups(model, graph, config)
-    if not groups:
-        raise nothing_to_cut(left_whole)
-    note = left_whole_note(left_whole)
-    if note:
-        context.reporter.note(note)
-    chooser = Chooser(model, graph, groups, config, context)
-    samples = parity_samples(context.recipe, context.data, splits=CHECK_SPLITS)
-    if config.schedule is None:
-        keep = chooser.choose(config.level)
-        pruned = rebuild(model, graph, keep)
-        verification = verify(masked_copy(model, graph, keep), pruned, graph, keep, groups, samples)
-        training = _fit(pruned, config, context, []) if config.fine_tune else None
-    else:
-        masks = ChannelMasks(model, graph, chooser)
-        training = _fit(model, config, context, [mask_callback(masks, config, context)])
-        keep = chooser.keep
-        pruned = rebuild(model, graph, keep)
-        verification = verify(model, pruned, graph, keep, groups, samples)
-    record = channel_record(
-        config,
-        chooser.records(),
-        left_whole,
-        verification,
-        (int(model.count_params()), int(pruned.count_params())),
-        chooser.stepper.updates,
-        training,
-        ENGINE,
-    )
-    return pruned, record
+    adapter = KerasChannelAdapter(model, config, context)
+    record = run_channel_prune(config, adapter, context.reporter.note)
+    return adapter.model, record
+
+
+class KerasChannelAdapter:
+    """The channel pruner's adapter over one Keras model: the toolkit's own coupling graph,
+    masks on the full-size model, and a smaller rebuilt model as the cut."""
+
+    engine = ENGINE
+
+    def __init__(self, model: Any, config: ChannelPrune, context: PassContext) -> None:
+        self.model, self.config, self.context = model, config, context
+        self.graph = trace(model, is_sequential(model))
+        self.groups, self._left_whole = prunable_groups(model, self.graph, config)
+        if not self.groups:
+            raise nothing_to_cut(self._left_whole)
+        self.chooser = Chooser(model, self.graph, self.groups, config, context)
+        self.masks = ChannelMasks(model, self.graph, self.chooser)
+        self.samples = parity_samples(context.recipe, context.data, splits=CHECK_SPLITS)
+
+    def params(self) -> int:
+        return int(self.model.count_params())
+
+    def left_whole(self) -> list[dict]:
+        return list(self._left_whole)
+
+    def mask_at(self, sparsity: float) -> None:
+        self.masks.update(sparsity)
+
+    def remask(self) -> None:
+        self.masks.apply()
+
+    def cut(self, sparsity: float) -> Cut:
+        """Rebuild smaller; the reference is the model as masked by the schedule's last choice
+        when it stands at `sparsity`, else a masked copy at a fresh choice."""
+        chose = self.chooser.chosen_at != sparsity
+        if chose:
+            keep = self.chooser.choose(sparsity)
+            reference = masked_copy(self.model, self.graph, keep)
+        else:
+            keep, reference = self.chooser.keep, self.model
+        pruned = rebuild(self.model, self.graph, keep)
+        verification = verify(reference, pruned, self.graph, keep, self.groups, self.samples)
+        self.model = pruned
+        return Cut(self.chooser.records(), verification, chose)
+
+    def fine_tune(self, hooks: list[TrainingHook]) -> dict:
+        return fit_pruned(self.model, self.config, self.context, [], hooks, "channel pruning")
 
 
 def is_sequential(model: Any) -> bool:
@@ -90,7 +98,7 @@ def is_sequential(model: Any) -> bool:
     )
 
 
-def prunable_groups(model: Any, graph: ChannelGraph, config: PrunePass) -> tuple[list, list]:
+def prunable_groups(model: Any, graph: ChannelGraph, config: ChannelPrune) -> tuple[list, list]:
     """(the groups to prune, {group, why} for the targeted groups that must stay whole)."""
     producers = set(graph.owners)
     infos = [
@@ -131,20 +139,19 @@ class Chooser:
         model: Any,
         graph: ChannelGraph,
         groups: list[Group],
-        config: PrunePass,
+        config: ChannelPrune,
         context: PassContext,
     ) -> None:
         self.model, self.graph, self.groups = model, graph, groups
         self.config, self.context = config, context
-        self.stepper = SparsityStepper(config)
         self.removed: dict[str, list[int]] = {group.name: [] for group in groups}
         self.keep: Keep = {}
+        self.chosen_at: float | None = None
         self.noted = False
 
     def choose(self, sparsity: float) -> Keep:
         """Choose the channels to remove at `sparsity` from the current weights."""
-        if self.config.schedule is None:
-            self.stepper.record_one_shot()
+        self.chosen_at = sparsity
         scores, fallback = group_scores(
             self.model, self.graph, self.groups, self.config, self.context
         )
@@ -180,19 +187,6 @@ class ChannelMasks:
         self.model, self.graph, self.chooser = model, graph, chooser
         self.masks: list[tuple[Any, np.ndarray]] = []
 
-    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
-        check_schedule_fits(self.chooser.config, steps_per_epoch, total_steps)
-        sparsity = self.chooser.stepper.start(steps_per_epoch)
-        if sparsity is not None:
-            self.update(sparsity)
-
-    def after_step(self, step: int) -> None:
-        sparsity = self.chooser.stepper.after(step)
-        if sparsity is None:
-            self.apply()
-        else:
-            self.update(sparsity)
-
     def update(self, sparsity: float) -> None:
         keep = self.chooser.choose(sparsity)
         self.masks = []
@@ -211,32 +205,3 @@ class ChannelMasks:
         for variable, mask in self.masks:
             values = np.asarray(variable.numpy())
             variable.assign(np.where(mask, values, np.zeros_like(values)))
-
-
-def mask_callback(masks: ChannelMasks, config: PrunePass, context: PassContext) -> Any:
-    """A `fit` callback that moves the channel masks with the optimizer steps."""
-    api = keras_api(context.backend.name)
-    training = context.training(config)
-    per_epoch = math.ceil(len(training.split) / training.batch_size)
-
-    class ChannelMaskCallback(api.callbacks.Callback):
-        step = 0
-
-        def on_train_begin(self, logs=None):
-            masks.on_train_begin(per_epoch, per_epoch * training.spec.epochs)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.step += 1
-            masks.after_step(self.step)
-
-        def on_train_end(self, logs=None):
-            masks.apply()
-
-    return ChannelMaskCallback()
-
-
-def _fit(model: Any, config: PrunePass, context: PassContext, callbacks: list[Any]) -> dict:
-    """Fine-tune with the recipe's trainer, distilling from the earlier teacher if any."""
-    api: ModuleType = keras_api(context.backend.name)
-    distillation = objective_for(model, context)
-    return fit_pruned(api, model, config, context, callbacks, distillation, "channel pruning")

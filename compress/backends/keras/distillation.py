@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.backends import distill_models
-from compress.backends.base import PassContext
+from compress.backends.base import PassContext, distill_models
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.training import fit, outputs_probabilities
 from compress.data import Split

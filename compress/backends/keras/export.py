@@ -11,13 +11,13 @@ import numpy as np
 from compress.backends.base import ExportInfo
 from compress.backends.keras.layers import flat_layers, named_weights
 from compress.backends.native_logs import quiet_library
-from compress.backends.onnx.tidy import (
+from compress.errors import ModelError, message_line
+from compress.onnx.tidy import (
     fold_batch_reshapes,
     fold_extra_inputs,
     name_initializers,
     scope_layer,
 )
-from compress.errors import ModelError, message_line
 from compress.recipe import Recipe
 
 

@@ -1,13 +1,12 @@
-"""Pruning for Keras. Keras 3 (and tf-keras with `engine: native`): the neutral `Pruner`
-(compress/passes/pruning.py) over a kernel adapter, driven during `fit` by a callback. tf-keras
-with `engine: auto|tfmot`: tfmot's prune_low_magnitude, with a pruning frequency derived so the
-final sparsity is reached."""
+"""Magnitude and n:m pruning for Keras. Keras 3 (and tf-keras with `engine: native`): the neutral
+`Pruner` (compress/passes/pruning.py) over a kernel adapter, driven during `fit` by the lifecycle
+callback. tf-keras with `engine: auto|tfmot`: tfmot's prune_low_magnitude, with a pruning
+frequency derived so the final sparsity is reached."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -18,15 +17,20 @@ from compress.backends.keras.environment import keras_api, require_legacy_tf_ker
 from compress.backends.keras.layers import keras_layers, kernels
 from compress.backends.keras.training import fit
 from compress.errors import ModelError, message_line
+from compress.passes.lifecycle import TrainingHook
 from compress.passes.masks import achieved_sparsity
 from compress.passes.prune import (
-    PrunePass,
+    MagnitudePrune,
+    NMPrune,
+    PruneBase,
     check_achieved,
     check_schedule_fits,
     expected_sparsity,
     prune_record,
 )
 from compress.passes.pruning import IN, OUT, Pruner, layout, run_prune, select
+
+WeightPrune = MagnitudePrune | NMPrune
 
 TRANSPOSED = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
 
@@ -63,31 +67,11 @@ class KerasKernels:
                 kernel.assign(np.where(self.masks[name], values, np.zeros_like(values)))
 
 
-def mask_callback(api: ModuleType, pruner: Pruner, steps_per_epoch: int, total_steps: int) -> Any:
-    """A `fit` callback that drives the neutral pruner's step hooks."""
-
-    class MaskCallback(api.callbacks.Callback):
-        step = 0
-
-        def on_train_begin(self, logs=None):
-            pruner.on_train_begin(steps_per_epoch, total_steps)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.step += 1
-            pruner.after_step(self.step)
-
-    return MaskCallback()
-
-
-def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[Any, dict]:
-    """Run a prune pass on a Keras model; returns the (possibly new) model and its record."""
-    if config.method == "channel":  # imported here: channels uses this module's fit_pruned
-        from compress.backends.keras.channels import apply_channel_prune
-
-        return apply_channel_prune(model, config, context)
+def apply_prune(model: Any, config: WeightPrune, context: PassContext) -> tuple[Any, dict]:
+    """Run a weight prune pass on a Keras model; returns the (possibly new) model and its record."""
     flavor = context.backend.name
     names = select(config, keras_layers(model))
-    engine = _engine(config, flavor)
+    engine = config.engine_for(flavor, config.trains, config.scope == "global")
     if engine == "tfmot":
         model, updates, training = _prune_with_tfmot(model, names, config, context)
         pruned = {n: np.asarray(k.numpy()) for n, k in kernels(model, names).items()}
@@ -98,56 +82,33 @@ def apply_prune(model: Any, config: PrunePass, context: PassContext) -> tuple[An
         return model, {**record, "engine": engine}
 
     def fine_tune(pruner: Pruner) -> dict:
-        api = keras_api(flavor)
-        steps, total = _steps(config, context)
-        callbacks = [mask_callback(api, pruner, steps, total)]
-        return fit_pruned(api, model, config, context, callbacks, objective_for(model, context))
+        return fit_pruned(model, config, context, [], hooks=[pruner])
 
     record = run_prune(config, KerasKernels(model, names), fine_tune)
     return model, {**record, "engine": engine}
 
 
-def _engine(config: PrunePass, flavor: str) -> str:
-    """tfmot for tf-keras when training is involved (it cannot prune without a step)."""
-    if config.engine == "tfmot" and flavor != "tf_keras":
-        raise ModelError(
-            "prune: engine tfmot needs a tf-keras (Keras 2) model; this is a Keras 3 model, which "
-            "tfmot refuses. Use engine: native (the default for Keras 3)"
-        )
-    if config.engine == "native" or flavor != "tf_keras":
-        return "native"
-    if not config.trains:
-        if config.engine == "tfmot":
-            raise ModelError("prune: tfmot prunes during training: add a schedule or fine_tune")
-        return "native"
-    if config.scope == "global":
-        if config.engine == "tfmot":
-            raise ModelError(
-                "prune: tfmot prunes each layer separately: scope global needs engine: native"
-            )
-        return "native"
-    return "tfmot"
-
-
-def _steps(config: PrunePass, context: PassContext) -> tuple[int, int]:
+def _steps(config: PruneBase, context: PassContext) -> tuple[int, int]:
     inputs = context.training(config)
     per_epoch = math.ceil(len(inputs.split) / inputs.batch_size)
     return per_epoch, per_epoch * inputs.spec.epochs
 
 
 def fit_pruned(
-    api: ModuleType,
     model: Any,
-    config: PrunePass,
+    config: PruneBase,
     context: PassContext,
     callbacks: list[Any],
-    distillation: Any,
+    hooks: list[TrainingHook],
     description: str = "pruning + fine-tuning",
+    student: Any = None,
 ) -> dict:
-    """Fine-tune a prune pass's model with the recipe's trainer and these callbacks."""
+    """Fine-tune a prune pass's model with the recipe's trainer, these callbacks and lifecycle
+    hooks, distilling from an earlier recovery distill pass's teacher when there is one
+    (`student`: the model whose outputs the distillation reads, when `model` wraps it)."""
     inputs = context.training(config)
     return fit(
-        api,
+        keras_api(context.backend.name),
         model,
         inputs.spec,
         inputs.split,
@@ -155,7 +116,8 @@ def fit_pruned(
         callbacks,
         context.reporter,
         description,
-        distillation=distillation,
+        distillation=objective_for(model if student is None else student, context),
+        hooks=hooks,
     )
 
 
@@ -169,7 +131,7 @@ def tfmot_frequency(desired: int, span: int) -> int:
 
 
 def _prune_with_tfmot(
-    model: Any, names: list[str], config: PrunePass, context: PassContext
+    model: Any, names: list[str], config: WeightPrune, context: PassContext
 ) -> tuple[Any, int, dict]:
     require_legacy_tf_keras()
     import tensorflow_model_optimization as tfmot
@@ -204,9 +166,7 @@ def _prune_with_tfmot(
         updates = 1 + (total - 1 - begin) // frequency
     else:
         updates = 1 + (end - begin) // frequency
-    extra = {}
-    if config.method == "n:m":
-        extra["sparsity_m_by_n"] = (config.m - config.n, config.m)  # tfmot: zeros by group
+    extra = tfmot_pattern(config)
 
     # Unwrapped layers are reused as they are and wrapped ones keep their layer: the clone
     # shares the original weights.
@@ -225,15 +185,19 @@ def _prune_with_tfmot(
             "tfmot needs a Sequential or Functional model: use engine: native"
         ) from exc
     training = fit_pruned(
-        api,
-        wrapped,
-        config,
-        context,
-        [sparsity.UpdatePruningStep()],
-        objective_for(model, context),
+        wrapped, config, context, [sparsity.UpdatePruningStep()], [], student=model
     )
     stripped = sparsity.strip_pruning(wrapped)
     for kernel in kernels(stripped, names).values():  # tfmot multiplies: make -0.0 plain 0.0
         values = np.asarray(kernel.numpy())
         kernel.assign(np.where(values == 0, np.zeros_like(values), values))
     return stripped, updates, training
+
+
+def tfmot_pattern(config: WeightPrune) -> dict:
+    """tfmot's arguments for the weight pattern: n:m as zeros by group, else none."""
+    pattern = config.pattern()
+    if pattern is None:
+        return {}
+    n, m = pattern
+    return {"sparsity_m_by_n": (m - n, m)}

@@ -10,10 +10,10 @@ from compress.backends.keras.distillation import objective_for
 from compress.backends.keras.environment import keras_api, require_legacy_tf_keras
 from compress.backends.keras.training import fit, outputs_probabilities
 from compress.errors import ModelError, message_line
-from compress.passes.quantize import QuantizePass
+from compress.passes.quantize import QATQuantize
 
 
-def apply_qat(model: Any, config: QuantizePass, context: PassContext) -> tuple[Any, dict]:
+def apply_qat(model: Any, config: QATQuantize, context: PassContext) -> tuple[Any, dict]:
     """Wrap the model with fake quantization, fine-tune it, and return the QAT model."""
     if context.backend.name != "tf_keras":
         raise ModelError(

@@ -1,4 +1,5 @@
-"""The Keras side of CompressionSession: the neutral pruner's masks moved by `fit` callbacks, and
+"""The Keras side of CompressionSession: each pass's session part (its `session` role in
+compress/backends/handlers.py) — the neutral pruner's masks moved by one `fit` callback, and
 distillation through targets that carry the teacher's outputs."""
 
 from __future__ import annotations
@@ -7,47 +8,38 @@ from typing import Any
 
 import numpy as np
 
-from compress.backends import distill_models
-from compress.backends.base import PassContext
+from compress.backends.base import PassContext, distill_models
 from compress.backends.keras.distillation import Distillation, teacher_logits
 from compress.backends.keras.environment import keras_api
 from compress.backends.keras.layers import keras_layers
-from compress.backends.keras.pruning import KerasKernels, mask_callback
-from compress.backends.keras.training import outputs_probabilities
+from compress.backends.keras.pruning import KerasKernels
+from compress.backends.keras.training import lifecycle_callback, outputs_probabilities
 from compress.data import Split
 from compress.errors import UsageError
 from compress.passes import PassRecord
 from compress.passes.distill import DistillPass, user_loop_record
-from compress.passes.prune import PrunePass
-from compress.passes.pruning import Pruner, pruner_for, select
-from compress.passes.targets import TargetError
+from compress.passes.prune import PruneBase
+from compress.passes.pruning import pruner_for, select
+from compress.passes.session_parts import PrunePart, SessionPart, session_parts
 
 
 class KerasSession:
-    """Prune masks as `fit` callbacks, and the recovery distillation through targets that
-    carry the teacher's outputs; the ONNX passes run at export."""
+    """The passes' parts as one `fit` callback, and the recovery distillation through targets
+    that carry the teacher's outputs; the ONNX passes run at export."""
 
     def __init__(self, model: Any, context: PassContext, steps_per_epoch: int, epochs: int) -> None:
-        recipe = context.recipe
         self.model = model
+        self.context = context
         self.api = keras_api(context.backend.name)
-        self.pruners: list[Pruner] = []
-        self._callbacks = []
-        self.distill: tuple[Any, Any] | None = None
-        for index, config in enumerate(recipe.passes):
-            if isinstance(config, PrunePass):
-                try:
-                    names = select(config, keras_layers(model))
-                except TargetError as exc:
-                    raise recipe.error_at(("passes", index, *exc.loc), exc.message) from None
-                pruner = pruner_for(config, KerasKernels(model, names))
-                self.pruners.append(pruner)
-                total = steps_per_epoch * epochs
-                self._callbacks.append(mask_callback(self.api, pruner, steps_per_epoch, total))
-            elif isinstance(config, DistillPass):
-                self.distill = (distill_models(context.backend, config, context)[0], config)
-            elif config.stage == "model":
-                raise UsageError(f"a Keras session cannot run pass {config.type!r}")
+        self.distill: tuple[Any, DistillPass] | None = None
+        self.pruners: list[Any] = []
+        self.parts: list[SessionPart] = session_parts(self, context.backend.name, "a Keras session")
+        total = steps_per_epoch * epochs
+        self._callbacks = (
+            [lifecycle_callback(self.api, self.pruners, steps_per_epoch, total)]
+            if self.pruners
+            else []
+        )
 
     def callbacks(self) -> list[Any]:
         return list(self._callbacks)
@@ -70,11 +62,31 @@ class KerasSession:
         return Distillation(self.distill[1], logits, outputs_probabilities(self.model))
 
     def finalize(self) -> tuple[Any, list[PassRecord]]:
-        records = []
-        for pruner in self.pruners:
-            info = pruner.finish({"loop": "user"})
-            records.append(pruner.config.record_of({**info, "engine": "native"}, seconds=None))
-        if self.distill is not None:
-            config = self.distill[1]
-            records.append(config.record_of(user_loop_record(config), seconds=None))
-        return self.model, records
+        return self.model, [part.finalize({"loop": "user"}) for part in self.parts]
+
+
+def prune_part(session: KerasSession, config: PruneBase) -> PrunePart:
+    """The pruner over the targeted kernels, moved by the session's `fit` callback."""
+    names = select(config, keras_layers(session.model))
+    pruner = pruner_for(config, KerasKernels(session.model, names))
+    session.pruners.append(pruner)
+    return PrunePart(config, pruner, {"engine": "native"})
+
+
+class DistillPart:
+    """A recovery distill pass in the user's `fit`: its loss and targets come from the session."""
+
+    def __init__(self, config: DistillPass) -> None:
+        self.config = config
+
+    def on_update(self, step: int) -> None:
+        """The targets carry the distillation: nothing moves with the steps."""
+
+    def finalize(self, training: dict) -> PassRecord:
+        return self.config.record_of(user_loop_record(self.config), seconds=None)
+
+
+def distill_part(session: KerasSession, config: DistillPass) -> DistillPart:
+    """The teacher whose outputs `distill_targets` adds to the user's targets."""
+    session.distill = (distill_models(session.context.backend, config, session.context)[0], config)
+    return DistillPart(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from compress.data import Split
 from compress.errors import ModelError
+from compress.passes.lifecycle import TrainingHook
 from compress.progress import Reporter
 from compress.recipe import OptimizerSpec, TrainSpec
 
@@ -91,8 +93,10 @@ def fit(
     from_logits: bool | None = None,
     distillation: Any = None,
     feature_targets: list[np.ndarray] | None = None,
+    hooks: Sequence[TrainingHook] = (),
 ) -> dict:
-    """Compile and fit in place; returns {"epochs", "steps", "final_loss"}.
+    """Compile and fit in place; returns {"epochs", "steps", "final_loss"}. `hooks` (the pass
+    lifecycle) run around the optimizer steps, through one callback.
 
     `from_logits` defaults to whether the model ends without a softmax; pass it when a wrapper
     (QAT) hides the original output activation. `distillation` (see distillation.py) replaces
@@ -122,6 +126,9 @@ def fit(
     inputs = split.inputs[0] if len(split.inputs) == 1 else split.inputs
     with reporter.bar(description, spec.epochs * steps_per_epoch) as advance:
         progress = progress_callback(api, advance, spec.epochs)
+        total = spec.epochs * steps_per_epoch
+        if hooks:
+            callbacks = [*callbacks, lifecycle_callback(api, hooks, steps_per_epoch, total)]
         history = model.fit(
             inputs,
             targets,
@@ -139,6 +146,31 @@ def fit(
         "steps": spec.epochs * steps_per_epoch,
         "final_loss": round(float(losses[-1]), 6),
     }
+
+
+def lifecycle_callback(
+    api: ModuleType, hooks: Sequence[TrainingHook], steps_per_epoch: int, total_steps: int
+) -> Any:
+    """The one Keras adapter of the pass lifecycle: a `fit` callback (also what a
+    CompressionSession hands to the user's `fit`)."""
+
+    class Lifecycle(api.callbacks.Callback):
+        step = 0
+
+        def on_train_begin(self, logs=None):
+            for hook in hooks:
+                hook.on_start(steps_per_epoch, total_steps)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            for hook in hooks:
+                hook.on_update(self.step)
+
+        def on_train_end(self, logs=None):
+            for hook in hooks:
+                hook.on_end()
+
+    return Lifecycle()
 
 
 def progress_callback(api: ModuleType, advance: Any, epochs: int) -> Any:

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 
 from compress.backends.base import Backend, ExportInfo
-from compress.backends.onnx import inspect, runtime
 from compress.errors import ModelError
+from compress.onnx import inspect, runtime
 from compress.passes.targets import LayerInfo
 from compress.recipe import Recipe
 

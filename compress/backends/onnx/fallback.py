@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.backends.onnx import runtime
 from compress.backends.onnx.quantize import Quantizer
 from compress.backends.onnx.ranking import rank_reverts
 from compress.errors import ModelError
 from compress.measure.accuracy import fidelity, score
 from compress.metrics import metric_drop
+from compress.onnx import runtime
 
 
 @dataclass

@@ -15,14 +15,16 @@ from compress.backends.onnx.quantize import Quantizer
 from compress.backends.onnx.timing import Timing
 from compress.errors import ModelError
 from compress.measure.latency import latency_inputs
-from compress.passes.quantize import QuantizePass
+from compress.passes.quantize import PostTrainingQuantize
 from compress.recipe import LatencySpec
 
 #: A model this fast (ms per inference) spends its time in per-op overhead: INT8 rarely pays.
 SMALL_MODEL_MS = 0.2
 
 
-def quantize_file(source: Path, target: Path, config: QuantizePass, context: PassContext) -> dict:
+def quantize_file(
+    source: Path, target: Path, config: PostTrainingQuantize, context: PassContext
+) -> dict:
     """Post-training quantization from `source` to `target`: quantize everything the mode
     takes, keep in float what is slower in INT8 on this CPU (static, `placement: speed`), then
     revert nodes to float while the accuracy drop exceeds `max_accuracy_drop`."""
@@ -35,7 +37,7 @@ def quantize_file(source: Path, target: Path, config: QuantizePass, context: Pas
         keep_float: set[str] = set()
         record: dict = {"reverted_nodes": []}
         timing = _timing(context)
-        if config.mode == "static" and config.placement == "speed":
+        if config.searches_placement:
             placement = search(quantizer, current, timing)
             keep_float, current = placement.keep_float, placement.path
             record.update(placement.record())
@@ -60,7 +62,7 @@ def quantize_file(source: Path, target: Path, config: QuantizePass, context: Pas
 
 
 def calibration_inputs(
-    config: QuantizePass, context: PassContext
+    config: PostTrainingQuantize, context: PassContext
 ) -> tuple[list[np.ndarray] | None, int]:
     """Calibration inputs from the first of the pass's splits that data.source returned."""
     if not config.splits:

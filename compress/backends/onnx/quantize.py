@@ -3,6 +3,8 @@
 
 A `Quantizer` prepares the float model and calibrates once, then writes a quantized file for any
 set of nodes kept in float: the speed-aware placement and the accuracy-aware fallback try many.
+Each post-training algorithm is one subclass (`DynamicQuantizer`, `StaticQuantizer`,
+`WeightOnlyQuantizer`), found by its config class in `QUANTIZERS`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ from onnxruntime.quantization import (
 )
 
 from compress.backends.native_logs import quiet_loggers
-from compress.backends.onnx.naming import layer_name
-from compress.backends.onnx.tidy import drop_initializer_value_info
 from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError, message_line
-from compress.passes.quantize import QuantizePass
+from compress.onnx.naming import layer_name
+from compress.onnx.tidy import drop_initializer_value_info
+from compress.passes.quantize import (
+    DynamicQuantize,
+    PostTrainingQuantize,
+    StaticQuantize,
+    WeightOnlyQuantize,
+)
 from compress.passes.targets import matches
 
 #: Ops quantized by default: the ones with integer kernels (or QDQ fusions) in onnxruntime's CPU
@@ -147,33 +154,28 @@ class Quantizer:
     """A float ONNX file prepared for quantization (onnxruntime's pre-processing), calibrated on
     the first write; `write` then quantizes it with any extra nodes kept in float."""
 
-    config: QuantizePass
+    config: PostTrainingQuantize
     prepared: Path
     user_excluded: list[str]
     scratch: Path
     chosen: dict = field(default_factory=dict)
-    activations: Activations | None = None
-    #: static: the calibration samples, read by the first write only (the ranges are cached)
-    reader: ArrayReader | None = None
 
-    @classmethod
+    @staticmethod
     def prepare(
-        cls,
         source: Path,
         scratch: Path,
-        config: QuantizePass,
+        config: PostTrainingQuantize,
         calibration: list[np.ndarray] | None,
         calibration_batch: int,
     ) -> Quantizer:
+        """The quantizer of `config`'s algorithm over a prepared copy of `source`."""
         model = onnx.load(str(source))
         excluded, unmatched = excluded_nodes(model, config.ignore)
         if unmatched:
             raise ModelError(f"quantize: ignore {unmatched[0]!r} matches no node of the ONNX graph")
-        if config.mode == "static" and calibration is None:
-            raise ModelError("quantize: static mode needs calibration samples")
-        chosen: dict = {"per_channel": config.per_channel}
-        if config.mode == "static":  # probabilities keep their float resolution
-            excluded = sorted({*excluded, *_final_activations(model)})
+        cls = QUANTIZERS[type(config)]
+        excluded = cls.excluded_before(model, excluded)
+        chosen: dict = {"per_channel": cls.per_channel(config)}
         copy = scratch / "source.onnx"
         drop_initializer_value_info(model)
         onnx.save(model, str(copy))
@@ -184,30 +186,24 @@ class Quantizer:
         except Exception as exc:  # pre-processing is an optimization; quantize the export as is
             prepared = copy
             chosen["pre_process"] = f"skipped: {message_line(exc)[:120]}"
-        if config.mode == "weight_only":
-            rewritten = gemm_to_matmul(onnx.load(str(prepared)))
-            onnx.save(rewritten, str(prepared))
-            names = {node.name for node in rewritten.graph.node}
-            excluded = [name if name in names else f"{name}_MatMul" for name in excluded]
         quantizer = cls(config, prepared, excluded, scratch, chosen)
-        if config.mode == "static":
-            initializers = {t.name for t in model.graph.initializer}
-            inputs = [i.name for i in model.graph.input if i.name not in initializers]
-            quantizer.reader = ArrayReader(inputs, calibration, calibration_batch)
-            quantizer.activations = _activations(config)
-            chosen.update(
-                format=f"QDQ, {'U8' if quantizer.activations.type == 'uint8' else 'S8'}S8",
-                activations=quantizer.activations.type,
-                reduce_range=quantizer.activations.reduce_range,
-                calibration_samples=len(calibration[0]),
-            )
-            if quantizer.activations.why:
-                chosen["why"] = quantizer.activations.why
-        elif config.mode == "dynamic":
-            chosen["format"] = "dynamic (integer ops, activations quantized at run time)"
-        else:
-            chosen["format"] = f"MatMulNBits int4, block {config.block_size}"
+        quantizer.setup(model, calibration, calibration_batch)
         return quantizer
+
+    @classmethod
+    def excluded_before(cls, model: onnx.ModelProto, excluded: list[str]) -> list[str]:
+        """The nodes to leave float beside the recipe's `ignore`."""
+        return excluded
+
+    @classmethod
+    def per_channel(cls, config: PostTrainingQuantize) -> bool:
+        """Whether weight scales are per output channel (blocks have finer scales still)."""
+        return True
+
+    def setup(
+        self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
+    ) -> None:
+        """The algorithm's own preparation of the prepared file; says its format in `chosen`."""
 
     def write(self, target: Path, keep_float: Collection[str] = ()) -> None:
         """Quantize the prepared model into `target`, leaving `keep_float` nodes (and those the
@@ -216,23 +212,92 @@ class Quantizer:
         # onnxruntime's dynamic quantizer splits Gemm into "<name>_MatMul" + Add first
         excluded = sorted(names | {f"{name}_MatMul" for name in names})
         with _quiet():
-            if self.config.mode == "dynamic":
-                quantize_dynamic(
-                    str(self.prepared),
-                    str(target),
-                    per_channel=self.config.per_channel,
-                    weight_type=QuantType.QInt8,
-                    nodes_to_exclude=excluded,
-                    op_types_to_quantize=DYNAMIC_OPS,
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-                )
-            elif self.config.mode == "static":
-                self._static(target, excluded)
-            else:
-                _weight_only(self.prepared, target, self.config, excluded)
+            self.quantize(target, excluded)
         onnx.checker.check_model(str(target))
 
-    def _static(self, target: Path, excluded: list[str]) -> None:
+    def quantize(self, target: Path, excluded: list[str]) -> None:
+        raise NotImplementedError
+
+    def node_ops(self) -> dict[str, str]:
+        """The op type of each node of the prepared model, by name."""
+        return {node.name: node.op_type for node in onnx.load(str(self.prepared)).graph.node}
+
+    def quantized_nodes(self, quantized: Path) -> list[str]:
+        """Names of the prepared model's nodes that `quantized` runs in integers (without the
+        ones the recipe ignores): those replaced by integer ops."""
+        model = onnx.load(str(quantized))
+        remaining = {(node.name, node.op_type) for node in model.graph.node}
+        names = [
+            node.name
+            for node in onnx.load(str(self.prepared)).graph.node
+            if node.op_type in COMPUTE_OPS and (node.name, node.op_type) not in remaining
+        ]
+        return [name for name in names if name and name not in self.user_excluded]
+
+
+class DynamicQuantizer(Quantizer):
+    """INT8 weights, activations quantized at run time (onnxruntime's quantize_dynamic)."""
+
+    config: DynamicQuantize
+
+    @classmethod
+    def per_channel(cls, config: PostTrainingQuantize) -> bool:
+        return config.per_channel
+
+    def setup(
+        self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
+    ) -> None:
+        self.chosen["format"] = "dynamic (integer ops, activations quantized at run time)"
+
+    def quantize(self, target: Path, excluded: list[str]) -> None:
+        quantize_dynamic(
+            str(self.prepared),
+            str(target),
+            per_channel=self.config.per_channel,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            op_types_to_quantize=DYNAMIC_OPS,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+@dataclass
+class StaticQuantizer(Quantizer):
+    """Calibrated QDQ; the calibration ranges are cached by the first write."""
+
+    config: StaticQuantize
+    activations: Activations | None = None
+    #: the calibration samples, read by the first write only (the ranges are cached)
+    reader: ArrayReader | None = None
+
+    @classmethod
+    def per_channel(cls, config: PostTrainingQuantize) -> bool:
+        return config.per_channel
+
+    @classmethod
+    def excluded_before(cls, model: onnx.ModelProto, excluded: list[str]) -> list[str]:
+        """Probabilities keep their float resolution."""
+        return sorted({*excluded, *_final_activations(model)})
+
+    def setup(
+        self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
+    ) -> None:
+        if calibration is None:
+            raise ModelError("quantize: static mode needs calibration samples")
+        initializers = {t.name for t in model.graph.initializer}
+        inputs = [i.name for i in model.graph.input if i.name not in initializers]
+        self.reader = ArrayReader(inputs, calibration, batch)
+        self.activations = _activations(self.config)
+        self.chosen.update(
+            format=f"QDQ, {'U8' if self.activations.type == 'uint8' else 'S8'}S8",
+            activations=self.activations.type,
+            reduce_range=self.activations.reduce_range,
+            calibration_samples=len(calibration[0]),
+        )
+        if self.activations.why:
+            self.chosen["why"] = self.activations.why
+
+    def quantize(self, target: Path, excluded: list[str]) -> None:
         assert self.reader is not None and self.activations is not None
         cache = self.scratch / "calibration.json"
         quantize_static(
@@ -253,31 +318,45 @@ class Quantizer:
             calibration_cache_path=cache,
         )
 
-    def node_ops(self) -> dict[str, str]:
-        """The op type of each node of the prepared model, by name."""
-        return {node.name: node.op_type for node in onnx.load(str(self.prepared)).graph.node}
-
     def quantized_nodes(self, quantized: Path) -> list[str]:
-        """Names of the prepared model's nodes that `quantized` runs in integers (without the
-        ones the recipe ignores): the static ones read a DequantizeLinear, the others were
-        replaced by integer ops."""
+        """The nodes that read a DequantizeLinear (QDQ keeps the float op between them)."""
         model = onnx.load(str(quantized))
-        if self.config.mode == "static":
-            producers = {out: node.op_type for node in model.graph.node for out in node.output}
-            names = [
-                node.name
-                for node in model.graph.node
-                if node.op_type not in ("QuantizeLinear", "DequantizeLinear")
-                and any(producers.get(name) == "DequantizeLinear" for name in node.input)
-            ]
-        else:
-            remaining = {(node.name, node.op_type) for node in model.graph.node}
-            names = [
-                node.name
-                for node in onnx.load(str(self.prepared)).graph.node
-                if node.op_type in COMPUTE_OPS and (node.name, node.op_type) not in remaining
-            ]
+        producers = {out: node.op_type for node in model.graph.node for out in node.output}
+        names = [
+            node.name
+            for node in model.graph.node
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear")
+            and any(producers.get(name) == "DequantizeLinear" for name in node.input)
+        ]
         return [name for name in names if name and name not in self.user_excluded]
+
+
+class WeightOnlyQuantizer(Quantizer):
+    """INT4 blocks (MatMulNBits), round to nearest; Gemm rewritten as MatMul + Add first."""
+
+    config: WeightOnlyQuantize
+
+    def setup(
+        self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
+    ) -> None:
+        rewritten = gemm_to_matmul(onnx.load(str(self.prepared)))
+        onnx.save(rewritten, str(self.prepared))
+        names = {node.name for node in rewritten.graph.node}
+        self.user_excluded = [
+            name if name in names else f"{name}_MatMul" for name in self.user_excluded
+        ]
+        self.chosen["format"] = f"MatMulNBits int4, block {self.config.block_size}"
+
+    def quantize(self, target: Path, excluded: list[str]) -> None:
+        _weight_only(self.prepared, target, self.config, excluded)
+
+
+#: The quantizer of each post-training algorithm, by config class.
+QUANTIZERS: dict[type[PostTrainingQuantize], type[Quantizer]] = {
+    DynamicQuantize: DynamicQuantizer,
+    StaticQuantize: StaticQuantizer,
+    WeightOnlyQuantize: WeightOnlyQuantizer,
+}
 
 
 def _final_activations(model: onnx.ModelProto) -> list[str]:
@@ -291,13 +370,15 @@ def _final_activations(model: onnx.ModelProto) -> list[str]:
     ]
 
 
-def _activations(config: QuantizePass) -> Activations:
+def _activations(config: StaticQuantize) -> Activations:
     if config.activations == "auto":
         return default_activations()
     return Activations(config.activations, False, "")
 
 
-def _weight_only(source: Path, target: Path, config: QuantizePass, excluded: list[str]) -> None:
+def _weight_only(
+    source: Path, target: Path, config: WeightOnlyQuantize, excluded: list[str]
+) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,

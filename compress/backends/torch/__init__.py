@@ -17,11 +17,12 @@ from compress.backends.torch.loading import load_module
 from compress.backends.torch.quantization import QAT_MARK
 from compress.errors import ModelError, message_line
 from compress.passes.targets import LayerInfo
-from compress.recipe import Recipe
+from compress.recipe import TORCH_FILE_SUFFIXES, Recipe
 
 
 class TorchBackend(Backend):
     name = "torch"
+    file_suffixes = TORCH_FILE_SUFFIXES
 
     def load(self, recipe: Recipe, built: Any = None) -> nn.Module:
         return load_module(recipe, built)

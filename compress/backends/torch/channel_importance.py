@@ -10,7 +10,7 @@ from torch import nn
 from compress.backends.base import PassContext
 from compress.backends.torch.training import loss_function, to_tensors
 from compress.errors import ModelError
-from compress.passes.prune import PrunePass
+from compress.passes.prune import ChannelPrune
 
 #: Train batches whose loss gradients rank channels for `importance: taylor`.
 TAYLOR_BATCHES = 4
@@ -26,7 +26,7 @@ IMPORTANCE = {
 ACTIVATION_SAMPLES = 64
 
 
-def taylor_gradients(model: nn.Module, config: PrunePass, context: PassContext) -> None:
+def taylor_gradients(model: nn.Module, config: ChannelPrune, context: PassContext) -> None:
     """Fill the weights' gradients with those of the recipe's loss over a few train batches:
     first-order Taylor importance scores |w * dL/dw|."""
     recipe, found = context.recipe, context.split(config)
@@ -50,7 +50,7 @@ def taylor_gradients(model: nn.Module, config: PrunePass, context: PassContext) 
 def record_activations(
     importance: tp.importance.ActivationImportance,
     model: nn.Module,
-    config: PrunePass,
+    config: ChannelPrune,
     context: PassContext,
 ) -> None:
     """Run the model once on data with the importance's hooks on: each layer keeps the summed

@@ -30,16 +30,10 @@ from compress.backends.torch.pruning import fine_tune
 from compress.backends.torch.training import to_tensors
 from compress.backends.torch.transposed_linear import conv1d_as_linear
 from compress.errors import ModelError
-from compress.passes.channels import (
-    CHECK_SPLITS,
-    ChannelGroup,
-    channel_record,
-    check_agreement,
-    left_whole_note,
-    nothing_to_cut,
-)
-from compress.passes.masks import SparsityStepper
-from compress.passes.prune import PrunePass, check_schedule_fits
+from compress.passes.channel_pruning import Cut, run_channel_prune
+from compress.passes.channels import CHECK_SPLITS, ChannelGroup, check_agreement
+from compress.passes.lifecycle import TrainingHook
+from compress.passes.prune import ChannelPrune
 from compress.passes.pruning import select
 from compress.samples import parity_samples
 
@@ -51,7 +45,7 @@ CHECK_SAMPLES = 4
 class TorchChannels:
     """The channel groups of one model at a given sparsity, and the cut."""
 
-    def __init__(self, model: nn.Module, config: PrunePass, context: PassContext) -> None:
+    def __init__(self, model: nn.Module, config: ChannelPrune, context: PassContext) -> None:
         self.model = model
         self.config = config
         self.context = context
@@ -223,57 +217,41 @@ def outputs_of(model: nn.Module, examples: list[torch.Tensor]) -> list[np.ndarra
     return [t.detach().cpu().numpy() for t in _tensors(model(*examples))]
 
 
-class ChannelSchedule:
-    """The trainer hook of gradual channel pruning: masks follow the schedule's sparsity."""
+class TorchChannelAdapter:
+    """The channel pruner's adapter (compress/passes/channel_pruning.py) over one torch model:
+    Torch-Pruning's groups, zeroed or cut."""
 
-    def __init__(self, channels: TorchChannels, config: PrunePass) -> None:
-        self.channels = channels
-        self.config = config
-        self.stepper = SparsityStepper(config)
+    engine = f"torch-pruning {tp.__version__}"
+
+    def __init__(self, model: nn.Module, config: ChannelPrune, context: PassContext) -> None:
+        self.model, self.config, self.context = model, config, context
+        self.channels = TorchChannels(model, config, context)
         self.found: list[Found] = []
 
-    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
-        check_schedule_fits(self.config, steps_per_epoch, total_steps)
-        self._move(self.stepper.start(steps_per_epoch))
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
 
-    def after_step(self, step: int) -> None:
-        self._move(self.stepper.after(step))
+    def left_whole(self) -> list[dict]:
+        return [{"group": name, "why": why} for name, why in self.channels.left_whole.items()]
 
-    def on_train_end(self) -> None:
-        self._move(None)
+    def mask_at(self, sparsity: float) -> None:
+        self.found = self.channels.mask_at(sparsity)
 
-    def _move(self, sparsity: float | None) -> None:
-        if sparsity is not None:
-            self.found = self.channels.mask_at(sparsity)
-        else:
-            for item in self.found:
-                mask(self.channels.model, item.slices or [])
+    def remask(self) -> None:
+        for item in self.found:
+            mask(self.model, item.slices or [])
+
+    def cut(self, sparsity: float) -> Cut:
+        groups, verification = self.channels.cut(sparsity)
+        return Cut(groups, verification, chose=True)
+
+    def fine_tune(self, hooks: list[TrainingHook]) -> dict:
+        return fine_tune(self.model, self.config, self.context, hooks)
 
 
 def apply_channel_prune(
-    model: nn.Module, config: PrunePass, context: PassContext
+    model: nn.Module, config: ChannelPrune, context: PassContext
 ) -> tuple[nn.Module, dict]:
-    """Prune channels one-shot (then fine-tune the smaller model when asked) or on a schedule
-    (masks during fine-tuning, removed at the end); verify; record."""
-    before = sum(p.numel() for p in model.parameters())
-    channels = TorchChannels(model, config, context)
-    training, updates = None, 1
-    if config.schedule is not None:
-        schedule = ChannelSchedule(channels, config)
-        training = fine_tune(model, config, context, [schedule])
-        updates = schedule.stepper.updates + 1
-    summaries, verification = channels.cut(config.level)
-    left = [{"group": name, "why": why} for name, why in channels.left_whole.items()]
-    if not summaries:
-        raise nothing_to_cut(left)
-    if config.schedule is None and config.fine_tune:
-        training = fine_tune(model, config, context, [])
-    after = sum(p.numel() for p in model.parameters())
-    note = left_whole_note(left)
-    if note:
-        context.reporter.note(note)
-    engine = f"torch-pruning {tp.__version__}"
-    record = channel_record(
-        config, summaries, left, verification, (before, after), updates, training, engine
-    )
-    return model, record
+    """Run a channel prune pass on a torch model (pruned in place); returns it and the record."""
+    adapter = TorchChannelAdapter(model, config, context)
+    return model, run_channel_prune(config, adapter, context.reporter.note)

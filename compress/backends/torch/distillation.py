@@ -11,8 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from compress.backends import distill_models
-from compress.backends.base import PassContext
+from compress.backends.base import PassContext, distill_models
 from compress.backends.torch.export import example_inputs
 from compress.backends.torch.training import loss_function, train
 from compress.errors import ModelError, message_line

@@ -13,11 +13,11 @@ from torch import nn
 
 from compress.backends.base import ExportInfo
 from compress.backends.native_logs import discarded_native_output, quiet_library
-from compress.backends.onnx.tidy import tidy_dynamo_export, tidy_torchscript_export
 from compress.backends.onnx.timing import Timing
 from compress.errors import ModelError, message_line
 from compress.generated_inputs import generated_array
 from compress.measure.latency import latency_inputs
+from compress.onnx.tidy import tidy_dynamo_export, tidy_torchscript_export
 from compress.recipe import InputSpec, Recipe
 
 #: The TorchScript graph is kept only when this much faster than the dynamo one.

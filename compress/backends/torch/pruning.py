@@ -1,6 +1,6 @@
-"""Magnitude pruning for PyTorch: the neutral `Pruner` (compress/passes/pruning.py) over a small
-adapter. Masks are held outside the model and re-applied after each optimizer step, so nothing
-(no weight_orig/weight_mask, no parametrization) reaches the export."""
+"""Magnitude and n:m pruning for PyTorch: the neutral `Pruner` (compress/passes/pruning.py) over a
+small adapter. Masks are held outside the model and re-applied after each optimizer step, so
+nothing (no weight_orig/weight_mask, no parametrization) reaches the export."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from compress.backends.base import PassContext
 from compress.backends.torch.distillation import objective_for
 from compress.backends.torch.layers import is_transposed_linear, module_layers
 from compress.backends.torch.training import train
-from compress.errors import ModelError
-from compress.passes.prune import PrunePass
+from compress.passes.lifecycle import TrainingHook
+from compress.passes.prune import MagnitudePrune, NMPrune, PruneBase
 from compress.passes.pruning import IN, OUT, layout, run_prune, select
 
 TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -58,23 +58,19 @@ class TorchWeights:
 
 
 def apply_prune(
-    model: nn.Module, config: PrunePass, context: PassContext
+    model: nn.Module, config: MagnitudePrune | NMPrune, context: PassContext
 ) -> tuple[nn.Module, dict]:
-    """Run a prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
-    if config.method == "channel":
-        from compress.backends.torch.channels import apply_channel_prune
-
-        return apply_channel_prune(model, config, context)
-    if config.engine == "tfmot":
-        raise ModelError("prune: engine tfmot is for tf-keras models; PyTorch uses native masks")
-
+    """Run a weight prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
+    config.engine_for("torch", config.trains, config.scope == "global")
     weights = TorchWeights(model, select(config, module_layers(model)))
     return model, run_prune(
         config, weights, lambda pruner: fine_tune(model, config, context, [pruner])
     )
 
 
-def fine_tune(model: nn.Module, config: PrunePass, context: PassContext, hooks: list) -> dict:
+def fine_tune(
+    model: nn.Module, config: PruneBase, context: PassContext, hooks: list[TrainingHook]
+) -> dict:
     """Train a prune pass's model for train.epochs with its hooks (the masks), distilling from
     an earlier recovery distill pass's teacher when there is one."""
     inputs = context.training(config)

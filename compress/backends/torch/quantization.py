@@ -11,14 +11,14 @@ from compress.backends.torch.distillation import objective_for
 from compress.backends.torch.export import dynamic_shapes_for, example_inputs, quiet_exporter
 from compress.backends.torch.training import train
 from compress.errors import ModelError
-from compress.passes.quantize import QuantizePass
+from compress.passes.quantize import QATQuantize
 
 #: Set on converted modules so the exporter takes the QDQ path.
 QAT_MARK = "compress_qat_converted"
 
 
 def apply_qat(
-    model: nn.Module, config: QuantizePass, context: PassContext
+    model: nn.Module, config: QATQuantize, context: PassContext
 ) -> tuple[nn.Module, dict]:
     """Prepare with fake quantization, fine-tune with the recipe's train section, convert."""
     if config.ignore:
@@ -67,13 +67,13 @@ class KeepZeros:
         self.parameters = dict(model.named_parameters())
         self.count = int(sum(int(mask.sum()) for mask in self.masks.values()))
 
-    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None:
+    def on_start(self, steps_per_epoch: int, total_steps: int) -> None:
         """Nothing to set up: the masks were taken from the weights as they came in."""
 
     @torch.no_grad()
-    def after_step(self, step: int) -> None:
+    def on_update(self, step: int) -> None:
         for name, mask in self.masks.items():
             self.parameters[name].masked_fill_(mask, 0.0)
 
-    def on_train_end(self) -> None:
-        self.after_step(0)
+    def on_end(self) -> None:
+        self.on_update(0)

@@ -1,12 +1,12 @@
 """The built-in PyTorch trainer: the recipe's `train` section over the `train` split.
 
-Passes plug in through hooks (mask updates after each optimizer step) instead of owning loops.
+Passes plug in through the lifecycle hooks of compress/passes/lifecycle.py (mask updates after
+each optimizer step) instead of owning loops.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 
 from compress.data import Split
 from compress.errors import ModelError
+from compress.passes.lifecycle import TrainingHook
 from compress.progress import Reporter
 from compress.recipe import InputSpec, OptimizerSpec, TrainSpec
 
@@ -24,16 +25,6 @@ DTYPES = {
     "int32": torch.int32,
     "bool": torch.bool,
 }
-
-
-class TrainingHook(Protocol):
-    """Called by the trainer; pruning schedules and masks live in hooks."""
-
-    def on_train_begin(self, steps_per_epoch: int, total_steps: int) -> None: ...
-
-    def after_step(self, step: int) -> None: ...
-
-    def on_train_end(self) -> None: ...
 
 
 def to_tensors(arrays: list[np.ndarray], specs: list[InputSpec]) -> list[torch.Tensor]:
@@ -144,7 +135,7 @@ def train(
     optimizer = make_optimizer(spec.optimizer, trainable)
     steps_per_epoch = math.ceil(len(split) / batch_size)
     for hook in hooks:
-        hook.on_train_begin(steps_per_epoch, spec.epochs * steps_per_epoch)
+        hook.on_start(steps_per_epoch, spec.epochs * steps_per_epoch)
     model.train()
     step, loss_value = 0, float("nan")
     with reporter.bar(description, spec.epochs * steps_per_epoch) as advance:
@@ -166,10 +157,10 @@ def train(
                 optimizer.step()
                 step += 1
                 for hook in hooks:
-                    hook.after_step(step)
+                    hook.on_update(step)
                 loss_value = loss.item()
                 advance(status=f"epoch {epoch + 1}/{spec.epochs} loss {loss_value:.4f}")
     model.eval()
     for hook in hooks:
-        hook.on_train_end()
+        hook.on_end()
     return {"epochs": spec.epochs, "steps": step, "final_loss": round(loss_value, 6)}

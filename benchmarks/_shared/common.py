@@ -1,26 +1,30 @@
-"""Helpers shared by the benchmark scripts in this folder.
+"""Helpers shared by the benchmark scripts: their `--quick` and `--out` arguments; running recipes
+(`compress.apply`) and reading recipes with absolute paths; measuring ONNX files (accuracy with
+onnxruntime on one thread, raw and gzip -9 size with side files, sparsity of the float weights,
+p50 latency of several models in one interleaved loop, fidelity by cosine); printing tables,
+ratios and the MET / MISSED lines of the targets.
 
-Running recipes (`compress.apply`) and reading recipes with absolute paths; measuring ONNX files
-(accuracy with onnxruntime on one thread, raw and gzip -9 size with side files, sparsity of the
-float weights, p50 latency of several models in one interleaved loop); printing tables, ratios
-and the MET / MISSED lines of the targets.
-
-The scripts import it as `common`: Python puts a script's own folder first on `sys.path`, so
-`.venv/bin/python benchmarks/<script>.py` finds it from any directory. Neither torch nor
-TensorFlow is imported here (benchmarks/prune_keras.py checks that torch never is).
+Neither torch nor TensorFlow is imported here (benchmarks/prune_keras.py checks that torch never
+is).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import copy
 import gzip
 import importlib.util
 import io
 import logging
+import os
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -32,51 +36,36 @@ import yaml
 from onnx import numpy_helper
 
 import compress
-from compress.report.schema import ModelMetrics, Report
+from compress import Report
 
-REPO = Path(__file__).resolve().parents[1]
+from .toolkit import SPEED_FEATURES, ModelMetrics, cpu_name, speed_features
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "recipes"
+MODELS = REPO / "models"
 #: The 8x8 digits data module: load() (NCHW) and load_nhwc() give its train and val splits.
-DIGITS_DATA = REPO / "models" / "digits.py"
+DIGITS_DATA = MODELS / "digits.py"
+#: The trained digits CNN of the quickstart recipes (PyTorch).
+DIGITS_CNN = MODELS / "digits_cnn.py"
+DIGITS_WEIGHTS = MODELS / "digits_cnn.safetensors"
+#: The builders and data of the recipes the benchmarks write.
+BUILDERS = Path(__file__).resolve().with_name("builders.py")
 
-WARMUP_RUNS = 20
-TIMED_RUNS = 200
 GZIP_LEVEL = 9
+#: (warm-up, timed) rounds of an interleaved latency loop: the digits models, CNNs,
+#: transformers, and every model under --quick.
+DIGITS_ROUNDS, CNN_ROUNDS = (20, 200), (20, 100)
+TRANSFORMER_ROUNDS, QUICK_ROUNDS = (20, 50), (3, 10)
+#: --quick trains at most this many epochs, and prune schedules end after QUICK_RAMP_EPOCHS.
+QUICK_EPOCHS, QUICK_RAMP_EPOCHS = 2, 1
 
-
-def _fine_tune_settings() -> dict[str, Any]:
-    """The fine-tune of both quickstart recipes (recipes/quickstart.yaml, keras_quickstart.yaml),
-    which prune_digits.py and prune_keras.py repeat by hand: read from the recipes, which must
-    agree, so the peers always run what the recipes say."""
-    settings = []
-    for name in ("quickstart.yaml", "keras_quickstart.yaml"):
-        recipe = compress.load_recipe(REPO / "recipes" / name)
-        prune, train = recipe.passes[0], recipe.train
-        settings.append(
-            {
-                "sparsity": prune.sparsity,
-                "ramp_epochs": prune.schedule.end_epoch,
-                "epochs": train.epochs,
-                "lr": train.optimizer.lr,
-                "batch_size": recipe.data.batch_size,
-                "seed": train.seed,
-                "opset": recipe.export.opset,
-            }
-        )
-    assert settings[0] == settings[1], f"the quickstart recipes differ: {settings}"
-    return settings[0]
-
-
-_FINE_TUNE = _fine_tune_settings()
-#: The layers pruned (the digits CNN's), each to SPARSITY of its weights.
-LAYERS = ("conv1", "conv2", "fc1", "fc2")
-SPARSITY: float = _FINE_TUNE["sparsity"]
-#: Sparsity ramps up over the first RAMP_EPOCHS of EPOCHS epochs.
-RAMP_EPOCHS: int = _FINE_TUNE["ramp_epochs"]
-EPOCHS: int = _FINE_TUNE["epochs"]
-LR: float = _FINE_TUNE["lr"]
-BATCH_SIZE: int = _FINE_TUNE["batch_size"]
-SEED: int = _FINE_TUNE["seed"]
-OPSET: int = _FINE_TUNE["opset"]
+#: Latency settings of the recipes the benchmarks write (compress picks its exporter and other
+#: speed-dependent settings by what it measures with them).
+RECIPE_LATENCY = {"device": "cpu", "threads": 1, "warmup": 5, "runs": 20, "batch_size": 1}
+#: Images (or sequences) a static INT8 pass and its peers calibrate on.
+CALIBRATION_SAMPLES = 64
+#: What a quantize pass record may say it chose (some keys only in newer versions).
+CHOICES = ("format", "activations", "why", "kept_float_for_speed", "reverted_nodes")
 
 #: Column labels of the model that a recipe starts from and of the one it writes.
 DENSE, COMPRESS = "dense", "compress"
@@ -91,6 +80,66 @@ Row = tuple[str, list[str]]
 T = TypeVar("T")
 
 
+# --- the scripts' arguments -------------------------------------------------------------------
+
+
+def arguments(doc: str, quick: str) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark has: `--quick` (described by `quick`: the tiny
+    settings that exercise the same code in seconds) and `--out`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="keep the files here (default: a temporary folder)"
+    )
+    return parser
+
+
+def chosen(
+    parser: argparse.ArgumentParser, only: str | None, names: Sequence[str], default: list[str]
+) -> list[str]:
+    """The names `--only` lists (comma-separated), else `default`; an unknown one is a usage
+    error."""
+    picked = only.split(",") if only else default
+    unknown = sorted(set(picked) - set(names))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(names)}")
+    return picked
+
+
+@contextlib.contextmanager
+def output_dir(out: Path | None, prefix: str) -> Iterator[Path]:
+    """`out` (created), else a temporary folder removed afterwards."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield Path(folder)
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def machine_line() -> str:
+    """The CPU, its core count and the speed features that INT8 kernels use."""
+    features = ", ".join(speed_features()) or "none of " + "/".join(SPEED_FEATURES)
+    return f"{cpu_name()}, {os.cpu_count()} cores; speed features: {features}"
+
+
+def latency_rounds(transformer: bool, quick: bool) -> tuple[int, int]:
+    """(warm-up, timed) rounds of the interleaved latency loop."""
+    if quick:
+        return QUICK_ROUNDS
+    return TRANSFORMER_ROUNDS if transformer else CNN_ROUNDS
+
+
+# --- running code quietly ---------------------------------------------------------------------
+
+
 def load_source(path: Path) -> ModuleType:
     """Import a Python file by path."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -98,6 +147,12 @@ def load_source(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def call_source(reference: str | Path) -> Any:
+    """Call a "file.py:function" data source."""
+    file, _, function = str(reference).rpartition(":")
+    return getattr(load_source(Path(file)), function)()
 
 
 @contextlib.contextmanager
@@ -119,6 +174,31 @@ def quiet(*loggers: str) -> Iterator[None]:
     finally:
         for logger, level in zip(targets, levels, strict=True):
             logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def native_silence() -> Iterator[None]:
+    """Send what native code writes to file descriptors 1 and 2 to /dev/null: the TorchScript
+    exporter's IR dump on stdout when compress's `exporter: auto` tries it and it fails,
+    TensorFlow's logs. Python's own output is `quiet`'s."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with Path(os.devnull).open("wb") as devnull:
+        for fd in saved:
+            os.dup2(devnull.fileno(), fd)
+    try:
+        yield
+    finally:
+        for fd, copied in saved.items():
+            os.dup2(copied, fd)
+            os.close(copied)
+
+
+def error_text(exc: BaseException) -> str:
+    """The exception's type and the first line of its message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
 
 
 # --- recipes and exports ----------------------------------------------------------------------
@@ -144,8 +224,9 @@ def absolute_ref(ref: dict, base: Path) -> dict:
     return ref
 
 
-def read_recipe(path: Path) -> Recipe:
-    """The recipe as a dict with every model and data path made absolute."""
+def read_recipe(path: Path, quick: bool = False) -> Recipe:
+    """The recipe as a dict with every model and data path made absolute; with `quick`, with
+    `quick_recipe`'s settings."""
     recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
     base = path.parent
     recipe["model"] = absolute_ref(recipe["model"], base)
@@ -154,7 +235,68 @@ def read_recipe(path: Path) -> Recipe:
         for role in ("teacher", "student"):
             if item.get(role):
                 item[role] = absolute_ref(item[role], base)
+    return quick_recipe(recipe) if quick else recipe
+
+
+def quick_recipe(recipe: Recipe) -> Recipe:
+    """A copy with --quick's settings: at most QUICK_EPOCHS of training, prune schedules ending
+    after QUICK_RAMP_EPOCHS, QUICK_ROUNDS of latency."""
+    recipe = copy.deepcopy(recipe)
+    if recipe.get("train"):
+        recipe["train"]["epochs"] = min(recipe["train"]["epochs"], QUICK_EPOCHS)
+    for item in recipe["passes"]:
+        schedule = item.get("schedule") or {}
+        if "end_epoch" in schedule:
+            schedule["end_epoch"] = min(schedule["end_epoch"], QUICK_RAMP_EPOCHS)
+    latency = (recipe.get("measure") or {}).get("latency")
+    if latency:
+        latency.update(warmup=QUICK_ROUNDS[0], runs=QUICK_ROUNDS[1])
     return recipe
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """The fine-tune of both quickstart recipes (recipes/quickstart.yaml, keras_quickstart.yaml),
+    which prune_digits.py and prune_keras.py repeat by hand."""
+
+    #: The layers pruned (the digits CNN's), each to `sparsity` of its weights.
+    layers: tuple[str, ...]
+    sparsity: float
+    #: Sparsity ramps up over the first `ramp_epochs` of `epochs` epochs.
+    ramp_epochs: int
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+    opset: int
+
+
+def quickstart_recipes(quick: bool) -> tuple[dict[str, Recipe], FineTune]:
+    """Both quickstart recipes by file name (with `quick`, with its settings), and their
+    fine-tune settings: read from the recipes, which must agree, so that the by-hand peers
+    always run what the recipes say."""
+    recipes = {
+        name: read_recipe(RECIPES / name, quick)
+        for name in ("quickstart.yaml", "keras_quickstart.yaml")
+    }
+    settings = []
+    for raw in recipes.values():
+        recipe = compress.load_recipe(raw)
+        prune, train = recipe.passes[0], recipe.train
+        settings.append(
+            FineTune(
+                layers=("conv1", "conv2", "fc1", "fc2"),
+                sparsity=prune.sparsity,
+                ramp_epochs=prune.schedule.end_epoch,
+                epochs=train.epochs,
+                lr=train.optimizer.lr,
+                batch_size=recipe.data.batch_size,
+                seed=train.seed,
+                opset=recipe.export.opset,
+            )
+        )
+    assert settings[0] == settings[1], f"the quickstart recipes differ: {settings}"
+    return recipes, settings[0]
 
 
 @dataclass
@@ -173,15 +315,13 @@ def try_export(label: str, path: Path, export: Callable[[], object], *loggers: s
         with quiet(*loggers):
             export()
     except Exception as exc:
-        text = str(exc).strip()
-        reason = text.splitlines()[0][:300] if text else ""
-        return Candidate(label, None, f"{type(exc).__name__}: {reason}")
+        return Candidate(label, None, error_text(exc))
     return Candidate(label, path)
 
 
-def run_compress(recipe: Path, output_dir: Path) -> tuple[Report, list[Candidate], float]:
-    """A recipe through the Python API: its report, its dense (DENSE) and compressed (COMPRESS)
-    ONNX files, and its wall time in seconds."""
+def run_compress(recipe: Recipe, output_dir: Path) -> tuple[Report, list[Candidate], float]:
+    """A recipe (as `read_recipe` gives it) through the Python API: its report, its dense
+    (DENSE) and compressed (COMPRESS) ONNX files, and its wall time in seconds."""
     started = time.perf_counter()
     report = compress.apply(recipe, output_dir=output_dir, progress=False)
     seconds = time.perf_counter() - started
@@ -191,6 +331,12 @@ def run_compress(recipe: Path, output_dir: Path) -> tuple[Report, list[Candidate
         Candidate(COMPRESS, Path(report.artifacts.onnx)),
     ]
     return report, candidates, seconds
+
+
+def apply_quietly(raw: Recipe, output_dir: Path) -> Report:
+    """compress.apply of a recipe dict, nothing printed (relative paths from `output_dir`)."""
+    with native_silence(), quiet():
+        return compress.apply(raw, output_dir=output_dir, progress=False, base_dir=output_dir)
 
 
 def exported(candidates: Sequence[Candidate]) -> dict[str, Path]:
@@ -261,27 +407,34 @@ def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def input_names(session: ort.InferenceSession) -> list[str]:
+    return [meta.name for meta in session.get_inputs()]
+
+
 def feed_for(session: ort.InferenceSession, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """The session's inputs, in order, as a contiguous feed."""
-    names = [meta.name for meta in session.get_inputs()]
+    names = input_names(session)
     return {name: np.ascontiguousarray(x) for name, x in zip(names, inputs, strict=True)}
+
+
+def first_output(session: ort.InferenceSession, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    return session.run(None, feed_for(session, inputs))[0]
 
 
 def accuracy(session: ort.InferenceSession, val: Split) -> float:
     """Top-1 accuracy of a single-input classifier on all of `val` in one batch."""
-    logits = session.run(None, feed_for(session, [val[0]]))[0]
+    logits = first_output(session, [val[0]])
     return float(np.mean(np.argmax(logits, axis=-1) == val[1]))
 
 
 def p50_latencies(
     sessions: Mapping[str, ort.InferenceSession],
     inputs: Sequence[np.ndarray],
-    runs: int = TIMED_RUNS,
-    *,
-    warmup: int = WARMUP_RUNS,
+    rounds: tuple[int, int] = DIGITS_ROUNDS,
 ) -> dict[str, float]:
-    """Median ms per inference after `warmup` rounds; every round runs all models,
-    alternating the order."""
+    """Median ms per inference over rounds[1] rounds after rounds[0] warm-up rounds; every
+    round runs all models, alternating the order."""
+    warmup, runs = rounds
     feeds = {label: feed_for(session, inputs) for label, session in sessions.items()}
     for _ in range(warmup):
         for label, session in sessions.items():
@@ -309,12 +462,17 @@ class Measured:
 
 
 def measure(
-    paths: Mapping[str, Path], val: Split, *, latency: bool = True, constants: bool = False
+    paths: Mapping[str, Path],
+    val: Split,
+    *,
+    rounds: tuple[int, int] | None = DIGITS_ROUNDS,
+    constants: bool = False,
 ) -> dict[str, Measured]:
     """Accuracy on val, float weights and their sparsity (with `constants`, Constant-node
-    tensors count too), sizes and, with `latency`, the p50 at batch 1 of each ONNX file."""
+    tensors count too), sizes and, unless `rounds` is None, the p50 at batch 1 of each ONNX
+    file."""
     sessions = {label: make_session(path) for label, path in paths.items()}
-    latencies = p50_latencies(sessions, [val[0][:1]]) if latency else {}
+    latencies = p50_latencies(sessions, [val[0][:1]], rounds) if rounds else {}
     results = {}
     for label, path in paths.items():
         raw, packed = file_sizes(path)
@@ -328,6 +486,34 @@ def measure(
             p50_ms=latencies.get(label),
         )
     return results
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (rows, features) arrays."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sentence embeddings: the mean of `hidden` over the tokens `mask` keeps."""
+    weights = mask[..., None].astype(np.float64)
+    return (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+
+
+def pooled_cosines(
+    outputs: Mapping[str, np.ndarray], mask: np.ndarray, reference: str
+) -> dict[str, dict[str, float]]:
+    """Minimum and mean cosine with the `reference` output of each output's mean-pooled
+    embeddings."""
+    pooled = {label: mean_pooled(values, mask) for label, values in outputs.items()}
+    fidelity = {}
+    for label, values in pooled.items():
+        similarity = cosines(values, pooled[reference])
+        fidelity[label] = {
+            "cosine_min": float(similarity.min()),
+            "cosine_mean": float(similarity.mean()),
+        }
+    return fidelity
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from compress.backends.onnx import runtime
-from compress.backends.onnx.naming import layer_name
+from compress.onnx import runtime
+from compress.onnx.naming import layer_name
 
 
 def layer_weights(path: Path, layers: Collection[str]) -> dict[str, list[str]]:

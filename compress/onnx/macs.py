@@ -25,8 +25,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from compress.backends.onnx.naming import layer_name
 from compress.errors import ModelError, message_line
+from compress.onnx.naming import layer_name
 
 Shape = tuple[int, ...]
 #: shape of a node's tensor by name; raises ModelError naming the node when unknown
