@@ -6,7 +6,7 @@ code, size ratio, p50 speed-up and fidelity of each model, at the sizes users ru
 Each row is a recipe written to a scratch folder (see RECIPES) and run with the CLI; figures come
 from the report it writes. Latency: onnxruntime, 1 thread, batch 1, both models interleaved.
 `--quick` runs the ResNet-18 row alone (unless `--only` names others) with 3 warm-up and 10 timed
-rounds, for a check of the code in seconds.
+rounds and the TorchScript exporter, for a check of the code in seconds.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def main() -> None:
         for name, (builder, inputs, data, passes) in RECIPES.items():
             if only and only not in name:
                 continue
-            row = run(name, recipe(name, builder, inputs, data, passes, rounds), scratch)
+            raw = recipe(name, builder, inputs, data, passes, rounds)
+            row = run(name, common.quick_recipe(raw) if args.quick else raw, scratch)
             if "error" in row:
                 print(
                     f"{name:38} {row['exit']:>4} {'':>6} {'':>6} {'':>16} {'':>8} "

@@ -35,8 +35,8 @@ cores):
     .venv/bin/python benchmarks/distill.py [--quick] [--out DIR]
 
 `--quick` trains every recipe for at most 2 epochs (prune schedules ending after the first), with
-one train.seed and 3 warm-up and 10 timed rounds, for a check of the code in seconds; its figures
-are not the benchmark's.
+one train.seed, the TorchScript exporter and 3 warm-up and 10 timed rounds, for a check of the
+code in seconds; its figures are not the benchmark's.
 """
 
 from __future__ import annotations

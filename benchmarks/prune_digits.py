@@ -20,9 +20,9 @@ Run (from any directory; the repository root is found from this file):
 
     .venv/bin/python benchmarks/prune_digits.py [--quick] [--out DIR]
 
-`--quick` fine-tunes both approaches for 2 epochs (the sparsity ramp over the first) and times
-3 warm-up and 10 timed rounds, for a check of the code in seconds; its figures are not the
-benchmark's.
+`--quick` fine-tunes both approaches for 2 epochs (the sparsity ramp over the first), exports
+with the TorchScript exporter and times 3 warm-up and 10 timed rounds, for a check of the code in
+seconds; its figures are not the benchmark's.
 """
 
 from __future__ import annotations
@@ -79,19 +79,19 @@ def fine_tune_with_pruning(
 
 
 def export_onnx(
-    label: str, model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int
+    label: str, model: torch.nn.Module, example: torch.Tensor, path: Path, exporter: str, opset: int
 ) -> common.Candidate:
-    """Dynamo export with a dynamic batch; a failure is recorded, not raised."""
+    """Export with a dynamic batch; a failure is recorded, not raised."""
     return common.try_export(
         label,
         path,
-        lambda: torch_peers.torch_export(model, example, "input", path, "dynamo", opset),
+        lambda: torch_peers.torch_export(model, example, "input", path, exporter, opset),
         "torch.onnx",
     )
 
 
 def prune_by_hand(
-    train: common.Split, workdir: Path, ft: common.FineTune
+    train: common.Split, workdir: Path, ft: common.FineTune, exporter: str
 ) -> tuple[list[common.Candidate], dict[str, float]]:
     """torch.nn.utils.prune during fine-tuning, exported with masks kept and after remove."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -100,10 +100,10 @@ def prune_by_hand(
     fine_tune_with_pruning(model, train, ft)
     tuned = time.perf_counter()
     example = torch.from_numpy(train[0][:1])
-    kept = export_onnx(MASKS_KEPT, model, example, workdir / "masks_kept.onnx", ft.opset)
+    kept = export_onnx(MASKS_KEPT, model, example, workdir / "masks_kept.onnx", exporter, ft.opset)
     for name in ft.layers:
         prune.remove(getattr(model, name), "weight")
-    removed = export_onnx(REMOVED, model, example, workdir / "removed.onnx", ft.opset)
+    removed = export_onnx(REMOVED, model, example, workdir / "removed.onnx", exporter, ft.opset)
     finished = time.perf_counter()
     times = {"load + fine-tune": tuned - started, "total": finished - started}
     return [kept, removed], times
@@ -156,7 +156,7 @@ def print_targets(results: dict[str, common.Measured]) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "2 epochs, 3 warm-up and 10 timed rounds")
+    parser = common.arguments(__doc__, "2 epochs, TorchScript, 3 warm-up and 10 timed rounds")
     args = parser.parse_args()
     torch.set_num_threads(TORCH_THREADS)
     recipes, ft = common.quickstart_recipes(args.quick)
@@ -166,7 +166,8 @@ def main() -> None:
         report, from_compress, compress_seconds = common.run_compress(
             recipes["quickstart.yaml"], workdir / "compress"
         )
-        by_hand, hand_times = prune_by_hand(data["train"], workdir / "by_hand", ft)
+        exporter = common.QUICK_EXPORTER if args.quick else "dynamo"
+        by_hand, hand_times = prune_by_hand(data["train"], workdir / "by_hand", ft, exporter)
         candidates = [*from_compress, *by_hand]
         results = common.measure(common.exported(candidates), data["val"], rounds=rounds)
 

@@ -165,7 +165,7 @@ def prune_with_tfmot(
     sparsity = tfmot.sparsity.keras
     schedule = sparsity.PolynomialDecay(
         initial_sparsity=0.0,
-        final_sparsity=sparsity,
+        final_sparsity=ft.sparsity,
         begin_step=0,
         end_step=end_step,
         frequency=frequency,

@@ -44,12 +44,13 @@ Run (from any directory; the full benchmark wants the machine to itself):
         [--out DIR]
 
 `--quick` runs the digits row alone (unless `--only` names others) with a 2-epoch fine-tune,
-times 10 rounds after 3 warm-up rounds and uses the small data variant where a row has one
-(MiniLM: models/minilm.py:docstrings_small, 1 training epoch, 10 latency runs inside
-compress.apply; the CNN rows' data is small already, and ResNet-18 keeps its 128x128 images); the
-default times 100 rounds for the CNNs and 50 for MiniLM after 20 warm-up rounds. The digits
-fine-tune is 12 epochs (8 left the drop at 0.8-1.4 points over seeds 0-2, 12 at 0.3-0.6).
-Torch trains and exports with one thread, except MiniLM's distillation, which uses every core.
+exports PyTorch models with the TorchScript exporter, times 10 rounds after 3 warm-up rounds and
+uses the small data variant where a row has one (MiniLM: models/minilm.py:docstrings_small, 1
+training epoch, 10 latency runs inside compress.apply; the CNN rows' data is small already, and
+ResNet-18 keeps its 128x128 images); the default times 100 rounds for the CNNs and 50 for MiniLM
+after 20 warm-up rounds. The digits fine-tune is 12 epochs (8 left the drop at 0.8-1.4 points
+over seeds 0-2, 12 at 0.3-0.6). Torch trains and exports with one thread, except MiniLM's
+distillation, which uses every core.
 """
 
 from __future__ import annotations
@@ -200,9 +201,12 @@ def run_recipe(row: ModelRow, label: str, raw: dict, workdir: Path) -> Path | No
     return row.paths[label]
 
 
-def recipe(name: str, model: dict, data: str, passes: list[dict], **sections: Any) -> dict:
-    """A recipe dict measuring latency as quantize.py's do (compress picks its exporter by it)."""
-    return {
+def recipe(
+    name: str, model: dict, data: str, passes: list[dict], quick: bool, **sections: Any
+) -> dict:
+    """A recipe dict measuring latency as quantize.py's do (compress picks its exporter by it);
+    with `quick`, with `common.quick_recipe`'s settings."""
+    raw = {
         "version": 1,
         "name": name,
         "model": model,
@@ -212,6 +216,7 @@ def recipe(name: str, model: dict, data: str, passes: list[dict], **sections: An
         "measure": {"latency": common.RECIPE_LATENCY},
         **sections,
     }
+    return common.quick_recipe(raw) if quick else raw
 
 
 def channel_pass(**options: Any) -> dict:
@@ -464,7 +469,7 @@ def resnet_row(workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
     }
     for label, passes in variants.items():
         name = f"resnet18-{label.replace(' ', '-').replace('+', '-')}"
-        run_recipe(row, label, recipe(name, model, data, passes), workdir)
+        run_recipe(row, label, recipe(name, model, data, passes, quick), workdir)
     images = common.call_source(f"{RESNET}:images")
     add_torch_pruning(row, images, workdir)
     if DENSE in row.paths:
@@ -538,7 +543,7 @@ def resnet_targets(row: ModelRow) -> list[tuple[bool, str]]:
 DIGITS_INPUTS = [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}]
 
 
-def digits_recipe(settings: dict[str, Any]) -> dict:
+def digits_recipe(settings: dict[str, Any], quick: bool) -> dict:
     """Recovery distillation into the channel-pruned digits CNN's fine-tuning."""
     model = {
         "source": f"{common.DIGITS_CNN}:build",
@@ -552,7 +557,8 @@ def digits_recipe(settings: dict[str, Any]) -> dict:
         "loss": "cross_entropy",
         "seed": settings["seed"],
     }
-    raw = recipe("digits-channel", model, f"{common.DIGITS_DATA}:load", passes, train=train)
+    data = f"{common.DIGITS_DATA}:load"
+    raw = recipe("digits-channel", model, data, passes, quick, train=train)
     raw["data"]["batch_size"] = settings["batch_size"]
     raw["evaluate"] = {"metric": "accuracy"}
     return raw
@@ -564,7 +570,7 @@ def digits_row(workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
         "digits", "digits CNN (trained, 8x8 digits)", [DENSE, CHANNEL, TP_HAND], {CHANNEL: TP_HAND}
     )
     settings = digits_train(quick)
-    run_recipe(row, CHANNEL, digits_recipe(settings), workdir)
+    run_recipe(row, CHANNEL, digits_recipe(settings, quick), workdir)
     data = common.call_source(f"{common.DIGITS_DATA}:load")
     val = data["val"]
     example = torch.from_numpy(val[0][:1])
@@ -603,12 +609,12 @@ def digits_targets(row: ModelRow) -> list[tuple[bool, str]]:
 # --- Keras ------------------------------------------------------------------------------------
 
 
-def keras_row(name: str, workdir: Path, rounds: tuple[int, int]) -> ModelRow:
+def keras_row(name: str, workdir: Path, rounds: tuple[int, int], quick: bool) -> ModelRow:
     """compress one-shot channel pruning of a keras.applications model against the dense one."""
     builder, title = KERAS_MODELS[name]
     row = ModelRow(name, f"Keras {title} (96x96x3, weights=None, 10 classes)", [DENSE, CHANNEL])
     model = {"source": f"{BUILDERS}:{builder}", "inputs": IMAGE_NHWC}
-    raw = recipe(f"{name}-channel", model, f"{BUILDERS}:images_nhwc", [channel_pass()])
+    raw = recipe(f"{name}-channel", model, f"{BUILDERS}:images_nhwc", [channel_pass()], quick)
     run_recipe(row, CHANNEL, raw, workdir)
     if DENSE in row.paths:
         val = common.call_source(f"{BUILDERS}:images_nhwc")["val"]
@@ -628,15 +634,14 @@ def keras_targets(row: ModelRow) -> list[tuple[bool, str]]:
 
 
 def minilm_recipes(quick: bool) -> tuple[dict, dict, str]:
-    """The student-from-teacher recipe (with --quick: small data, 1 epoch, fewer latency runs),
-    the same without its distill pass, and the data source's function name."""
-    raw = common.read_recipe(MINILM_RECIPE)
+    """The student-from-teacher recipe (with --quick: small data, 1 epoch, `common.quick_recipe`'s
+    settings), the same without its distill pass, and the data source's function name."""
+    raw = common.read_recipe(MINILM_RECIPE, quick)
     raw["export"]["path"] = "out/model.onnx"
     function = "docstrings_small" if quick else "docstrings"
     if quick:
         raw["data"]["source"] = f"{MINILM}:{function}"
         raw["train"]["epochs"] = 1
-        raw["measure"]["latency"].update(warmup=2, runs=10)
     plain = copy.deepcopy(raw)
     plain["passes"] = [item for item in raw["passes"] if item["type"] != "distill"]
     plain["name"] = f"{raw['name']}-pruned-only"
@@ -716,7 +721,9 @@ class Spec:
 
 def keras_spec(name: str) -> Spec:
     return Spec(
-        lambda workdir, rounds, _quick: keras_row(name, workdir, rounds), "images", keras_targets
+        lambda workdir, rounds, quick: keras_row(name, workdir, rounds, quick),
+        "images",
+        keras_targets,
     )
 
 
@@ -768,7 +775,7 @@ def print_targets(rows: Sequence[tuple[ModelRow, Spec]]) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "the digits row alone, 2 epochs, 3 warm-up, 10 timed rounds")
+    parser = common.arguments(__doc__, "the digits row alone, 2 epochs, TorchScript, 3 + 10 rounds")
     parser.add_argument("--only", default=None, help=f"comma-separated, of: {', '.join(SPECS)}")
     args = parser.parse_args()
     default = QUICK_ROWS if args.quick else list(SPECS)

@@ -37,8 +37,9 @@ Run (from any directory; the default takes about 10 minutes on 2 cores):
 
     .venv/bin/python benchmarks/quantize.py [--only resnet18,digits] [--quick] [--out DIR]
 
-`--quick` runs the digits CNN alone (unless `--only` names others) and times 10 rounds after 3
-warm-up rounds, for a check of the code in seconds; the default times 100 rounds for the CNNs and
+`--quick` runs the digits CNN alone (unless `--only` names others), exports PyTorch models with
+the TorchScript exporter and times 10 rounds after 3 warm-up rounds, for a check of the code in
+seconds; the default times 100 rounds for the CNNs and
 50 for the transformers after 20.
 """
 
@@ -178,8 +179,11 @@ def split_arrays(value: Any) -> tuple[list[np.ndarray], np.ndarray | None]:
 # --- producing the files ----------------------------------------------------------------------
 
 
-def recipe(name: str, spec: Spec, passes: list[dict], model: dict | None = None) -> dict:
-    """A recipe for `spec`'s model (or `model`) and data with these passes."""
+def recipe(
+    name: str, spec: Spec, passes: list[dict], quick: bool, model: dict | None = None
+) -> dict:
+    """A recipe for `spec`'s model (or `model`) and data with these passes (with `quick`,
+    `common.quick_recipe`'s settings)."""
     dims = {"dims": {"sequence": SEQ_LEN}} if spec.transformer else {}
     latency = dict(common.RECIPE_LATENCY, **dims)
     raw = {
@@ -193,7 +197,7 @@ def recipe(name: str, spec: Spec, passes: list[dict], model: dict | None = None)
     }
     if spec.kind == "labels":
         raw["evaluate"] = {"metric": "accuracy"}
-    return raw
+    return common.quick_recipe(raw) if quick else raw
 
 
 def int8_pass(spec: Spec) -> dict:
@@ -238,19 +242,23 @@ def add_peer(result: Result, label: str, make: Callable[[Path], object], feed: d
         result.paths[label] = target
 
 
-def add_int4(result: Result, output_dir: Path) -> None:
+def add_int4(result: Result, output_dir: Path, quick: bool) -> None:
     """compress's INT4 weight-only pass on the fp32 file, as an extra column."""
     spec, fp32 = result.spec, result.paths[FP32]
     passes = [{"type": "quantize", "mode": "weight_only", "weights": "int4"}]
     model = {"source": str(fp32), "inputs": spec.model["inputs"]}
-    report = common.apply_quietly(recipe(f"{result.name}-int4", spec, passes, model), output_dir)
+    raw = recipe(f"{result.name}-int4", spec, passes, quick, model)
+    report = common.apply_quietly(raw, output_dir)
     result.reports[INT4] = report
     result.paths[INT4] = Path(report.artifacts.onnx)
 
 
-def produce(name: str, spec: Spec, workdir: Path) -> tuple[Result, list[np.ndarray], Any]:
+def produce(
+    name: str, spec: Spec, workdir: Path, quick: bool
+) -> tuple[Result, list[np.ndarray], Any]:
     """Every column's file of one model; also its val inputs and targets."""
-    report = common.apply_quietly(recipe(f"{name}-int8", spec, [int8_pass(spec)]), workdir / name)
+    raw = recipe(f"{name}-int8", spec, [int8_pass(spec)], quick)
+    report = common.apply_quietly(raw, workdir / name)
     assert report.artifacts.baseline_onnx is not None
     fp32 = Path(report.artifacts.baseline_onnx)
     paths = {FP32: fp32, common.COMPRESS: Path(report.artifacts.onnx)}
@@ -266,7 +274,7 @@ def produce(name: str, spec: Spec, workdir: Path) -> tuple[Result, list[np.ndarr
         result, BY_HAND, lambda path: onnx_peers.by_hand(fp32, path, feeds, transformer), feeds[0]
     )
     if spec.kind == "encoder":
-        add_int4(result, workdir / f"{name}_int4")
+        add_int4(result, workdir / f"{name}_int4", quick)
     return result, val, targets
 
 
@@ -466,7 +474,7 @@ def print_header() -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "the digits CNN alone, 3 warm-up and 10 timed rounds")
+    parser = common.arguments(__doc__, "the digits CNN alone, TorchScript, 3 + 10 rounds")
     parser.add_argument("--only", default=None, help=f"comma-separated, of: {', '.join(SPECS)}")
     args = parser.parse_args()
     default = QUICK_MODELS if args.quick else list(SPECS)
@@ -478,7 +486,7 @@ def main() -> None:
         for name in names:
             spec = SPECS[name]
             began = time.perf_counter()
-            result, val, labels = produce(name, spec, workdir)
+            result, val, labels = produce(name, spec, workdir, args.quick)
             measure(result, val, labels, common.latency_rounds(spec.transformer, args.quick))
             result.seconds = time.perf_counter() - began
             print_result(result)

@@ -18,9 +18,10 @@ Run (from any directory):
 
     .venv/bin/python benchmarks/sensitivity.py [--only allocation|tune|minilm] [--quick] [--out DIR]
 
-`--quick` prunes to 80% (magnitude) and 50% (channels) only, gives each search 3 trials, and
-scans MiniLM's first layer alone (6 MatMuls) on 16 short sentences, for a check of the code in
-about a minute; its figures are not the benchmark's.
+`--quick` prunes to 80% (magnitude) and 50% (channels) only, gives each search 3 trials, scans
+MiniLM's first layer alone (6 MatMuls) on 16 short sentences and exports PyTorch models with the
+TorchScript exporter, for a check of the code in about a minute; its figures are not the
+benchmark's.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ MINILM_SECONDS = 300
 
 @dataclass(frozen=True)
 class Settings:
-    """What one run covers: the magnitude and channel levels, each search's trial budget, and
-    the MiniLM scan (its data source, the nodes left out, the sentences scored)."""
+    """What one run covers: the magnitude and channel levels, each search's trial budget, the
+    MiniLM scan (its data source, the nodes left out, the sentences scored), and whether the
+    recipes take `common.quick_recipe`'s settings."""
 
     levels: tuple[float, ...] = (0.7, 0.8, 0.9)
     channel_levels: tuple[float, ...] = (0.3, 0.5)
@@ -55,6 +57,7 @@ class Settings:
     minilm_data: str = "docstrings"
     minilm_ignore: tuple[str, ...] = ()
     minilm_samples: int = 128
+    quick: bool = False
 
 
 QUICK = Settings(
@@ -64,11 +67,12 @@ QUICK = Settings(
     minilm_data="docstrings_small",
     minilm_ignore=("re:.*layer\\.[1-5]\\..*",),
     minilm_samples=16,
+    quick=True,
 )
 
 
-def digits_recipe(passes: list[dict], folder: Path) -> dict:
-    return {
+def digits_recipe(passes: list[dict], folder: Path, quick: bool) -> dict:
+    raw = {
         "version": 1,
         "name": "digits-allocation",
         "model": {
@@ -82,6 +86,7 @@ def digits_recipe(passes: list[dict], folder: Path) -> dict:
         "export": {"path": str(folder / "model.onnx")},
         "measure": {"latency": None},
     }
+    return common.quick_recipe(raw) if quick else raw
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
@@ -123,6 +128,7 @@ def allocation_section(folder: Path, settings: Settings) -> None:
             recipe = digits_recipe(
                 [{"type": "prune", "sparsity": level, "allocation": allocation}],
                 folder / f"{allocation}-{level}",
+                settings.quick,
             )
             report = compress.apply(recipe, progress=False)
             accuracy[allocation] = report.compressed.accuracy
@@ -167,7 +173,9 @@ def channel_allocation(folder: Path, settings: Settings) -> None:
         for allocation in ("uniform", "sensitivity"):
             step = {"type": "prune", "method": "channel", "sparsity": level}
             recipe = digits_recipe(
-                [{**step, "allocation": allocation}], folder / f"channel-{allocation}-{level}"
+                [{**step, "allocation": allocation}],
+                folder / f"channel-{allocation}-{level}",
+                settings.quick,
             )
             report = compress.apply(recipe, progress=False)
             ratio = report.compressed.macs / report.baseline.macs
@@ -181,18 +189,28 @@ def channel_allocation(folder: Path, settings: Settings) -> None:
     )
 
 
+def tune_recipe(folder: Path, settings: Settings) -> Path | common.Recipe:
+    """recipes/digits_tune.yaml; with --quick, with `common.quick_recipe`'s settings."""
+    if not settings.quick:
+        return TUNE_RECIPE
+    raw = common.read_recipe(TUNE_RECIPE, quick=True)
+    raw["export"]["path"] = str(folder / "model.onnx")
+    return raw
+
+
 def bisect_by_hand(
-    folder: Path, scope: str, trials_left: int
+    folder: Path, scope: str, settings: Settings
 ) -> tuple[float | None, dict, int, float]:
     """The user's search: one level for the recipe's pass, bisected on the budget."""
-    base = common.read_recipe(TUNE_RECIPE)
+    base = common.read_recipe(TUNE_RECIPE, settings.quick)
     low, high, best, figures, trials = 0.0, 0.98, None, {}, 0
     started = time.perf_counter()
     level = 0.8
-    while trials < trials_left and high - low > RESOLUTION:
+    while trials < settings.trials and high - low > RESOLUTION:
         step = {**base["passes"][0], "sparsity": round(level, 4), "scope": scope}
         step.pop("allocation", None)
-        recipe = {**base, "passes": [step], "export": {"path": str(folder / f"{trials}.onnx")}}
+        export = {**base["export"], "path": str(folder / f"{trials}.onnx")}
+        recipe = {**base, "passes": [step], "export": export}
         report = compress.apply(recipe, output_dir=folder / f"{scope}-{trials}", progress=False)
         trials += 1
         if all(b.status == "pass" for b in report.budgets):
@@ -211,7 +229,12 @@ def tune_section(folder: Path, settings: Settings) -> None:
     budget = settings.trials
     print(f"\n## 2. compress tune vs a by-hand bisection (accuracy_drop <= 1 pt, {budget} trials)")
     started = time.perf_counter()
-    tuning = compress.tune(TUNE_RECIPE, trials=budget, output_dir=folder / "tune", progress=False)
+    tuning = compress.tune(
+        tune_recipe(folder / "tune", settings),
+        trials=budget,
+        output_dir=folder / "tune",
+        progress=False,
+    )
     tune_seconds = time.perf_counter() - started
     best = tuning.best_trial
     rows = []
@@ -230,8 +253,8 @@ def tune_section(folder: Path, settings: Settings) -> None:
         )
     print("trial log of compress tune:")
     table(["#", "why", "level", "predicted drop", "accuracy drop", "gzip bytes", "result"], rows)
-    uniform = bisect_by_hand(folder / "uniform", "layer", budget)
-    global_ = bisect_by_hand(folder / "global", "global", budget)
+    uniform = bisect_by_hand(folder / "uniform", "layer", settings)
+    global_ = bisect_by_hand(folder / "global", "global", settings)
     summary = [
         [
             "compress tune",
@@ -274,7 +297,7 @@ def tune_section(folder: Path, settings: Settings) -> None:
 
 def minilm_section(folder: Path, settings: Settings) -> None:
     print("\n## 3. compress analyze, all-MiniLM-L6-v2 (real weights), dynamic INT8")
-    raw = common.read_recipe(MINILM_RECIPE)
+    raw = common.read_recipe(MINILM_RECIPE, settings.quick)
     raw["data"]["source"] = f"{common.MODELS / 'minilm.py'}:{settings.minilm_data}"
     raw["export"]["path"] = str(folder / "model.onnx")
     if settings.minilm_ignore:

@@ -390,16 +390,17 @@ def _append_step_summary(text: str) -> None:
 @cli.command()
 @_friendly_errors
 def passes() -> None:
-    """List the registered pass types and their fields."""
+    """List the registered pass algorithms and their fields."""
     import compress.backends  # noqa: F401 - registers the built-in handlers
     from compress.passes.registry import ONNX, backends_for, pass_types
 
     for cls in pass_types():
-        click.echo(f"{cls.model_fields['type'].default}: {(cls.__doc__ or '').strip()}")
+        doc = " ".join((cls.__doc__ or "").split())
+        click.echo(f"{cls.label()}: {doc}")
         backends = [b if b != ONNX else "the exported ONNX file" for b in backends_for(cls)]
         click.echo(f"  runs on: {', '.join(backends) or 'no backend'}")
         for name, field in cls.model_fields.items():
-            if name == "type":
+            if name == "type" or name in cls.selectors:
                 continue
             if field.is_required():
                 default = "required"

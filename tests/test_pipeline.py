@@ -217,7 +217,7 @@ def test_validate_and_plan(run_cli, write_recipe):
 def test_passes_lists_the_registered_types(run_cli):
     code, out, _ = run_cli("passes")
     assert (
-        code == 0 and out.startswith("prune:") and "sparsity: float | LayerLevels (required)" in out
+        code == 0 and out.startswith("prune (method magnitude):") and "sparsity: float | LayerLevels (required)" in out
     )
 
 

@@ -147,8 +147,7 @@ class PruneBase(PassConfig):
     type: Literal["prune"] = "prune"
     sparsity: Levels = Field(
         ...,
-        description="fraction of weights set to zero (n:m: 1 - n/m); channel: fraction of the "
-        "channels/neurons/heads removed from each targeted group; or per layer: "
+        description="fraction of the targeted weights set to zero; or per layer: "
         "{default: 0.8, overrides: {conv1: 0.3}}",
     )
     allocation: Literal["uniform", "sensitivity"] = Field(
@@ -268,24 +267,23 @@ class PruneBase(PassConfig):
         return self
 
 
-class MagnitudePrune(PruneBase, TfKerasPruneOptions):
+class MagnitudePrune(TfKerasPruneOptions, PruneBase):
     """Zero the smallest-magnitude weights of the targeted layers (unstructured: the file
     shrinks under gzip, the latency does not)."""
 
     method: Literal["magnitude"] = Field(
-        "magnitude",
-        description="magnitude: unstructured; n:m: keep n of every m input weights; "
-        "channel: remove whole channels, neurons and attention heads (a smaller, faster model)",
+        "magnitude", description="magnitude (the default) | n:m | channel"
     )
 
 
-class NMPrune(PruneBase, TfKerasPruneOptions):
+class NMPrune(TfKerasPruneOptions, PruneBase):
     """Keep the n largest of every m consecutive input weights (2:4 by default): the pattern
     sparse tensor cores run; the sparsity is fixed at 1 - n/m."""
 
     no_scan = "n:m pruning has one fixed level: nothing to scan"
 
     method: Literal["n:m"]
+    sparsity: Levels = Field(..., description="1 - n/m, filled in when omitted")
     n: int = Field(2, ge=1, description="weights kept per group")
     m: int = Field(4, ge=2, description="group size along the input channels")
 
@@ -341,6 +339,11 @@ class ChannelPrune(PruneBase):
     layer coupled to them): a smaller model, faster on any runtime."""
 
     method: Literal["channel"]
+    sparsity: Levels = Field(
+        ...,
+        description="fraction of the channels/neurons/heads removed from each targeted group; "
+        "or per group: {default: 0.5, overrides: {conv1: 0.3}}",
+    )
     importance: Literal["l1", "l2", "bn_scale", "taylor", "activation"] | None = Field(
         None,
         description="how channels are ranked (default l2); taylor needs labelled train data, "

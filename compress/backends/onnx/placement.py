@@ -25,7 +25,7 @@ from pathlib import Path
 import onnx
 
 from compress.backends.onnx.quantize import Quantizer
-from compress.backends.onnx.timing import Comparison, Timing
+from compress.backends.onnx.timing import Comparison, Rule, Timing
 
 #: Ops that carry quantized values without rounding them again.
 PASS_THROUGH = {
@@ -45,6 +45,7 @@ class Placement:
 
     path: Path  # the fastest file found
     method: str = ""
+    rule: str = ""
     keep_float: set[str] = field(default_factory=set)
     kept: list[dict] = field(default_factory=list)
     trials: int = 0
@@ -56,11 +57,7 @@ class Placement:
             "kept_float_for_speed": self.kept,
             "placement_trials": self.trials,
             "placement_method": self.method,
-            "placement_rule": (
-                f"keep a group in float when the 95% interval of its paired time ratio lies "
-                f"below {1 - MIN_GAIN:.2f} and it is faster in a clear majority of rounds, "
-                "confirmed by a second comparison"
-            ),
+            "placement_rule": f"keep a group in float when {self.rule}, twice",
             "placement_search": self.searched,
         }
 
@@ -101,7 +98,7 @@ def search(quantizer: Quantizer, full: Path, timing: Timing) -> Placement:
     prepared = onnx.load(str(quantizer.prepared), load_external_data=False)
     groups = node_groups(prepared, quantizer.quantized_nodes(full))  # in graph order
     rule = timing.rule(MIN_GAIN)
-    placement = Placement(path=full, method=timing.method)
+    placement = Placement(path=full, method=timing.method, rule=rule.describe())
     remaining = dict(groups)
     round_ = 0
     while remaining and placement.trials < MAX_TRIALS:
@@ -155,7 +152,7 @@ def _in_order(trials: list[_Trial]) -> list[_Trial]:
     return tied + rest
 
 
-def _confirmed(trials: list[_Trial], reference: Path, timing: Timing, rule) -> _Trial | None:
+def _confirmed(trials: list[_Trial], reference: Path, timing: Timing, rule: Rule) -> _Trial | None:
     """The first of `trials` that a second comparison (fresh sessions) also finds faster; the
     others tried are marked unconfirmed, those after it left for the next round."""
     for trial in trials:

@@ -239,6 +239,7 @@ class DynamicQuantizer(Quantizer):
     """INT8 weights, activations quantized at run time (onnxruntime's quantize_dynamic)."""
 
     config: DynamicQuantize
+    reduce_range: bool = False
 
     @classmethod
     def per_channel(cls, config: PostTrainingQuantize) -> bool:
@@ -248,12 +249,16 @@ class DynamicQuantizer(Quantizer):
         self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
     ) -> None:
         self.chosen["format"] = "dynamic (integer ops, activations quantized at run time)"
+        self.chosen["reduce_range"] = self.reduce_range = not (VNNI_FEATURES & cpu_flags())
+        if self.reduce_range:
+            self.chosen["why"] = "7-bit weights: the CPU has no VNNI (avoids u8s8 saturation)"
 
     def quantize(self, target: Path, excluded: list[str]) -> None:
         quantize_dynamic(
             str(self.prepared),
             str(target),
             per_channel=self.config.per_channel,
+            reduce_range=self.reduce_range,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded,
             op_types_to_quantize=DYNAMIC_OPS,

@@ -98,6 +98,12 @@ class Rule:
     min_gain: float
     min_wins: float
 
+    def describe(self) -> str:
+        return (
+            f"the 95% interval of the paired time ratio lies below {1 - self.min_gain:.2f} and "
+            f"the candidate is faster in at least {self.min_wins:.0%} of the rounds"
+        )
+
     def refusal(self, comparison: Comparison) -> str | None:
         """Why `comparison` does not show the candidate faster, or None when it does."""
         limit = 1 - self.min_gain
