@@ -29,11 +29,17 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 demo: setup
 	$(VENV)/bin/compress apply recipes/quickstart.yaml
 
+# Tests run on every core (one pytest-xdist worker each; PYTEST_WORKERS=0 runs them serially);
+# `loadgroup` keeps the tests that share an expensive module fixture on one worker; the 25
+# slowest tests are listed at the end. Tiers and their rules: docs/testing.md.
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST_XDIST   := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_XDIST)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_XDIST) -m "not e2e"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -197,7 +197,10 @@ def recipe(
     }
     if spec.kind == "labels":
         raw["evaluate"] = {"metric": "accuracy"}
-    return common.quick_recipe(raw) if quick else raw
+    if not quick:
+        return raw
+    # TorchScript cannot export the GPT-2 decoder (aten::diff): it keeps the recipe's exporter.
+    return common.quick_recipe(raw, None if spec.kind == "decoder" else common.QUICK_EXPORTER)
 
 
 def int8_pass(spec: Spec) -> dict:

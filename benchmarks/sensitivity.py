@@ -18,10 +18,11 @@ Run (from any directory):
 
     .venv/bin/python benchmarks/sensitivity.py [--only allocation|tune|minilm] [--quick] [--out DIR]
 
-`--quick` prunes to 80% (magnitude) and 50% (channels) only, gives each search 3 trials, scans
-MiniLM's first layer alone (6 MatMuls) on 16 short sentences and exports PyTorch models with the
-TorchScript exporter, for a check of the code in about a minute; its figures are not the
-benchmark's.
+`--quick` prunes to 80% (magnitude) and 50% (channels) only, gives each search 2 trials and
+exports PyTorch models with the TorchScript exporter, for a check of the code in seconds; its
+figures are not the benchmark's. It leaves the MiniLM section out (importing transformers and
+exporting MiniLM alone take a minute here) unless `--only minilm` asks for it, which then scans
+MiniLM's first layer alone (6 MatMuls) on 16 short sentences.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Settings:
 QUICK = Settings(
     levels=(0.8,),
     channel_levels=(0.5,),
-    trials=3,
+    trials=2,
     minilm_data="docstrings_small",
     minilm_ignore=("re:.*layer\\.[1-5]\\..*",),
     minilm_samples=16,
@@ -327,7 +328,7 @@ def minilm_section(folder: Path, settings: Settings) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "one level each, 3 trials, MiniLM's first layer")
+    parser = common.arguments(__doc__, "one level each, 2 trials, no MiniLM (unless --only)")
     parser.add_argument("--only", choices=("allocation", "tune", "minilm"))
     args = parser.parse_args()
     settings = QUICK if args.quick else Settings()
@@ -335,10 +336,14 @@ def main() -> None:
     print(f"# sensitivity benchmark: {common.machine_line()}")
     print(f"python {platform.python_version()}, torch {torch.__version__}")
     sections = {"allocation": allocation_section, "tune": tune_section, "minilm": minilm_section}
+    chosen = [args.only] if args.only else list(sections)
+    if args.quick and not args.only:
+        chosen.remove("minilm")
     with common.output_dir(args.out, "sensitivity-") as folder:
-        for name, section in sections.items():
-            if args.only in (None, name):
-                section(folder / name, settings)
+        for name in chosen:
+            sections[name](folder / name, settings)
+    if "minilm" not in chosen and not args.only:
+        print("\n## 3. compress analyze, MiniLM: left out by --quick (`--quick --only minilm`)")
 
 
 if __name__ == "__main__":

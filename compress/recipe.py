@@ -390,7 +390,8 @@ def _session_problems(recipe: Recipe) -> list[RecipeError]:
             problems.append(
                 recipe.error_at(
                     ("passes", index),
-                    f"a session cannot run this pass: {why}; run it with `compress apply`",
+                    f"a session cannot run this pass ({why}): run this pass with "
+                    "`compress apply`",
                 )
             )
     return problems

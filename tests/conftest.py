@@ -1,7 +1,9 @@
-"""Shared fixtures: recipe files written into tmp dirs, and the CLI run in-process."""
+"""Shared fixtures: recipe files written into tmp dirs, and the CLI run in-process; the test
+tiers (docs/testing.md)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +13,31 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 RECIPES = ROOT / "recipes"
+
+#: The tiers, cheapest first (pyproject.toml registers them; docs/testing.md gives the rule).
+TIERS = ("unit", "integration", "e2e")
+#: The tier of a test that names none: it may build a model, so `make test-fast` runs it.
+DEFAULT_TIER = "integration"
+
+
+def tier_of(item: pytest.Item) -> str:
+    tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+    if len(tiers) > 1:
+        raise pytest.UsageError(f"{item.nodeid}: one tier per test, not {sorted(tiers)}")
+    return tiers.pop() if tiers else DEFAULT_TIER
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier; under pytest-xdist hand out the costliest tier first, so the
+    longest tests start early and the workers finish together (a serial run keeps file order)."""
+    tiers = {}
+    for item in items:
+        tiers[item] = tier_of(item)
+        if not any(item.iter_markers(tiers[item])):
+            item.add_marker(tiers[item])
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: -TIERS.index(tiers[item]))  # stable: files stay together
 
 
 def seed_mlp_recipe(**overrides) -> dict:

@@ -1,12 +1,15 @@
 """The pass protocol: a pass type added in this file alone (config, record, one torch handler)
-runs through `compress.apply`, `compress plan` and the report; unsupported pairs, reports written
-before typed records, and a second recovery distill pass get clear answers."""
+runs through `compress.apply`, `compress plan` and the report; a new algorithm of an existing
+family (`type: prune, method: random`), added here alone, runs through apply, a session, plan,
+analyze and `compress passes`; unsupported pairs, reports written before typed records, and a
+second recovery distill pass get clear answers."""
 
 from __future__ import annotations
 
 import json
 from typing import Literal
 
+import numpy as np
 import pytest
 import torch
 from conftest import MODELS, seed_mlp_recipe
@@ -14,8 +17,16 @@ from pydantic import Field
 
 import compress
 from compress.errors import RecipeError, UsageError
-from compress.passes import PassConfig, PassRecord, register_handler, register_pass, registry
-from compress.passes.prune import PruneRecord
+from compress.passes import (
+    PassConfig,
+    PassRecord,
+    register_handler,
+    register_pass,
+    register_role,
+    registry,
+)
+from compress.passes.backend_options import TfKerasPruneOptions
+from compress.passes.prune import PruneBase, PruneRecord
 from compress.passes.targets import LayerInfo
 
 
@@ -106,7 +117,7 @@ def test_an_unsupported_pass_and_backend_is_one_clear_error(toy_pass, write_reci
 
 def test_a_session_refuses_a_pass_that_does_not_say_it_runs_there(toy_pass, write_recipe):
     recipe = toy_recipe(write_recipe)
-    with pytest.raises(UsageError, match=r"passes\.0: a session cannot run this pass: scale_bias"):
+    with pytest.raises(UsageError, match=r"passes\.0: a session cannot run this pass \(scale_bias"):
         compress.CompressionSession(torch.nn.Linear(10, 2), recipe, steps_per_epoch=4)
 
 
@@ -168,3 +179,69 @@ def test_two_recovery_distill_passes_are_a_recipe_error(write_recipe):
         compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
     message = str(caught.value)
     assert "recipe.yaml:" in message and "passes.2: pass 0 is already a recovery distill" in message
+
+
+class RandomPrune(TfKerasPruneOptions, PruneBase):
+    """Zero a random share of the targeted weights (a baseline for pruning criteria)."""
+
+    method: Literal["random"]
+    seed: int = 0
+
+    def compute_masks(self, weights, sparsity, axis):
+        rng = np.random.default_rng(self.seed)
+        return {
+            name: rng.random(w.shape) >= self.level_at(name, sparsity)
+            for name, w in weights.items()
+        }
+
+
+@pytest.fixture
+def random_prune(monkeypatch):
+    """A new algorithm of an existing family, registered for this test only: the config class,
+    the torch pruning handler and the torch session part the built-in weight pruners use."""
+    monkeypatch.setattr(registry, "_PASSES", dict(registry._PASSES))
+    monkeypatch.setattr(registry, "_ROLES", dict(registry._ROLES))
+    register_pass(RandomPrune)
+    register_handler(RandomPrune, "torch", "compress.backends.torch.pruning:apply_prune")
+    register_role("session", RandomPrune, "compress.backends.torch.session:prune_part", "torch")
+    return RandomPrune
+
+
+def random_recipe(write_recipe):
+    passes = [{"type": "prune", "method": "random", "sparsity": 0.6, "seed": 3}]
+    return write_recipe(seed_mlp_recipe(passes=passes), "random.yaml")
+
+
+def test_a_new_algorithm_runs_through_every_role(random_prune, write_recipe, run_cli, tmp_path):
+    recipe = random_recipe(write_recipe)
+    assert type(compress.load_recipe(recipe).passes[0]) is RandomPrune
+    report = compress.apply(recipe, output_dir=tmp_path / "apply", progress=False)
+    record = report.passes[0]
+    assert isinstance(record, PruneRecord) and record.method == "random"
+    assert record.achieved_sparsity == pytest.approx(0.6, abs=0.005)
+    assert report.compressed.sparsity > 0.3
+
+    model = torch.nn.Sequential(torch.nn.Linear(10, 50), torch.nn.ReLU(), torch.nn.Linear(50, 2))
+    session = compress.CompressionSession(model, recipe, steps_per_epoch=4)
+    session.step()
+    assert float((model[0].weight == 0).float().mean()) == pytest.approx(0.6, abs=0.01)
+    assert session.finalize() is model
+
+    code, out, err = run_cli("plan", recipe)
+    assert code == 0, err
+    assert "pass 1: prune: 2 layer(s), 600 weights -> 240 nonzero" in out
+    analysis = compress.analyze(recipe, output_dir=tmp_path / "analysis", progress=False)
+    assert analysis.passes == []
+    assert analysis.skipped[0]["why"] == "prune (method random) passes have no per-layer scan"
+    code, out, _ = run_cli("passes")
+    assert code == 0 and "prune (method random): Zero a random share" in out
+    assert "  seed: int (default 0)" in out
+
+
+def test_a_field_of_another_algorithm_names_it(random_prune, write_recipe):
+    passes = [{"type": "prune", "method": "channel", "sparsity": 0.5, "seed": 1}]
+    with pytest.raises(RecipeError, match="passes.0.seed: seed applies to method: random only"):
+        compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
+    passes = [{"type": "prune", "method": "rand", "sparsity": 0.5}]
+    with pytest.raises(RecipeError, match=r"passes.0.method: Input should be .*'random'"):
+        compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))

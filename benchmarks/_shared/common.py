@@ -59,7 +59,7 @@ TRANSFORMER_ROUNDS, QUICK_ROUNDS = (20, 50), (3, 10)
 #: --quick trains at most this many epochs, and prune schedules end after QUICK_RAMP_EPOCHS.
 QUICK_EPOCHS, QUICK_RAMP_EPOCHS = 1, 1
 #: --quick exports PyTorch models with TorchScript: a few seconds faster a model than dynamo, and
-#: than `exporter: auto`, which exports with both.
+#: than `exporter: auto`, which exports with both (not every model: GPT-2 needs dynamo).
 QUICK_EXPORTER = "torchscript"
 
 #: Latency settings of the recipes the benchmarks write (compress picks its exporter and other
@@ -241,12 +241,13 @@ def read_recipe(path: Path, quick: bool = False) -> Recipe:
     return quick_recipe(recipe) if quick else recipe
 
 
-def quick_recipe(recipe: Recipe) -> Recipe:
+def quick_recipe(recipe: Recipe, exporter: str | None = QUICK_EXPORTER) -> Recipe:
     """A copy with --quick's settings: at most QUICK_EPOCHS of training, prune schedules ending
-    after QUICK_RAMP_EPOCHS, QUICK_ROUNDS of latency, PyTorch models exported by
-    QUICK_EXPORTER."""
+    after QUICK_RAMP_EPOCHS, QUICK_ROUNDS of latency, and PyTorch models exported by `exporter`
+    (None: the recipe's choice)."""
     recipe = copy.deepcopy(recipe)
-    recipe.setdefault("export", {})["exporter"] = QUICK_EXPORTER
+    if exporter is not None:
+        recipe.setdefault("export", {})["exporter"] = exporter
     if recipe.get("train"):
         recipe["train"]["epochs"] = min(recipe["train"]["epochs"], QUICK_EPOCHS)
     for item in recipe["passes"]:
