@@ -34,7 +34,7 @@ cores):
 
     .venv/bin/python benchmarks/distill.py [--quick] [--out DIR]
 
-`--quick` trains every recipe for at most 2 epochs (prune schedules ending after the first), with
+`--quick` trains every recipe for 1 epoch (prune schedules ramping over all of it), with
 one train.seed, the TorchScript exporter and 3 warm-up and 10 timed rounds, for a check of the
 code in seconds; its figures are not the benchmark's.
 """
@@ -261,7 +261,7 @@ def print_targets(
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "2 epochs, one seed, 3 warm-up and 10 timed rounds")
+    parser = common.arguments(__doc__, "1 epoch, one seed, TorchScript, 3 + 10 rounds")
     args = parser.parse_args()
     torch.set_num_threads(TORCH_THREADS)
     started = time.perf_counter()

@@ -20,7 +20,7 @@ Run (from any directory; the repository root is found from this file):
 
     .venv/bin/python benchmarks/prune_digits.py [--quick] [--out DIR]
 
-`--quick` fine-tunes both approaches for 2 epochs (the sparsity ramp over the first), exports
+`--quick` fine-tunes both approaches for 1 epoch (the sparsity ramp over all of it), exports
 with the TorchScript exporter and times 3 warm-up and 10 timed rounds, for a check of the code in
 seconds; its figures are not the benchmark's.
 """
@@ -112,34 +112,6 @@ def prune_by_hand(
 # --- output ---------------------------------------------------------------------------------
 
 
-def metric_rows(
-    labels: list[str], results: dict[str, common.Measured], errors: dict[str, str]
-) -> list[common.Row]:
-    cells = common.column_cells(labels, results)
-    return [
-        common.export_row(labels, errors),
-        ("val accuracy", cells(lambda m: f"{m.accuracy:.2%}")),
-        ("stored float weights", cells(lambda m: f"{m.params:,}")),
-        ("weight sparsity", cells(lambda m: f"{m.sparsity:.2%}")),
-        ("size (bytes)", cells(lambda m: f"{m.size_bytes:,}")),
-        ("gzip -9 size (bytes)", cells(lambda m: f"{m.gzip_bytes:,}")),
-        ("p50 latency, batch 1 (ms)", cells(common.p50_text)),
-    ]
-
-
-def comparison_rows(
-    title: str, labels: list[str], results: dict[str, common.Measured], reference: str
-) -> list[common.Row]:
-    cells = common.comparison_cells(labels, results, reference)
-    return [
-        (title, []),
-        ("  size", cells(lambda m, b: common.ratio(m.size_bytes, b.size_bytes))),
-        ("  gzip size", cells(lambda m, b: common.ratio(m.gzip_bytes, b.gzip_bytes))),
-        ("  p50 latency", cells(common.p50_ratio)),
-        ("  accuracy (points)", cells(lambda m, b: common.points(m.accuracy - b.accuracy))),
-    ]
-
-
 def print_targets(results: dict[str, common.Measured]) -> None:
     dense, pruned = results[common.DENSE], results[common.COMPRESS]
     drop = (dense.accuracy - pruned.accuracy) * 100
@@ -156,7 +128,7 @@ def print_targets(results: dict[str, common.Measured]) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "2 epochs, TorchScript, 3 warm-up and 10 timed rounds")
+    parser = common.arguments(__doc__, "1 epoch, TorchScript, 3 warm-up and 10 timed rounds")
     args = parser.parse_args()
     torch.set_num_threads(TORCH_THREADS)
     recipes, ft = common.quickstart_recipes(args.quick)
@@ -180,9 +152,9 @@ def main() -> None:
     common.print_table(
         labels,
         [
-            *metric_rows(labels, results, errors),
-            *comparison_rows("vs dense", labels, results, common.DENSE),
-            *comparison_rows("vs by hand (prune.remove)", labels, results, REMOVED),
+            *common.measured_rows(labels, results, errors),
+            *common.comparison_rows("vs dense", labels, results, common.DENSE),
+            *common.comparison_rows("vs by hand (prune.remove)", labels, results, REMOVED),
             *common.reported_rows(
                 labels, {common.DENSE: report.baseline, common.COMPRESS: report.compressed}
             ),

@@ -43,7 +43,7 @@ Run (from any directory; the full benchmark wants the machine to itself):
     .venv/bin/python benchmarks/prune_structured.py [--only resnet18,digits,...] [--quick]
         [--out DIR]
 
-`--quick` runs the digits row alone (unless `--only` names others) with a 2-epoch fine-tune,
+`--quick` runs the digits row alone (unless `--only` names others) with a 1-epoch fine-tune,
 exports PyTorch models with the TorchScript exporter, times 10 rounds after 3 warm-up rounds and
 uses the small data variant where a row has one (MiniLM: models/minilm.py:docstrings_small, 1
 training epoch, 10 latency runs inside compress.apply; the CNN rows' data is small already, and
@@ -634,14 +634,13 @@ def keras_targets(row: ModelRow) -> list[tuple[bool, str]]:
 
 
 def minilm_recipes(quick: bool) -> tuple[dict, dict, str]:
-    """The student-from-teacher recipe (with --quick: small data, 1 epoch, `common.quick_recipe`'s
+    """The student-from-teacher recipe (with --quick: small data and `common.quick_recipe`'s
     settings), the same without its distill pass, and the data source's function name."""
     raw = common.read_recipe(MINILM_RECIPE, quick)
     raw["export"]["path"] = "out/model.onnx"
     function = "docstrings_small" if quick else "docstrings"
     if quick:
         raw["data"]["source"] = f"{MINILM}:{function}"
-        raw["train"]["epochs"] = 1
     plain = copy.deepcopy(raw)
     plain["passes"] = [item for item in raw["passes"] if item["type"] != "distill"]
     plain["name"] = f"{raw['name']}-pruned-only"
@@ -775,7 +774,7 @@ def print_targets(rows: Sequence[tuple[ModelRow, Spec]]) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__, "the digits row alone, 2 epochs, TorchScript, 3 + 10 rounds")
+    parser = common.arguments(__doc__, "the digits row alone, 1 epoch, TorchScript, 3 + 10 rounds")
     parser.add_argument("--only", default=None, help=f"comma-separated, of: {', '.join(SPECS)}")
     args = parser.parse_args()
     default = QUICK_ROWS if args.quick else list(SPECS)

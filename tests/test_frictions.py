@@ -1,6 +1,6 @@
-"""Frictions a new user hits with their own files and models (issue 9): builder and data
-functions that import their neighbours when called, and losses given outputs and targets whose
-shapes do not fit (token-level cross-entropy over N×T×V logits included)."""
+"""Frictions a new user hits with their own files and models: builder and data functions that
+import their neighbours when called, and losses given outputs and targets whose shapes do not
+fit (token-level cross-entropy over N×T×V logits included)."""
 
 from __future__ import annotations
 

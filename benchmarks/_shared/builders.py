@@ -47,8 +47,9 @@ def _repo_model(name: str) -> ModuleType:
 # --- PyTorch (transformers) -------------------------------------------------------------------
 
 
-def logits_of(model):
-    """A transformers image classifier as a module from `pixel_values` to its logits."""
+def logits_of(model, input_name: str = "pixel_values", **options):
+    """A transformers model as a module from its one input (passed as `input_name`, with
+    `options`) to its logits."""
     import torch
 
     class Logits(torch.nn.Module):
@@ -56,8 +57,8 @@ def logits_of(model):
             super().__init__()
             self.model = model
 
-        def forward(self, pixel_values):
-            return self.model(pixel_values=pixel_values).logits
+        def forward(self, inputs):
+            return self.model(**{input_name: inputs}, **options).logits
 
     return Logits(model)
 
@@ -73,16 +74,9 @@ def gpt2():
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    class Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids):
-            return self.model(input_ids=input_ids, use_cache=False).logits
-
     torch.manual_seed(0)
-    return Logits(GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=256, n_head=4)))
+    model = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=256, n_head=4))
+    return logits_of(model, "input_ids", use_cache=False)
 
 
 def convnext():

@@ -603,6 +603,60 @@ def print_export_errors(errors: Mapping[str, str]) -> None:
         print(f"* {label}: export failed: {error}")
 
 
+#: Extra rows of `measured_rows` and `comparison_rows`: a name, and how to show a cell.
+Extra = Sequence[tuple[str, Callable[..., str]]]
+
+
+def measured_rows(
+    labels: Sequence[str],
+    results: Mapping[str, Measured],
+    errors: Mapping[str, str],
+    *,
+    params: tuple[str, str] = ("stored float weights", "weight sparsity"),
+    before_params: Extra = (),
+    after_gzip: Extra = (),
+) -> list[Row]:
+    """Whether each column exported, then what `measure` read from its file: accuracy, float
+    weights and their sparsity (named `params`), sizes, p50 latency; `before_params` and
+    `after_gzip` rows where they say."""
+    cells = column_cells(labels, results)
+    return [
+        export_row(labels, errors),
+        ("val accuracy", cells(lambda m: f"{m.accuracy:.2%}")),
+        *((name, cells(show)) for name, show in before_params),
+        (params[0], cells(lambda m: f"{m.params:,}")),
+        (params[1], cells(lambda m: f"{m.sparsity:.2%}")),
+        ("size (bytes)", cells(lambda m: f"{m.size_bytes:,}")),
+        ("gzip -9 size (bytes)", cells(lambda m: f"{m.gzip_bytes:,}")),
+        *((name, cells(show)) for name, show in after_gzip),
+        ("p50 latency, batch 1 (ms)", cells(p50_text)),
+    ]
+
+
+def comparison_rows(
+    title: str,
+    labels: Sequence[str],
+    results: Mapping[str, Measured],
+    reference: str,
+    *,
+    after_gzip: Extra = (),
+    after: Extra = (),
+) -> list[Row]:
+    """A title row, then each column's sizes and p50 latency as ratios to the `reference`
+    column's and its accuracy difference in points; `after_gzip` and `after` rows (shown as
+    show(value, reference value)) where they say."""
+    cells = comparison_cells(labels, results, reference)
+    return [
+        (title, []),
+        ("  size", cells(lambda m, b: ratio(m.size_bytes, b.size_bytes))),
+        ("  gzip size", cells(lambda m, b: ratio(m.gzip_bytes, b.gzip_bytes))),
+        *((name, cells(show)) for name, show in after_gzip),
+        ("  p50 latency", cells(p50_ratio)),
+        ("  accuracy (points)", cells(lambda m, b: points(m.accuracy - b.accuracy))),
+        *((name, cells(show)) for name, show in after),
+    ]
+
+
 def reported_rows(
     labels: Sequence[str],
     own: Mapping[str, ModelMetrics],
