@@ -390,8 +390,7 @@ def _session_problems(recipe: Recipe) -> list[RecipeError]:
             problems.append(
                 recipe.error_at(
                     ("passes", index),
-                    f"a session cannot run this pass ({why}): run this pass with "
-                    "`compress apply`",
+                    f"a session cannot run this pass ({why}): run this pass with `compress apply`",
                 )
             )
     return problems

@@ -26,9 +26,9 @@ from onnxruntime.quantization import (
 from torch import nn
 
 import compress
+from compress.errors import EXIT_BUDGET, ModelError
 from compress.onnx.inspect import weight_tensors
 from compress.onnx.macs import count_macs
-from compress.errors import EXIT_BUDGET, ModelError
 
 SEQ = 16
 TOKENS = ("input_ids", "attention_mask", "token_type_ids")

@@ -240,8 +240,8 @@ def test_a_new_algorithm_runs_through_every_role(random_prune, write_recipe, run
 
 def test_a_field_of_another_algorithm_names_it(random_prune, write_recipe):
     passes = [{"type": "prune", "method": "channel", "sparsity": 0.5, "seed": 1}]
-    with pytest.raises(RecipeError, match="passes.0.seed: seed applies to method: random only"):
+    with pytest.raises(RecipeError, match=r"passes\.0\.seed: seed applies to method: random only"):
         compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
     passes = [{"type": "prune", "method": "rand", "sparsity": 0.5}]
-    with pytest.raises(RecipeError, match=r"passes.0.method: Input should be .*'random'"):
+    with pytest.raises(RecipeError, match=r"passes\.0\.method: Input should be .*'random'"):
         compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
