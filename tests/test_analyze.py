@@ -161,7 +161,7 @@ def test_bad_levels_are_a_usage_error(write_recipe, run_cli):
     assert code == 2 and "give levels in (0, 1)" in err
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_minilm_recipe_analyzes_on_small_inputs(tmp_path):
     """recipes/minilm_sensitivity.yaml (real MiniLM weights) on a few 32-token sentences, the
     first layer's six MatMuls scanned and ranked (all 36: benchmarks/sensitivity.py)."""

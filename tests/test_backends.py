@@ -124,7 +124,7 @@ def test_export_matches_the_framework(framework, write_recipe, tmp_path):
     assert all(any(name.startswith(layer) for name in names) for layer in LAYERS[framework])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_report_has_the_same_keys_for_every_backend(framework, write_recipe, tmp_path):
     recipe = recipe_for(framework, write_recipe, passes=[{"type": "prune", "sparsity": 0.6}])
     report = compress.apply(recipe, output_dir=tmp_path, progress=False)
@@ -230,7 +230,7 @@ def test_keras_weights_that_do_not_fit(write_recipe):
         load_model(load_recipe(write_recipe(raw)))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_tensorflow_imported_without_the_legacy_switch_gives_a_clear_error(tmp_path):
     """tfmot needs tf.keras = tf-keras; if a script imported TensorFlow first, say how to fix it."""
     import os

@@ -102,7 +102,7 @@ def test_saved_model_does_not_fit_another_architecture(tmp_path):
         compress.load_pruned(report.artifacts.model, torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_fine_tuned_pruned_model_keeps_its_accuracy(tmp_path):
     """Trained first, then half the channels removed and fine-tuned with the dense model as
     teacher: the accuracy comes back to within 3 points."""
@@ -384,7 +384,7 @@ def test_data_driven_importance_without_data_is_refused(
     assert message in err and "recipe.yaml:" in err
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_resnet_channels_int8_recipe_on_small_images(tmp_path):
     """recipes/resnet_channels_int8.yaml on 64x64 images: channels pruned (MACs well under
     half), fine-tuned by distillation without labels, then INT8; the budgets hold."""
@@ -406,7 +406,7 @@ def test_resnet_channels_int8_recipe_on_small_images(tmp_path):
     assert Path(report.artifacts.model).is_file()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_student_from_teacher_recipe_on_small_inputs(tmp_path):
     """recipes/student_from_teacher.yaml (real MiniLM) on a few docstring sentences: FFN
     neurons halved, 12 -> 8 heads, then distilled without labels; fidelity rises."""

@@ -64,7 +64,7 @@ def committed_head() -> str:
     ).stdout.strip()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_workflow_steps_run_in_a_scratch_repository(tmp_path):
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = {step.get("name"): step for step in workflow["jobs"]["compress"]["steps"]}

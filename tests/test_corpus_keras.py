@@ -68,7 +68,7 @@ def float_kernel_names(path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("builder", list(ARCHITECTURES))
 def test_public_architecture_through_apply(builder, run_cli, write_recipe, tmp_path):
     size, passes, first_layer = ARCHITECTURES[builder]
@@ -106,7 +106,7 @@ def test_public_architecture_through_apply(builder, run_cli, write_recipe, tmp_p
         assert rows[first_layer]["sparsity"] == pytest.approx(0.5, abs=0.01)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("builder", ["normalized_cnn", "tf_keras_normalized_cnn"])
 def test_normalization_constants_are_not_graph_inputs(builder, run_cli, write_recipe, tmp_path):
     """Keras 3 exports an adapted Normalization's mean as a graph input that the graph reads;
@@ -120,7 +120,7 @@ def test_normalization_constants_are_not_graph_inputs(builder, run_cli, write_re
     assert {"conv", "fc"} <= {row["name"] for row in report["layers"]}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_constant_input_without_a_known_value_names_layer_and_input(run_cli, write_recipe):
     code, _, err = run_cli("apply", write_recipe(corpus_recipe("opaque_offset_cnn", 16, passes=[])))
     assert code == 3

@@ -59,7 +59,7 @@ def dtypes(report: dict) -> dict[str, str]:
     return {layer["name"]: layer["dtype"] for layer in report["layers"]}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_resnet_static_int8(run_cli, write_recipe):
     raw = recipe(
         "resnet",
@@ -78,7 +78,7 @@ def test_resnet_static_int8(run_cli, write_recipe):
     assert report["baseline"]["export"]["parity_max_abs_diff"] < 1e-3
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_vit_dynamic_int8(run_cli, write_recipe):
     raw = recipe("vit", IMAGE, [{"type": "quantize", "mode": "dynamic"}], data="images")
     report = applied(run_cli, write_recipe, raw)
@@ -88,7 +88,7 @@ def test_vit_dynamic_int8(run_cli, write_recipe):
     assert report["fidelity"]["metric"] == "cosine" and report["fidelity"]["value"] > 0.95
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_bert_encoder_with_integer_inputs_and_no_data(run_cli, write_recipe):
     """Generated integer inputs are valid token ids and masks (1, type ids 0): parity holds."""
     report = applied(
@@ -100,7 +100,7 @@ def test_bert_encoder_with_integer_inputs_and_no_data(run_cli, write_recipe):
     assert "latency_ms" in report["compressed"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_gpt2_decoder_prune_fine_tune_then_int4(run_cli, write_recipe):
     """Token-level cross-entropy (logits N×T×V, targets N×T) fine-tunes the pruned decoder."""
     tokens = [{"name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64"}]

@@ -122,7 +122,7 @@ def test_teacher_from_another_framework_is_refused(write_recipe):
         compress.apply(write_recipe(raw), progress=False)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("flavor", ["keras", "tf_keras"])
 def test_keras_student_and_recovery_distillation(write_recipe, flavor):
     builders = f"{MODELS.parent}/tests/builders.py"

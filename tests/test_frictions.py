@@ -76,7 +76,7 @@ def sequence_recipe(tmp_path, data: str = "load") -> dict:
     }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_builder_and_data_functions_import_their_neighbours_when_called(
     write_recipe, run_cli, tmp_path
 ):
@@ -206,7 +206,7 @@ def test_mse_takes_targets_of_the_outputs_shape(outputs, targets, fits):
     assert loss.item() == pytest.approx(float((truth**2).mean()))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_keras_sequence_model_takes_token_targets_and_names_wrong_shapes():
     from compress.backends.keras.environment import keras_api
     from compress.backends.keras.training import fit

@@ -224,7 +224,7 @@ def test_gradual_schedule_holds_masks_then_removes_channels(write_recipe):
     assert int((np.abs(kernel).sum(axis=0) == 0).sum()) == 16
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("builder", ["mobilenet_v2", "tf_keras_mobilenet_v2"])
 def test_mobilenet_v2_inverted_residual_groups_are_halved(builder, write_recipe, tmp_path):
     report = compress.apply(write_recipe(recipe(builder, 32, [CHANNELS])), progress=False)

@@ -30,7 +30,7 @@ def test_digits_splits_are_deterministic_and_disjoint():
     assert digits.load("nhwc")["train"][0].shape[1:] == (8, 8, 1)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_training_script_reproduces_useful_models(tmp_path):
     train = load_module("train")
     accuracies = train.main(tmp_path, epochs_scale=0.5)

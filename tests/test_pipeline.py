@@ -252,7 +252,7 @@ RUN_ON_SMALL_INPUTS = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "recipe",
     sorted(p for p in RECIPES.glob("*.yaml") if p.name not in RUN_ON_SMALL_INPUTS),
@@ -268,7 +268,7 @@ def test_every_shipped_recipe_runs(shipped_report, recipe):
     assert compress.Report.read(Path(report.artifacts.report_json)).passes == report.passes
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_quickstart_meets_its_targets(shipped_report):
     """80% sparsity costs at most 1 point of accuracy and shrinks gzip size to <= 0.35x."""
     report = shipped_report(RECIPES / "quickstart.yaml")

@@ -245,7 +245,7 @@ def test_keras3_qat_suggests_static(write_recipe):
         compress.apply(write_recipe(raw), progress=False)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_tf_keras_qat_exports_qdq(write_recipe):
     raw = seed_mlp_recipe(
         passes=[{"type": "quantize", "mode": "qat"}],
@@ -262,7 +262,7 @@ def test_tf_keras_qat_exports_qdq(write_recipe):
     assert report.fidelity.value > 0.9
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_torch_qat_exports_int8_weights_and_keeps_accuracy(write_recipe):
     raw = digits_recipe(
         passes=[{"type": "quantize", "mode": "qat"}],
@@ -286,7 +286,7 @@ def test_torch_qat_exports_int8_weights_and_keeps_accuracy(write_recipe):
     assert report.compressed.size_bytes < 0.35 * report.baseline.size_bytes
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("builder", ["torch", "tf_keras"])
 def test_prune_then_qat_keeps_the_zeros(write_recipe, builder):
     raw = digits_recipe(

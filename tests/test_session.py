@@ -79,7 +79,7 @@ def test_torch_loop_prunes_on_schedule_and_exports(write_recipe, tmp_path):
     assert report.baseline.accuracy - report.compressed.accuracy < 0.03
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("schedule", "epochs"), [({"start_step": 5, "end_step": 30}, None), ({"end_epoch": 1}, 2)]
 )
@@ -170,7 +170,7 @@ def run_ddp_job(recipe: Path, out_dir: Path, *args: str) -> list[dict]:
     return [json.loads((out_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_ddp_two_ranks_agree_on_masks(write_recipe, tmp_path):
     recipe = digits_session_recipe(
         write_recipe, [{"type": "prune", "sparsity": 0.8, "schedule": {"end_epoch": 1}}]
@@ -182,7 +182,7 @@ def test_ddp_two_ranks_agree_on_masks(write_recipe, tmp_path):
     assert passes[0]["achieved_sparsity"] == pytest.approx(0.8, abs=0.002)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_ddp_session_recipe_without_train_or_data(write_recipe, tmp_path):
     """The user's DDP loop trains: the recipe has no train/data sections, the schedule is in
     optimizer steps, and the job runs 2 epochs of 23 steps per rank."""
@@ -197,7 +197,7 @@ def test_ddp_session_recipe_without_train_or_data(write_recipe, tmp_path):
     assert passes[0]["training"]["steps"] == 46
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_keras_fit_with_session_callbacks_and_distillation(write_recipe, tmp_path):
     raw = seed_mlp_recipe(
         passes=[

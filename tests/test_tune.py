@@ -120,7 +120,7 @@ def test_channel_pruning_is_tuned_too(tmp_path):
     assert all(t.figures["macs"] for t in result.trials if t.status != "error")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_ctrl_c_keeps_the_best_trial_so_far(tmp_path):
     out = tmp_path / "t"
     command = [sys.executable, "-m", "compress", "tune", str(digits_tune(tmp_path)), "-o", str(out)]
