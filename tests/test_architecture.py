@@ -7,7 +7,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.unit
 
 spec = importlib.util.spec_from_file_location("architecture", ROOT / "tools" / "architecture.py")
 architecture = importlib.util.module_from_spec(spec)
