@@ -26,7 +26,7 @@ _LAZY = {
     "CompressionSession": "compress.session",
     "analyze": "compress.analysis.run",
     "apply": "compress.pipeline",
-    "tune": "compress.tune.search",
+    "tune": "compress.tuning.search",
     "load_pruned": "compress.backends",
     "load_recipe": "compress.recipe",
     "Recipe": "compress.recipe",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from compress.recipe import Recipe, load_recipe
     from compress.report.schema import Report
     from compress.session import CompressionSession
-    from compress.tune.search import tune
+    from compress.tuning.search import tune
 
 
 def __getattr__(name: str) -> Any:

@@ -148,8 +148,8 @@ def tune(
     """Search RECIPE's prune level (per layer, from sensitivity) for the most compression that
     meets every budget; write tuned.yaml, which `compress apply` reproduces (exit 1 when no
     trial met the budgets, 130 when interrupted)."""
-    from compress.tune.search import tune as run_tune
-    from compress.tune.table import print_tuning
+    from compress.tuning.search import tune as run_tune
+    from compress.tuning.table import print_tuning
 
     result = run_tune(
         recipe,

@@ -39,3 +39,13 @@ def test_algorithms_are_classes_not_strings():
 def test_pass_classes_are_tested_only_inside_passes():
     assert architecture.pass_classes() >= {"MagnitudePrune", "StaticQuantize", "DistillPass"}
     assert len(architecture.pass_isinstance_outside_passes()) <= 2
+
+
+def test_public_api_names_are_not_shadowed_by_subpackages():
+    """Importing a submodule sets it on its package: a subpackage named like a lazy API
+    function (`compress.tune` once was) would replace the function."""
+    import compress
+
+    packages = {path.name for path in (ROOT / "compress").iterdir() if path.is_dir()}
+    modules = {path.stem for path in (ROOT / "compress").glob("*.py")}
+    assert not set(compress.__all__) & (packages | modules)

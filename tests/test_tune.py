@@ -18,7 +18,7 @@ from test_quantize_fallback import outlier_recipe
 
 import compress
 from compress.recipe import load_recipe
-from compress.tune.search import tune
+from compress.tuning.search import tune
 
 TUNE_RECIPE = RECIPES / "digits_tune.yaml"
 

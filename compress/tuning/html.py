@@ -7,7 +7,7 @@ from html import escape
 
 from compress.report.html import CSS, image_tag
 from compress.report.plots import new_figure, style_axes, to_svg
-from compress.tune.trials import Trial, Tuning
+from compress.tuning.trials import Trial, Tuning
 
 COLORS = {"pass": "#15803d", "fail": "#b91c1c", "error": "#6b7280"}
 

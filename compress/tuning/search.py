@@ -25,9 +25,9 @@ from compress.passes.prune import PruneBase
 from compress.passes.registry import classes_with
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import Recipe, as_recipe, check_usage
-from compress.tune.html import render_tuning
-from compress.tune.relocate import recipe_data
-from compress.tune.trials import Trial, Tuning, run_trial, write_recipe
+from compress.tuning.html import render_tuning
+from compress.tuning.relocate import recipe_data
+from compress.tuning.trials import Trial, Tuning, run_trial, write_recipe
 from compress.version import __version__
 
 DEFAULT_TRIALS = 12

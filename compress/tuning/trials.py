@@ -15,7 +15,7 @@ from compress.errors import CompressError
 from compress.metrics import METRICS
 from compress.pipeline import apply
 from compress.recipe import Recipe
-from compress.tune.relocate import relocated
+from compress.tuning.relocate import relocated
 
 TUNING_SCHEMA_VERSION = 1
 #: The figures a trial records (from its report).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from compress.tune.trials import Tuning
+from compress.tuning.trials import Tuning
 
 
 def print_tuning(tuning: Tuning, console: Console | None = None) -> None:
