@@ -66,11 +66,20 @@ def scale_bias(model: torch.nn.Module, config: ScaleBiasPass, context) -> tuple:
     }
 
 
+def private_registry(monkeypatch) -> None:
+    """A copy of the registry for one test, taken after the built-in roles are registered
+    (they register on import: registered into the copy, they would be lost after the test)."""
+    import compress.analysis.scans
+    import compress.backends  # noqa: F401
+
+    monkeypatch.setattr(registry, "_PASSES", dict(registry._PASSES))
+    monkeypatch.setattr(registry, "_ROLES", dict(registry._ROLES))
+
+
 @pytest.fixture
 def toy_pass(monkeypatch):
     """ScaleBiasPass registered with a torch handler, for this test only."""
-    monkeypatch.setattr(registry, "_PASSES", dict(registry._PASSES))
-    monkeypatch.setattr(registry, "_ROLES", dict(registry._ROLES))
+    private_registry(monkeypatch)
     register_pass(ScaleBiasPass)
     register_handler(ScaleBiasPass, "torch")(scale_bias)
     return ScaleBiasPass
@@ -199,8 +208,7 @@ class RandomPrune(TfKerasPruneOptions, PruneBase):
 def random_prune(monkeypatch):
     """A new algorithm of an existing family, registered for this test only: the config class,
     the torch pruning handler and the torch session part the built-in weight pruners use."""
-    monkeypatch.setattr(registry, "_PASSES", dict(registry._PASSES))
-    monkeypatch.setattr(registry, "_ROLES", dict(registry._ROLES))
+    private_registry(monkeypatch)
     register_pass(RandomPrune)
     register_handler(RandomPrune, "torch", "compress.backends.torch.pruning:apply_prune")
     register_role("session", RandomPrune, "compress.backends.torch.session:prune_part", "torch")

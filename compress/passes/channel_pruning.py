@@ -107,7 +107,7 @@ def run_channel_prune(
         left_whole,
         cut.verification,
         (before, adapter.params()),
-        updates + cut.chose,
+        updates + int(cut.chose),
         training,
         adapter.engine,
     )

@@ -21,6 +21,7 @@ framework. Nothing outside `compress/passes/` asks which class a pass is: it ask
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from importlib import import_module
 from typing import Annotated, Any, Literal, TypeVar
@@ -167,11 +168,16 @@ def class_of(value: dict) -> type[PassConfig]:
 def _selector(name: str, values: list[str], default: str | None, value: dict) -> str:
     """The selector's value, validated as one of `values` (pydantic's own literal error, at
     the selector's location, when it is not)."""
-    annotation = Literal[tuple(values)]  # type: ignore[valid-type]
-    field = (annotation, default) if default is not None else (annotation, ...)
-    selector: type[BaseModel] = create_model("Selector", **{name: field})  # type: ignore[call-overload]
+    selector = _selector_model(name, tuple(values), default)
     chosen = selector.model_validate({name: value[name]} if name in value else {})
     return getattr(chosen, name)
+
+
+@functools.cache
+def _selector_model(name: str, values: tuple[str, ...], default: str | None) -> type[BaseModel]:
+    annotation = Literal[values]  # type: ignore[valid-type]
+    field = (annotation, default) if default is not None else (annotation, ...)
+    return create_model("Selector", **{name: field})  # type: ignore[call-overload]
 
 
 def foreign_field(value: Any, field: str) -> str | None:

@@ -61,7 +61,7 @@ def apply_prune(
     model: nn.Module, config: MagnitudePrune | NMPrune, context: PassContext
 ) -> tuple[nn.Module, dict]:
     """Run a weight prune pass: select layers, prune (one-shot or scheduled), fine-tune, verify."""
-    config.engine_for("torch", config.trains, config.scope == "global")
+    config.engine_for("torch", config.trains, config.scope == "global")  # refuses engine: tfmot
     weights = TorchWeights(model, select(config, module_layers(model)))
     return model, run_prune(
         config, weights, lambda pruner: fine_tune(model, config, context, [pruner])
