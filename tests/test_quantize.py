@@ -13,10 +13,15 @@ from conftest import MODELS, seed_mlp_recipe
 
 import compress
 from compress.backends.onnx.quantize import gemm_to_matmul
+from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError, RecipeError, UnsafeModelError
 from compress.recipe import load_recipe
 
 BUILDERS = Path(__file__).parent / "builders.py"
+#: The accuracy static INT8 may cost the digits CNN (359 validation images): one image where the
+#: CPU has VNNI; without it (AVX2), 8-bit weights saturate the u8s8 kernels on some models and the
+#: 7-bit ones cost this model two images (0.0056, measured on an AVX2 EPYC).
+DIGITS_INT8_DROP = 0.005 if VNNI_FEATURES & cpu_flags() else 0.006
 DIGITS = {
     "source": f"{MODELS}/digits_cnn.py:build",
     "weights": f"{MODELS}/digits_cnn.safetensors",
@@ -38,7 +43,7 @@ def ops(path: str) -> list[str]:
 def test_static_int8_keeps_digits_accuracy(write_recipe, tmp_path):
     raw = digits_recipe(passes=[{"type": "quantize", "mode": "static", "placement": "all"}])
     report = compress.apply(write_recipe(raw), progress=False)
-    assert report.baseline.accuracy - report.compressed.accuracy <= 0.005
+    assert report.baseline.accuracy - report.compressed.accuracy <= DIGITS_INT8_DROP
     assert {layer.dtype for layer in report.layers} == {"int8"}
     assert {layer.name for layer in report.layers} == {"conv1", "conv2", "fc1", "fc2"}
     assert "QuantizeLinear" in ops(report.artifacts.onnx)
@@ -149,7 +154,7 @@ def test_quantized_onnx_input(write_recipe, tmp_path):
     assert report.framework == "onnx"
     assert report.baseline.size_bytes == Path(first.artifacts.baseline_onnx).stat().st_size
     assert {layer.dtype for layer in report.layers} == {"int8"}
-    assert report.baseline.accuracy - report.compressed.accuracy <= 0.005
+    assert report.baseline.accuracy - report.compressed.accuracy <= DIGITS_INT8_DROP
 
 
 def write_external_model(path: Path, location: str) -> None:
@@ -326,7 +331,7 @@ def test_quantized_tensors_are_named_after_the_float_layer(tensor, layer):
 
 
 def test_auto_activations_follow_the_cpu(monkeypatch):
-    """U8S8 on x86 (7-bit weights without VNNI, onnxruntime's saturation advice), S8S8 on ARM."""
+    """U8S8 on x86 (the weight width measured without VNNI), S8S8 on ARM."""
     from compress.backends.onnx import quantize
 
     monkeypatch.setattr(quantize.platform, "machine", lambda: "x86_64")
@@ -335,7 +340,50 @@ def test_auto_activations_follow_the_cpu(monkeypatch):
     assert (chosen.type, chosen.reduce_range) == ("uint8", False)
     monkeypatch.setattr(quantize, "cpu_flags", lambda: {"avx2"})
     chosen = quantize.default_activations()
-    assert (chosen.type, chosen.reduce_range) == ("uint8", True) and "no VNNI" in chosen.why
+    assert (chosen.type, chosen.reduce_range) == ("uint8", None) and "no VNNI" in chosen.why
     monkeypatch.setattr(quantize.platform, "machine", lambda: "aarch64")
     chosen = quantize.default_activations()
     assert (chosen.type, chosen.reduce_range) == ("int8", False)
+
+
+def saturating_matmul(path: Path) -> None:
+    """features (N, 64) in [0, 1] @ a constant weight of ones: uint8 x int8 pairs sum to
+    2 * 255 * 127 at full range, over the int16 that u8s8 kernels without VNNI add them in."""
+    weight = onnx.numpy_helper.from_array(np.ones((64, 4), np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["features", "w"], ["y"], name="mm")],
+        "g",
+        [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["n", 64])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])],
+        [weight],
+    )
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), path)
+
+
+def test_weight_width_is_measured_without_vnni(tmp_path, monkeypatch):
+    """Without VNNI both widths are quantized and run on this host's kernels; the one closer to
+    float wins, and on a model built to saturate 8-bit u8s8 sums the winner is exact."""
+    from compress.backends.onnx import quantize
+    from compress.backends.onnx.quantize import Quantizer
+    from compress.passes.quantize import StaticQuantize
+
+    monkeypatch.setattr(quantize.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: {"avx2"})
+    source = tmp_path / "matmul.onnx"
+    saturating_matmul(source)
+    features = np.random.default_rng(0).uniform(0.9, 1.0, (32, 64)).astype(np.float32)
+    config = StaticQuantize(type="quantize", mode="static", placement="all")
+    quantizer = Quantizer.prepare(source, tmp_path, config, [features], 8)
+    assert quantizer.chosen["reduce_range"] is None  # not decided before it is measured
+    target = tmp_path / "int8.onnx"
+    quantizer.write(target)
+    chosen = quantizer.chosen
+    errors = chosen["weight_bits_error"]  # relative error of each width, this host's kernels
+    assert chosen["reduce_range"] is (errors["7"] < errors["8"])
+    assert "measured closer to float on 32 calibration samples" in chosen["why"]
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    quantized = session.run(None, {"features": features})[0]
+    exact = features @ np.ones((64, 4), np.float32)
+    assert np.abs(quantized - exact).max() < 0.02 * exact.max()  # no saturated sums left
+    quantizer.write(tmp_path / "again.onnx", keep_float=["mm"])  # later writes keep the width
+    assert quantizer.chosen["reduce_range"] is (errors["7"] < errors["8"])

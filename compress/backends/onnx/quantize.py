@@ -32,6 +32,7 @@ from compress.backends.native_logs import quiet_loggers
 from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError, message_line
 from compress.onnx.naming import layer_name
+from compress.onnx.runtime import make_session, predict
 from compress.onnx.tidy import drop_initializer_value_info
 from compress.passes.quantize import (
     DynamicQuantize,
@@ -70,6 +71,8 @@ DYNAMIC_OPS = ["MatMul", "Gemm", "Attention", "LSTM", "Gather", "EmbedLayerNorma
 #: Ops whose integer replacement (dynamic, weight-only) the fallback may revert to float; static
 #: QDQ nodes are found by the DequantizeLinear they read instead.
 COMPUTE_OPS = {"Conv", "MatMul", "Gemm", "Attention", "LSTM", "Gather", "EmbedLayerNormalization"}
+#: Calibration samples the weight width is measured on, where it is measured.
+PROBE_SAMPLES = 64
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
     "entropy": CalibrationMethod.Entropy,
@@ -79,18 +82,21 @@ CALIBRATION_METHODS = {
 
 @dataclass(frozen=True)
 class Activations:
-    """The static activation type chosen, with why, and whether weights use 7 bits."""
+    """The static activation type chosen, with why, and whether weights use 7 bits (None: the
+    quantizer measures which width is closer to float on this CPU)."""
 
     type: str  # "uint8" or "int8"
-    reduce_range: bool
+    reduce_range: bool | None
     why: str
 
 
 def default_activations() -> Activations:
     """onnxruntime's CPU guidance, which measurement here confirms: on x86, U8S8 QDQ (uint8
     activations, int8 weights) lets the graph fuse into QLinearConv/QLinearAdd chains, where S8S8
-    leaves residual adds and half the convolutions in float (ResNet-18: 3.4x vs 1.4x); without
-    VNNI, 7-bit weights avoid the saturation of the AVX2 u8s8 dot product. On ARM, S8S8."""
+    leaves residual adds and half the convolutions in float (ResNet-18: 3.4x vs 1.4x). Without
+    VNNI the u8s8 dot product adds pairs in int16 and can saturate with full-range weights; 7-bit
+    weights avoid that but double the weight step, so the weight width is measured per model
+    (`StaticQuantizer.measured_width`). On ARM, S8S8."""
     if platform.machine().lower() in {"arm64", "aarch64"}:
         return Activations("int8", False, "S8S8 QDQ: ARM kernels prefer symmetric int8")
     vnni = VNNI_FEATURES & cpu_flags()
@@ -98,9 +104,7 @@ def default_activations() -> Activations:
         return Activations(
             "uint8", False, f"U8S8 QDQ, fused integer chain (CPU has {', '.join(sorted(vnni))})"
         )
-    return Activations(
-        "uint8", True, "U8S8 QDQ with 7-bit weights (CPU has no VNNI: avoids u8s8 saturation)"
-    )
+    return Activations("uint8", None, "U8S8 QDQ (CPU has no VNNI)")
 
 
 def excluded_nodes(model: onnx.ModelProto, ignore: list[str]) -> tuple[list[str], list[str]]:
@@ -274,6 +278,8 @@ class StaticQuantizer(Quantizer):
     activations: Activations | None = None
     #: the calibration samples, read by the first write only (the ranges are cached)
     reader: ArrayReader | None = None
+    #: a few calibration samples, fed to both weight widths when the width is measured
+    probe: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def per_channel(cls, config: PostTrainingQuantize) -> bool:
@@ -292,6 +298,7 @@ class StaticQuantizer(Quantizer):
         initializers = {t.name for t in model.graph.initializer}
         inputs = [i.name for i in model.graph.input if i.name not in initializers]
         self.reader = ArrayReader(inputs, calibration, batch)
+        self.probe = [array[:PROBE_SAMPLES] for array in calibration]
         self.activations = _activations(self.config)
         self.chosen.update(
             format=f"QDQ, {'U8' if self.activations.type == 'uint8' else 'S8'}S8",
@@ -303,6 +310,39 @@ class StaticQuantizer(Quantizer):
             self.chosen["why"] = self.activations.why
 
     def quantize(self, target: Path, excluded: list[str]) -> None:
+        assert self.activations is not None
+        if self.activations.reduce_range is None:
+            self.activations = self.measured_width(target, excluded)
+            self.chosen.update(reduce_range=self.activations.reduce_range, why=self.activations.why)
+            return
+        self._quantize_static(target, excluded, self.activations.reduce_range)
+
+    def measured_width(self, target: Path, excluded: list[str]) -> Activations:
+        """8- or 7-bit weights, whichever runs closer to the float model on the probe samples;
+        `target` is left holding the winner. Measured, because neither is better everywhere:
+        saturation costs some models far more than the coarser 7-bit step (and others not)."""
+        assert self.activations is not None
+        candidates = {False: self.scratch / "weights8.onnx", True: self.scratch / "weights7.onnx"}
+        for reduce_range, path in candidates.items():
+            self._quantize_static(path, excluded, reduce_range)
+        reference = predict(make_session(self.prepared), self.probe, PROBE_SAMPLES)
+        error = {
+            reduce_range: relative_error(
+                predict(make_session(path), self.probe, PROBE_SAMPLES), reference
+            )
+            for reduce_range, path in candidates.items()
+        }
+        reduce_range = error[True] < error[False]
+        candidates[reduce_range].replace(target)
+        self.chosen["weight_bits_error"] = {"8": error[False], "7": error[True]}
+        why = (
+            f"{self.activations.why}: {7 if reduce_range else 8}-bit weights, measured closer to "
+            f"float on {len(self.probe[0])} calibration samples (relative error 8-bit "
+            f"{error[False]:.2g}, 7-bit {error[True]:.2g}; u8s8 kernels without VNNI can saturate)"
+        )
+        return Activations(self.activations.type, reduce_range, why)
+
+    def _quantize_static(self, target: Path, excluded: list[str], reduce_range: bool) -> None:
         assert self.reader is not None and self.activations is not None
         cache = self.scratch / "calibration.json"
         quantize_static(
@@ -311,7 +351,7 @@ class StaticQuantizer(Quantizer):
             calibration_data_reader=None if cache.is_file() else self.reader,
             quant_format=QuantFormat.QDQ,
             per_channel=self.config.per_channel,
-            reduce_range=self.activations.reduce_range,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8
             if self.activations.type == "uint8"
             else QuantType.QInt8,
@@ -373,6 +413,17 @@ def _final_activations(model: onnx.ModelProto) -> list[str]:
         for node in model.graph.node
         if node.op_type in FINAL_ACTIVATIONS and set(node.output) & outputs
     ]
+
+
+def relative_error(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Squared error of `outputs` against `reference`, relative to the reference's energy and
+    summed over the model's outputs."""
+    return float(
+        sum(
+            np.mean((out - ref) ** 2) / max(float(np.mean(ref**2)), 1e-12)
+            for out, ref in zip(outputs, reference, strict=True)
+        )
+    )
 
 
 def _activations(config: StaticQuantize) -> Activations:
