@@ -138,7 +138,7 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("size_bytes", "size", "bytes", "lower", side_label="raw"),
-        Metric("size_gzip_bytes", "size (gzip)", "bytes", "lower", side_label="gzip -9"),
+        Metric("size_gzip_bytes", "size (gzip)", "bytes", "lower", side_label="gzip -6"),
         Metric("params", "params", "count", "lower"),
         Metric("nonzero_params", "nonzero params", "count", "lower"),
         Metric("sparsity", "sparsity", "fraction", "higher", decimals=1),

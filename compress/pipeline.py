@@ -25,6 +25,7 @@ from compress.measure.size import model_size
 from compress.measure.weights import WeightSummary, float_weight_names, summarize
 from compress.onnx import inspect as onnx_inspect
 from compress.onnx import runtime
+from compress.onnx.files import copy_model
 from compress.outputs import OutputPlan, plan_outputs
 from compress.passes import PassRecord, handler_for
 from compress.passes.registry import ONNX
@@ -129,7 +130,9 @@ def _run(
         if any(config.uses_original for config in recipe.passes):
             context.original = backend.copy(model)  # the default teacher: the model as loaded
         model, records = _model_passes(backend, model, context)
-    return _finish(backend, model, records, context, plan, samples, baseline_path, baseline_export)
+    changed = trained is not None or any(config.stage == "model" for config in recipe.passes)
+    baseline = (baseline_path, baseline_export)
+    return _finish(backend, model, records, context, plan, samples, baseline, changed)
 
 
 def allocate_levels(
@@ -158,16 +161,23 @@ def _finish(
     context: PassContext,
     plan: OutputPlan,
     samples: ParityInputs,
-    baseline_path: Path,
-    baseline_export: ExportRecord,
+    baseline: tuple[Path, ExportRecord],
+    changed: bool,
 ) -> Report:
-    """Export the compressed model, run the ONNX-stage passes, measure both, write reports."""
+    """Export the compressed model (unless no pass `changed` the framework model: then the
+    ONNX-stage passes start from the baseline's file), run the ONNX-stage passes, measure both,
+    write reports."""
     recipe, data, reporter = context.recipe, context.data, context.reporter
-    reporter.stage("exporting the compressed model")
+    baseline_path, baseline_export = baseline
     float_path = plan.scratch("compressed.float.onnx")
-    compressed_export = export_verified(
-        backend, model, recipe, float_path, samples, reporter, baseline_export.exporter
-    )
+    if changed:
+        reporter.stage("exporting the compressed model")
+        compressed_export = export_verified(
+            backend, model, recipe, float_path, samples, reporter, baseline_export.exporter
+        )
+    else:
+        copy_model(baseline_path, float_path)
+        compressed_export = baseline_export
     if any(config.reshapes for config in recipe.passes):
         plan.model_name = plan.pruned_model_name(backend.model_suffix)
         backend.save_model(model, plan.stage(plan.model_name))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from compress.onnx.inspect import external_files
 
-#: gzip level for the compressed-size figure (stable across runs and machines).
-GZIP_LEVEL = 9
+#: gzip level for the compressed-size figure: the `gzip` command's default, what a user who
+#: gzips the file gets (level 9 took 6x longer on ResNet-50 for 0.7% fewer bytes).
+GZIP_LEVEL = 6
 
 
 def model_files(path: Path) -> list[Path]:

@@ -170,7 +170,7 @@ def _charts(report: Report) -> str:
         "chart-size",
         plots.size_chart(report),
         "file size, raw and gzip, baseline vs compressed",
-        "File size of the ONNX file (plus any external-data files), raw and gzip -9; the ratio "
+        "File size of the ONNX file (plus any external-data files), raw and gzip -6; the ratio "
         "inside a bar is compressed / baseline. Unstructured sparsity shrinks the gzip size only.",
     )
     speed = ""

@@ -146,7 +146,7 @@ def size_chart(report: Report) -> str:
                 textcoords="offset points",
                 fontweight="bold",
             )
-    axes.set_xticks(x, ["file size (raw)", "file size (gzip -9)"])
+    axes.set_xticks(x, ["file size (raw)", "file size (gzip -6)"])
     axes.set_ylim(0, max(before + after) * 1.18 or 1)
     axes.yaxis.set_major_formatter(lambda value, _: format_size(value))
     style_axes(axes)
