@@ -36,10 +36,10 @@ demo: setup
 	$(VENV)/bin/compress apply recipes/quickstart.yaml
 
 # Tests run on every core (one pytest-xdist worker each; PYTEST_WORKERS=0 runs them serially);
-# `loadgroup` keeps the tests that share an expensive module fixture on one worker; the 25
-# slowest tests are listed at the end. Tiers and their rules: docs/testing.md.
+# `worksteal` lets an idle worker take queued tests from a busy one, so a few long tests do not
+# leave the other core idle at the end; the 25 slowest tests are listed at the end. Tiers and their rules: docs/testing.md.
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
-PYTEST_XDIST   := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
+PYTEST_XDIST   := -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 
 test: setup
 	$(PY) -m pytest $(PYTEST_XDIST)
