@@ -37,7 +37,8 @@ demo: setup
 
 # Tests run on every core (one pytest-xdist worker each; PYTEST_WORKERS=0 runs them serially);
 # `worksteal` lets an idle worker take queued tests from a busy one, so a few long tests do not
-# leave the other core idle at the end; the 25 slowest tests are listed at the end. Tiers and their rules: docs/testing.md.
+# leave the other core idle at the end; the 25 slowest tests are listed at the end. Tiers and
+# their rules: docs/testing.md.
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_XDIST   := -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 

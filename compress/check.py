@@ -25,6 +25,7 @@ from compress.report.baseline import (
 from compress.report.budgets import CheckResult, budget_rows
 from compress.report.schema import Report, read_report_text
 from compress.schema import StrictModel
+from compress.suggest import closest_key
 from compress.yaml_source import Located, locate, parse_yaml
 
 # --- budget files ------------------------------------------------------------------------------
@@ -71,6 +72,9 @@ def parse_budget_file(source: Located) -> BudgetFile:
                 if unknown
                 else error["msg"].removeprefix("Value error, ")
             )
+            suggestion = closest_key(BudgetFile, source.data, loc) if unknown else None
+            if suggestion:
+                message += f"; did you mean {suggestion!r}?"
             lines.append(
                 f"{locate(source, loc, at_key=unknown)}: {'.'.join(map(str, loc))}: {message}"
             )

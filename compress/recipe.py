@@ -17,6 +17,7 @@ from compress.metrics import limits_model
 from compress.passes import AnyPass
 from compress.passes.registry import foreign_field
 from compress.schema import StrictModel
+from compress.suggest import closest_key
 from compress.units import parse_size
 from compress.yaml_source import Located, load_yaml, locate
 
@@ -284,6 +285,9 @@ def _format_error(source: Located | None, error: Any, data: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")  # pass types: the registry's words
     if error["type"] == "extra_forbidden":
         message = _other_algorithms_key(data, loc) or "unknown key (not part of recipe version 1)"
+        suggestion = closest_key(Recipe, data, loc)
+        if suggestion:
+            message += f"; did you mean {suggestion!r}?"
     if source is None:
         return f"{dotted}: {message}"
     where = locate(source, loc, at_key=error["type"] == "extra_forbidden")

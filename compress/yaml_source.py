@@ -10,6 +10,13 @@ import yaml
 
 from compress.errors import RecipeError
 
+#: Bounds on a recipe or budget file, checked on PyYAML's event stream (which, unlike its
+#: composer, does not recurse) before anything is built: a file this big, this deep, or whose
+#: aliases expand to this many values is a mistake or an attack, and is refused at once.
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
+
 
 @dataclass(frozen=True)
 class Located:
@@ -32,8 +39,15 @@ def load_yaml(path: Path) -> Located:
 
 
 def parse_yaml(text: str, path: Path) -> Located:
-    """Parse YAML text read from `path` (named in errors), like `load_yaml`."""
+    """Parse YAML text read from `path` (named in errors), like `load_yaml`; files past the
+    bounds above are RecipeErrors before they are built."""
+    if len(text) > MAX_BYTES:
+        raise RecipeError(
+            f"{path}: {len(text) / 1024 / 1024:.1f} MB of YAML is more than the "
+            f"{MAX_BYTES // 1024 // 1024} MB a recipe or budget file may hold"
+        )
     try:
+        _check_bounds(text, path)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -45,6 +59,47 @@ def parse_yaml(text: str, path: Path) -> Located:
     if root is not None:
         _reject_duplicate_keys(root, path)
     return Located(data=data, root=root, path=path)
+
+
+def _check_bounds(text: str, path: Path) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and aliases that expand past MAX_VALUES values
+    (a "billion laughs" file), at the position where the bound is crossed."""
+    open_counts: list[list] = []  # per open collection: [anchor, values inside so far]
+    anchored: dict[str, int] = {}  # anchor -> values its node expands to
+    expanded = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_counts.append([event.anchor, 0])
+            if len(open_counts) > MAX_DEPTH:
+                raise RecipeError(
+                    f"{_where(path, event)}: nested more than {MAX_DEPTH} levels deep"
+                )
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, inside = open_counts.pop()
+            added = inside + 1
+            if anchor:
+                anchored[anchor] = added
+        elif isinstance(event, yaml.ScalarEvent):
+            added = 1
+            if event.anchor:
+                anchored[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            added = anchored.get(event.anchor, 1)
+        else:
+            continue
+        if open_counts:
+            open_counts[-1][1] += added
+        expanded += added if not isinstance(event, yaml.CollectionEndEvent) else 1
+        if expanded > MAX_VALUES:
+            raise RecipeError(
+                f"{_where(path, event)}: aliases expand to more than {MAX_VALUES:,} values"
+            )
+
+
+def _where(path: Path, event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
 
 
 def _reject_duplicate_keys(node: yaml.Node, path: Path) -> None:

@@ -285,12 +285,21 @@ def test_invalid_budget_file_exits_2_with_a_position(run_cli, produced, budget):
     code, _, err = run_cli("check", produced, "--budget", path)
     assert code == EXIT_USAGE
     assert f"{path}:3:24: budgets.sparsity.mx: unknown key" in err
+    assert "did you mean 'max'?" in err  # a typo names the key it is closest to
     path = budget("relative:\n  size_bytes: {max_increase: two}\n", "b.yaml")
     code, _, err = run_cli("check", produced, "--budget", path, "--baseline", produced)
     assert code == EXIT_USAGE and f"{path}:2:30: relative.size_bytes.max_increase" in err
     path = budget("budgets:\n  size_bytes: {max: 10kB\n", "c.yaml")
     code, _, err = run_cli("check", produced, "--budget", path)
     assert code == EXIT_USAGE and f"{path}:3:1: invalid YAML" in err
+
+
+def test_alias_bomb_in_a_budget_file_is_refused_at_once(run_cli, produced, budget):
+    from test_hostile_yaml import billion_laughs, refused
+
+    path = budget(billion_laughs(10))
+    err = refused(run_cli, "check", produced, "--budget", path)
+    assert f"{path}:7:" in err and "aliases expand to more than 200,000 values" in err
 
 
 @pytest.mark.parametrize(

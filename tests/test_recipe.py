@@ -180,3 +180,25 @@ def test_recipe_as_data_errors_name_the_field():
         load_recipe(raw, base_dir=MODELS)
     assert "passes.0.sparsty: unknown key (not part of recipe version 1)" in str(caught.value)
     assert ".yaml:" not in str(caught.value)  # no file to point at
+
+
+def test_typos_name_the_key_they_are_closest_to(write_recipe):
+    """A newcomer's typos: each unknown key says which key it most likely meant, at its line;
+    a key like no other gets no guess."""
+    raw = seed_mlp_recipe(passes=[{"type": "prune", "sparsty": 0.5}])
+    raw["model"]["wieghts"] = raw["model"].pop("weights")
+    raw["measur"] = raw.pop("measure")
+    raw["zzz"] = 1
+    with pytest.raises(RecipeError) as err:
+        load_recipe(write_recipe(raw))
+    message = str(err.value)
+    assert re.search(
+        r"recipe\.yaml:\d+:\d+: passes\.0\.sparsty: unknown key .*did you mean 'sparsity'\?",
+        message,
+    )
+    assert (
+        "model.wieghts: unknown key (not part of recipe version 1); did you mean 'weights'?"
+        in message
+    )
+    assert "measur: unknown key (not part of recipe version 1); did you mean 'measure'?" in message
+    assert "zzz: unknown key (not part of recipe version 1)\n" in message + "\n"

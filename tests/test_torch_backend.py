@@ -58,6 +58,10 @@ def test_full_pickle_is_refused_unless_trusted(write_recipe, tmp_path):
     with pytest.raises(UnsafeModelError, match=r"refused to load model\.pt: it is a pickle") as err:
         load_model(recipe_with(write_recipe, source=str(path), weights=None))
     assert err.value.exit_code == 3
+    message = str(err.value)
+    assert "(it imports test_torch_backend.Pickled)" in message and "state_dict()" in message
+    # torch's own advice is the unsafe path: never repeated to the user
+    assert "weights_only" not in message and "add_safe_globals" not in message
     _, model = load_model(recipe_with(write_recipe, source=str(path), weights=None, trust=True))
     assert isinstance(model, nn.Module)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from compress.errors import ModelError, UnsafeModelError, message_line
+from compress.errors import ModelError, UnsafeModelError
 from compress.recipe import Recipe
 from compress.sources import call_reference
 
@@ -89,14 +90,22 @@ def _torch_load(path: Path, trust: bool) -> Any:
     except pickle.UnpicklingError as exc:
         if trust:
             raise ModelError(f"cannot load {path.name}: {exc}") from exc
-        first = message_line(exc)
         raise UnsafeModelError(
-            f"refused to load {path.name}: it is a pickle that needs more than tensors to load "
-            f"(it can run code: {first}); export a state dict or safetensors, or set "
-            "model.trust: true if you trust this file"
+            f"refused to load {path.name}: it is a pickle that needs more than tensors to load"
+            f"{_needed_global(str(exc))}, and unpickling it can run any code. Save its weights "
+            "instead (torch.save(model.state_dict(), ...) or safetensors.torch.save_file) and "
+            "give them as model.weights with the builder as model.source; model.trust: true "
+            "loads the pickle, only for a file you made yourself"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
         raise ModelError(f"cannot load {path.name}: {exc}") from exc
+
+
+def _needed_global(message: str) -> str:
+    """" (it imports `name`)" from torch's refusal, whose own advice (load with
+    weights_only=False, or allow-list the global) is the unsafe path and is not repeated."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    return f" (it imports {found.group(1)})" if found else ""
 
 
 def _is_file(source: str) -> bool:
