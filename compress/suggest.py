@@ -1,4 +1,4 @@
-""""Did you mean": the closest name the schema takes where a recipe or budget file has an
+""" "Did you mean": the closest name the schema takes where a recipe or budget file has an
 unknown key or value (a typo such as `sparsty` then names `sparsity`)."""
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def _torch_load(path: Path, trust: bool) -> Any:
 
 
 def _needed_global(message: str) -> str:
-    """" (it imports `name`)" from torch's refusal, whose own advice (load with
+    """ " (it imports `name`)" from torch's refusal, whose own advice (load with
     weights_only=False, or allow-list the global) is the unsafe path and is not repeated."""
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
     return f" (it imports {found.group(1)})" if found else ""
