@@ -25,6 +25,15 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def refuse_overwriting(target: Path, inputs: dict[str, str | Path | None], what: str) -> None:
+    """UsageError (exit 2) when `target` is one of the files a command reads (`inputs`: kind ->
+    path): writing `what` there would destroy the input."""
+    resolved = target.resolve()
+    for kind, path in inputs.items():
+        if path is not None and Path(path).resolve() == resolved:
+            raise UsageError(f"refusing to write {what} over the {kind} {path} (an input)")
+
+
 def write_text_or_fail(path: Path, text: str, kind: str = "") -> None:
     """Atomic write; an OS error is a UsageError (exit 2) naming the file (and its kind)."""
     try:

@@ -295,9 +295,13 @@ def check_command(
     size figures may grow by at most --max-increase; other relative limits (latency too) are
     set in the budget file's `relative:` section.
     """
+    from compress.atomic import refuse_overwriting
     from compress.check import check
     from compress.report.gate import check_markdown, print_check
 
+    if markdown:
+        inputs = {"report": report, "budget file": budget, "baseline": baseline}
+        refuse_overwriting(Path(markdown), inputs, "the Markdown summary")
     result = check(
         report,
         budget_path=budget,

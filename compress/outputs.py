@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compress.errors import UsageError
-from compress.recipe import Recipe
+from compress.recipe import Recipe, referenced_file
 
 
 @dataclass
@@ -69,12 +69,7 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
     export = Path(recipe.export.path)
     directory = Path(output_dir).resolve() if output_dir else recipe.resolve(str(export.parent))
     plan = OutputPlan(directory=directory, onnx_name=export.name)
-    source = recipe.model.source
-    inputs = {recipe.resolve(source.rsplit(":", 1)[0])} if source else set()
-    if recipe.model.weights:
-        inputs.add(recipe.resolve(recipe.model.weights))
-    if recipe.path:
-        inputs.add(recipe.path)
+    inputs = recipe_inputs(recipe)
     models = [plan.pruned_model_name(suffix) for suffix in (".safetensors", ".keras")]
     names = (plan.onnx_name, plan.baseline_name, "report.json", "report.md", "report.html", *models)
     for name in names:
@@ -83,8 +78,37 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
     return plan
 
 
-def tool_directory(recipe: Recipe, output_dir: str | Path | None, folder: str) -> Path:
-    """Where `compress analyze` and `tune` write: -o, else `folder` beside the export path."""
-    if output_dir:
-        return Path(output_dir).resolve()
-    return recipe.resolve(str(Path(recipe.export.path).parent)) / folder
+def recipe_inputs(recipe: Recipe) -> set[Path]:
+    """The files a run of `recipe` reads: the recipe, the model's source and weights, the data
+    source file, and the files its passes name (a teacher's weights)."""
+    references = [recipe.model.source, recipe.model.weights]
+    references.append(recipe.data.source if recipe.data else None)
+    references += [ref for config in recipe.passes for _, ref in config.references()]
+    files = [referenced_file(ref) for ref in references if ref]
+    inputs = {recipe.resolve(file) for file in files if file}
+    if recipe.path:
+        inputs.add(recipe.path)
+    return {path.resolve() for path in inputs}
+
+
+def tool_directory(
+    recipe: Recipe, output_dir: str | Path | None, folder: str, writes: tuple[str, ...]
+) -> Path:
+    """Where `compress analyze` and `tune` write: -o, else `folder` beside the export path.
+    UsageError when one of the recipe's inputs is among `writes` (names in the directory, a
+    name ending in "/" standing for everything under that folder)."""
+    directory = (
+        Path(output_dir).resolve()
+        if output_dir
+        else recipe.resolve(str(Path(recipe.export.path).parent)) / folder
+    )
+    for path in recipe_inputs(recipe):
+        for name in writes:
+            target = directory / name
+            inside = name.endswith("/") and target.resolve() in path.parents
+            if inside or path == target.resolve():
+                raise UsageError(
+                    f"refusing to write into {directory}: compress {folder} writes {name} there, "
+                    f"over the input file {path}; choose another output directory (-o)"
+                )
+    return directory

@@ -424,3 +424,17 @@ def test_compare_table_and_json(run_cli, produced, data, save):
     assert rows["latency_p50_ms"]["better"] is None and "≈ (noise)" in table
     assert [layer["name"] for layer in answer["layers"]] == [data["layers"][0]["name"]]
     assert answer["same_layers"] == len(data["layers"]) - 1
+
+
+def test_markdown_summary_never_overwrites_an_input(run_cli, produced, data, save, budget):
+    """`--markdown` pointing at the report, budget file or baseline it reads is exit 2, and the
+    file is left as it was."""
+    report = save(data)
+    limits = budget({"budgets": {"sparsity": {"min": 0.4}}})
+    baseline = save(data, "baseline.json")
+    for target in (report, limits, baseline):
+        before = target.read_bytes()
+        args = ("check", report, "--budget", limits, "--baseline", baseline, "--markdown", target)
+        code, _, err = run_cli(*args)
+        assert code == EXIT_USAGE and "refusing to write the Markdown summary over the" in err
+        assert target.read_bytes() == before

@@ -160,5 +160,18 @@ def test_tuned_yaml_never_replaces_the_recipe(run_cli, tmp_path):
     path.rename(tuned)
     before = tuned.read_text()
     code, _, err = run_cli("tune", tuned, "-o", tmp_path)
-    assert code == 2 and "over the recipe itself" in err
+    assert code == 2 and "compress tune writes tuned.yaml there, over the input file" in err
     assert tuned.read_text() == before and not (tmp_path / "tuning.json").exists()
+
+
+def test_trial_folders_never_replace_an_input(run_cli, tmp_path):
+    """A recipe kept where a trial would write (trials/01/recipe.yaml of the -o folder) is an
+    input: exit 2 before any trial runs, the file untouched."""
+    path = digits_tune(tmp_path)
+    inside = tmp_path / "trials" / "01" / "recipe.yaml"
+    inside.parent.mkdir(parents=True)
+    path.rename(inside)
+    before = inside.read_text()
+    code, _, err = run_cli("tune", inside, "-o", tmp_path)
+    assert code == 2 and "compress tune writes trials/ there, over the input file" in err
+    assert inside.read_text() == before

@@ -31,6 +31,9 @@ from compress.version import __version__
 #: Levels each layer (group) is pruned to alone.
 SCAN_LEVELS = (0.3, 0.5, 0.7, 0.9)
 
+#: What `compress analyze` writes into its output directory.
+ANALYSIS_FILES = ("analysis.json", "analysis.html")
+
 
 def analyze(
     recipe: Recipe | str | Path | Mapping[str, Any],
@@ -44,7 +47,7 @@ def analyze(
     analysis.json and analysis.html to `output_dir` (default: `<export dir>/analysis`)."""
     recipe = as_recipe(recipe, base_dir)
     reporter = Reporter(progress_wanted(progress))
-    directory = tool_directory(recipe, output_dir, "analysis")
+    directory = tool_directory(recipe, output_dir, "analysis", ANALYSIS_FILES)
     started = time.perf_counter()
     with prepared(recipe, reporter, samples, "compress analyze") as subject:
         passes, skipped = [], []
@@ -69,8 +72,9 @@ def analyze(
         seconds=round(time.perf_counter() - started, 2),
         directory=str(directory),
     )
-    write_text_or_fail(directory / "analysis.json", analysis.to_json(), "analysis")
-    write_text_or_fail(directory / "analysis.html", render_analysis(analysis), "analysis")
+    json_name, html_name = ANALYSIS_FILES
+    write_text_or_fail(directory / json_name, analysis.to_json(), "analysis")
+    write_text_or_fail(directory / html_name, render_analysis(analysis), "analysis")
     return analysis
 
 

@@ -18,7 +18,7 @@ from compress.analysis.run import prepared
 from compress.analysis.scans import LEVELS
 from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
-from compress.errors import RecipeError, UsageError
+from compress.errors import RecipeError
 from compress.outputs import tool_directory
 from compress.passes import PassConfig, role_for
 from compress.passes.prune import PruneBase
@@ -38,6 +38,9 @@ GUESS_STEP = 0.01
 #: The most quantized nodes a search keeps in float to let a higher level pass.
 MAX_FLOAT_NODES = 3
 
+#: What `compress tune` writes into its output directory ("trials/": every trial's folder).
+TUNE_WRITES = ("tuned.yaml", "tuning.json", "tuning.html", "trials/")
+
 
 def tune(
     recipe: Recipe | str | Path | Mapping[str, Any],
@@ -53,12 +56,7 @@ def tune(
     recipe = check_usage(as_recipe(recipe, base_dir), "apply")
     pass_index, config = tuned_pass(recipe)
     reporter = Reporter(progress_wanted(progress))
-    directory = tool_directory(recipe, output_dir, "tune")
-    if recipe.path is not None and (directory / "tuned.yaml").resolve() == recipe.path:
-        raise UsageError(
-            f"compress tune writes tuned.yaml into {directory}, over the recipe itself: "
-            "choose another output directory (-o)"
-        )
+    directory = tool_directory(recipe, output_dir, "tune", TUNE_WRITES)
     started = time.perf_counter()
     with prepared(recipe, reporter, SCAN_SAMPLES, "compress tune") as subject:
         reporter.stage("scanning sensitivity")
