@@ -159,3 +159,22 @@ def test_plan_names_teacher_student_and_quantization_stage(run_cli):
     assert code == 0
     assert "teacher: the model as loaded" in out and "student: ../models/digits_nano.py" in out
     assert "mode: weight_only" in out and "stage: onnx" in out
+
+
+def test_outputs_never_replace_the_teachers_weights(write_recipe, tmp_path):
+    """A teacher whose weights sit in the output folder under an output's name is an input:
+    exit 2 before anything runs, the weights untouched."""
+    import shutil
+
+    from compress.errors import UsageError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    weights = out / "model.pruned.safetensors"
+    shutil.copy(DIGITS["weights"], weights)
+    teacher = {"source": DIGITS["source"], "weights": str(weights)}
+    raw = digits_recipe([{"type": "distill", "teacher": teacher, "student": NANO}])
+    before = weights.read_bytes()
+    with pytest.raises(UsageError, match="refusing to overwrite the input file"):
+        compress.apply(write_recipe(raw), output_dir=out, progress=False)
+    assert weights.read_bytes() == before
