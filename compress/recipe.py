@@ -6,6 +6,7 @@ paths are relative to the recipe file; sizes accept units.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from compress.metrics import limits_model
 from compress.passes import AnyPass
 from compress.passes.registry import foreign_field
 from compress.schema import StrictModel
-from compress.suggest import closest_key
+from compress.suggest import closest, closest_key
 from compress.units import parse_size
 from compress.yaml_source import Located, load_yaml, locate
 
@@ -283,6 +284,9 @@ def _format_error(source: Located | None, error: Any, data: dict) -> str:
     loc = tuple(part for part in error["loc"] if not str(part).startswith("<"))
     dotted = ".".join(str(part) for part in loc)
     message = error["msg"].removeprefix("Value error, ")  # pass types: the registry's words
+    value_guess = _closest_value(error)
+    if value_guess:
+        message += f"; did you mean {value_guess!r}?"
     if error["type"] == "extra_forbidden":
         message = _other_algorithms_key(data, loc) or "unknown key (not part of recipe version 1)"
         suggestion = closest_key(Recipe, data, loc)
@@ -292,6 +296,20 @@ def _format_error(source: Located | None, error: Any, data: dict) -> str:
         return f"{dotted}: {message}"
     where = locate(source, loc, at_key=error["type"] == "extra_forbidden")
     return f"{where}: {dotted}: {message}"
+
+
+def _closest_value(error: Any) -> str | None:
+    """For a value that is not one of the allowed names (a literal, a pass type): the closest."""
+    given = error.get("input")
+    context = error.get("ctx") or {}
+    if error["type"] == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(context.get("expected", "")))
+    elif error["type"] == "union_tag_invalid":
+        given = context.get("tag", given)
+        allowed = [name.strip() for name in str(context.get("known", "")).split(",")]
+    else:
+        return None
+    return closest(given, allowed) if isinstance(given, str) else None
 
 
 def _other_algorithms_key(data: dict, loc: tuple) -> str | None:
@@ -320,7 +338,15 @@ def _check_consistency(recipe: Recipe) -> None:
     for loc, reference in referenced:
         file = referenced_file(reference) if reference else None
         if file and not recipe.resolve(file).is_file():
-            problems.append(recipe.error_at(loc, f"no such file: {file}"))
+            where = recipe.resolve(file)
+            relative = (
+                ""
+                if Path(file).is_absolute()
+                else f" (paths are relative to the recipe's folder {recipe.base_dir})"
+            )
+            problems.append(
+                recipe.error_at(loc, f"no such file: {file}, looked for {where}{relative}")
+            )
     if recipe.evaluate and recipe.data is None:
         problems.append(recipe.error_at(("evaluate",), "evaluation needs a data section"))
     first_onnx_pass = None

@@ -89,11 +89,17 @@ def test_yaml_tags_that_run_code_are_rejected(write_recipe):
     assert "invalid YAML" in message
 
 
-def test_missing_files_point_at_the_field(write_recipe):
+def test_missing_files_point_at_the_field(write_recipe, tmp_path):
     text = BASE.replace("seed_mlp.py:build", "nope.py:build") + "  weights: missing.safetensors\n"
     message = error_of(write_recipe, text)
     assert re.search(r"recipe\.yaml:4:11: model\.source: no such file: .*nope\.py", message)
     assert "model.weights: no such file: missing.safetensors" in message
+    # a copied recipe's relative path: where it was looked for, and relative to what
+    folder = tmp_path.resolve()
+    assert (
+        f"looked for {folder / 'missing.safetensors'} (paths are relative to the recipe's"
+        in message
+    )
 
 
 def test_schedule_must_end_within_training(write_recipe):
@@ -202,3 +208,16 @@ def test_typos_name_the_key_they_are_closest_to(write_recipe):
     )
     assert "measur: unknown key (not part of recipe version 1); did you mean 'measure'?" in message
     assert "zzz: unknown key (not part of recipe version 1)\n" in message + "\n"
+
+
+@pytest.mark.parametrize(
+    ("pass_", "guess"),
+    [
+        ({"type": "prnue", "sparsity": 0.5}, "prune"),
+        ({"type": "prune", "method": "chanel", "sparsity": 0.5}, "channel"),
+        ({"type": "quantize", "mode": "statc"}, "static"),
+    ],
+)
+def test_misspelt_values_name_the_closest_allowed_one(write_recipe, pass_, guess):
+    with pytest.raises(RecipeError, match=rf"did you mean '{guess}'\?"):
+        load_recipe(write_recipe(seed_mlp_recipe(passes=[pass_])))
