@@ -182,6 +182,7 @@ def test_activation_importance_removes_a_channel_that_never_fires(tmp_path, impo
     assert bool((pruned[0].bias == -1000.0).any()) is dead_kept
 
 
+@pytest.mark.e2e
 def test_heads_follow_the_level_of_their_attention(tmp_path):
     """Heads follow the level of their attention (here the default, 1 of 4), not the highest
     level of the pass (the FFN override, half)."""
@@ -205,6 +206,7 @@ def test_heads_follow_the_level_of_their_attention(tmp_path):
     assert len(neurons) == 2 and all((g["before"], g["after"]) == (128, 64) for g in neurons)
 
 
+@pytest.mark.e2e
 def test_bert_heads_and_neurons_are_removed(tmp_path):
     """Heads go whole (4 -> 2 per layer, the attention modules told), FFN neurons by half; the
     hidden size (tied to the embeddings and the model's output) stays."""
@@ -237,6 +239,7 @@ def test_bert_heads_and_neurons_are_removed(tmp_path):
     assert report.compressed.macs < report.baseline.macs
 
 
+@pytest.mark.e2e
 def test_vit_heads_of_the_new_attention_layout_are_removed(tmp_path):
     """transformers 5's ViT (q_proj/k_proj/v_proj/o_proj, head_dim): heads go whole, 4 -> 2,
     the MLP by half; the hidden size (LayerNorms) stays whole with a note."""
@@ -313,6 +316,7 @@ def test_neurons_under_a_layernorm_are_left_whole(tmp_path):
     assert any("1 channel group(s) left whole" in note for note in report.notes)
 
 
+@pytest.mark.e2e
 def test_gpt2_feed_forward_neurons_are_cut_and_attention_left_whole(tmp_path):
     """GPT-2's Conv1D layers: the FFN loses half its neurons, the fused Q/K/V projection and
     the hidden size (LayerNorm, tied embeddings) stay; the saved model loads back as Conv1Ds."""

@@ -119,6 +119,7 @@ def test_gpt2_decoder_prune_fine_tune_then_int4(run_cli, write_recipe):
     assert report["compressed"]["size_bytes"] < 0.5 * report["baseline"]["size_bytes"]
 
 
+@pytest.mark.e2e
 def test_parity_failure_on_generated_inputs_says_what_was_used(run_cli, write_recipe, tmp_path):
     """A model that is only correct on valid ids: with a range the user asked for values the
     embedding cannot take, and the message names the inputs and how to give real ones."""
@@ -158,6 +159,7 @@ def test_generated_integer_inputs_are_valid_ids():
     assert ranged.min() >= 5 and ranged.max() <= 8 and len(np.unique(ranged)) == 4
 
 
+@pytest.mark.e2e
 def test_no_native_loader_noise_and_torchao_only_for_qat(write_recipe, tmp_path):
     """In a fresh process, as a user runs it: a transformers builder imports torchao (which
     probes CUDA kernel libraries) and stderr stays clean; a pruning run never imports torchao."""

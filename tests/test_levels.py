@@ -121,6 +121,7 @@ def test_allocation_keeps_fixed_layers_and_finds_a_flat_stretch_after_a_step():
     assert overall == pytest.approx(0.6, abs=1e-3)
 
 
+@pytest.mark.e2e
 def test_sensitivity_allocation_beats_uniform_on_the_trained_digits_cnn(tmp_path):
     """What sensitivity allocation is for: one-shot 80% without fine-tuning, at least 3 points
     better than uniform levels."""
@@ -168,6 +169,7 @@ def test_a_session_refuses_sensitivity_allocation(write_recipe, run_cli):
     assert code == 2 and "run this pass with `compress apply`" in err
 
 
+@pytest.mark.e2e
 def test_channel_allocation_trades_levels_for_macs(tmp_path):
     """Channel groups are weighed by the MACs they control: the allocated pass removes about as
     many MACs as the uniform one, and keeps more accuracy."""

@@ -36,6 +36,7 @@ def digits_tune(tmp_path: Path, **changes) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_tune_finds_a_passing_level_and_tuned_yaml_reproduces_it(run_cli, tmp_path):
     out = tmp_path / "tune"
     code, stdout, err = run_cli("tune", digits_tune(tmp_path), "--trials", "3", "-o", out)
@@ -56,6 +57,7 @@ def test_tune_finds_a_passing_level_and_tuned_yaml_reproduces_it(run_cli, tmp_pa
     assert report.passes[0]["achieved_sparsity"] == best["achieved"]
 
 
+@pytest.mark.e2e
 def test_a_compression_budget_alone_pushes_the_level_up(tmp_path):
     """No accuracy budget: the first guess is the recipe's level; a gzip budget it misses is
     'not far enough', so the next trial goes higher."""
@@ -70,6 +72,7 @@ def test_a_compression_budget_alone_pushes_the_level_up(tmp_path):
     assert result.best == 2
 
 
+@pytest.mark.e2e
 def test_no_passing_trial_is_exit_1_without_tuned_yaml(run_cli, tmp_path):
     path = digits_tune(tmp_path, budgets={"accuracy": {"min": 0.999}})
     code, _, err = run_cli("tune", path, "--trials", "1", "-o", tmp_path / "t")
@@ -111,6 +114,7 @@ def test_recipes_tune_cannot_run_are_refused(changes, message, run_cli, tmp_path
     assert code == 2 and message in err and "Traceback" not in err
 
 
+@pytest.mark.e2e
 def test_channel_pruning_is_tuned_too(tmp_path):
     passes = [{"type": "prune", "method": "channel", "sparsity": 0.3, "fine_tune": True}]
     path = digits_tune(tmp_path, passes=passes, budgets={"accuracy_drop": {"max": 0.02}})
@@ -139,6 +143,7 @@ def test_ctrl_c_keeps_the_best_trial_so_far(tmp_path):
     assert load_recipe(out / "tuned.yaml").passes[0].per_layer
 
 
+@pytest.mark.e2e
 def test_quantized_nodes_that_hurt_are_kept_float_to_pass(tmp_path):
     """A layer with outlier inputs loses accuracy in dynamic INT8 whatever the prune level: the
     search keeps the node the fallback's ranking puts first in float, and goes on from there."""
