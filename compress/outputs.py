@@ -104,9 +104,8 @@ def tool_directory(
     )
     for path in recipe_inputs(recipe):
         for name in writes:
-            target = directory / name
-            inside = name.endswith("/") and target.resolve() in path.parents
-            if inside or path == target.resolve():
+            target = (directory / name).resolve()
+            if path == target or (name.endswith("/") and target in path.parents):
                 raise UsageError(
                     f"refusing to write into {directory}: compress {folder} writes {name} there, "
                     f"over the input file {path}; choose another output directory (-o)"

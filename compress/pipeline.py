@@ -131,8 +131,9 @@ def _run(
             context.original = backend.copy(model)  # the default teacher: the model as loaded
         model, records = _model_passes(backend, model, context)
     changed = trained is not None or any(config.stage == "model" for config in recipe.passes)
-    baseline = (baseline_path, baseline_export)
-    return _finish(backend, model, records, context, plan, samples, baseline, changed)
+    return _finish(
+        backend, model, records, context, plan, samples, baseline_path, baseline_export, changed
+    )
 
 
 def allocate_levels(
@@ -161,14 +162,14 @@ def _finish(
     context: PassContext,
     plan: OutputPlan,
     samples: ParityInputs,
-    baseline: tuple[Path, ExportRecord],
+    baseline_path: Path,
+    baseline_export: ExportRecord,
     changed: bool,
 ) -> Report:
     """Export the compressed model (unless no pass `changed` the framework model: then the
     ONNX-stage passes start from the baseline's file), run the ONNX-stage passes, measure both,
     write reports."""
     recipe, data, reporter = context.recipe, context.data, context.reporter
-    baseline_path, baseline_export = baseline
     float_path = plan.scratch("compressed.float.onnx")
     if changed:
         reporter.stage("exporting the compressed model")

@@ -74,23 +74,25 @@ def _check_bounds(text: str, path: Path) -> None:
                 raise RecipeError(
                     f"{_where(path, event)}: nested more than {MAX_DEPTH} levels deep"
                 )
-            continue
-        if isinstance(event, yaml.CollectionEndEvent):
+            size = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
             anchor, inside = open_counts.pop()
-            added = inside + 1
             if anchor:
-                anchored[anchor] = added
+                anchored[anchor] = inside + 1
+            if open_counts:
+                open_counts[-1][1] += inside + 1
+            continue  # its values were counted as they came
         elif isinstance(event, yaml.ScalarEvent):
-            added = 1
+            size = 1
             if event.anchor:
                 anchored[event.anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
-            added = anchored.get(event.anchor, 1)
+            size = anchored.get(event.anchor, 1)
         else:
             continue
-        if open_counts:
-            open_counts[-1][1] += added
-        expanded += added if not isinstance(event, yaml.CollectionEndEvent) else 1
+        if open_counts and not isinstance(event, yaml.CollectionStartEvent):
+            open_counts[-1][1] += size
+        expanded += size
         if expanded > MAX_VALUES:
             raise RecipeError(
                 f"{_where(path, event)}: aliases expand to more than {MAX_VALUES:,} values"

@@ -288,3 +288,28 @@ def test_training_pass_without_a_train_split(run_cli, write_recipe, tmp_path):
     code, _, err = run_cli("apply", write_recipe(raw))
     assert code == EXIT_MODEL
     assert err.strip() == "error: prune: training needs a 'train' split from data.source"
+
+
+def test_a_recipe_of_onnx_passes_only_exports_once(write_recipe, monkeypatch):
+    """With no pass that changes the framework model, the ONNX-stage passes start from a copy of
+    the baseline's file: one export, and the compressed model's export record is the baseline's."""
+    from compress import pipeline
+
+    exported = []
+    real = pipeline.export_verified
+
+    def counting(backend, model, recipe, path, *args, **kwargs):
+        exported.append(path.name)
+        return real(backend, model, recipe, path, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "export_verified", counting)
+    report = compress.apply(
+        write_recipe(seed_mlp_recipe(passes=[{"type": "quantize", "mode": "dynamic"}])),
+        progress=False,
+    )
+    assert len(exported) == 1
+    assert report.compressed.export == report.baseline.export
+    assert {layer.dtype for layer in report.layers} == {"int8"}
+    exported.clear()
+    compress.apply(write_recipe(seed_mlp_recipe()), progress=False)  # prune changes the model
+    assert len(exported) == 2

@@ -159,19 +159,24 @@ def test_quantized_onnx_input(write_recipe, tmp_path):
     assert report.baseline.accuracy - report.compressed.accuracy <= DIGITS_INT8_DROP
 
 
-def write_external_model(path: Path, location: str) -> None:
-    """A one-MatMul model whose weight points at external data `location`."""
-    weight = onnx.numpy_helper.from_array(np.ones((10, 4), np.float32), "w")
+def ones_matmul(width: int) -> onnx.ModelProto:
+    """features (N, width) @ a constant (width, 4) weight of ones, one MatMul named "mm"."""
+    weight = onnx.numpy_helper.from_array(np.ones((width, 4), np.float32), "w")
     graph = onnx.helper.make_graph(
         [onnx.helper.make_node("MatMul", ["features", "w"], ["y"], name="mm")],
         "g",
-        [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["n", 10])],
+        [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["n", width])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])],
         [weight],
     )
-    model = onnx.helper.make_model(
+    return onnx.helper.make_model(
         graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10
     )
+
+
+def write_external_model(path: Path, location: str) -> None:
+    """A one-MatMul model whose weight points at external data `location`."""
+    model = ones_matmul(10)
     onnx.external_data_helper.set_external_data(model.graph.initializer[0], location)
     model.graph.initializer[0].ClearField("raw_data")
     onnx.save(model, str(path))
@@ -351,15 +356,7 @@ def test_auto_activations_follow_the_cpu(monkeypatch):
 def saturating_matmul(path: Path) -> None:
     """features (N, 64) in [0, 1] @ a constant weight of ones: uint8 x int8 pairs sum to
     2 * 255 * 127 at full range, over the int16 that u8s8 kernels without VNNI add them in."""
-    weight = onnx.numpy_helper.from_array(np.ones((64, 4), np.float32), "w")
-    graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("MatMul", ["features", "w"], ["y"], name="mm")],
-        "g",
-        [onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["n", 64])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])],
-        [weight],
-    )
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), path)
+    onnx.save(ones_matmul(64), path)
 
 
 def test_weight_width_is_measured_without_vnni(tmp_path, monkeypatch):
