@@ -191,14 +191,15 @@ def _levels_option(text: str) -> list[float]:
 )
 @_friendly_errors
 def validate(recipe: str, usage: str) -> None:
-    """Check RECIPE's schema, load its model and resolve every pass's targets; say what each
-    usage needs (exit 2 when RECIPE cannot run in --usage)."""
+    """Dry-run RECIPE: its schema, every callable it names, its data against model.inputs, one
+    forward pass, the loss on a batch and every pass's targets; say what each usage needs
+    (exit 2 when RECIPE cannot run in --usage)."""
     from compress.errors import RecipeError
-    from compress.planning import plan
+    from compress.planning import validate as dry_run
     from compress.recipe import USAGE_NAMES, load_recipe, usage_problems
 
     loaded = load_recipe(recipe)
-    result = plan(loaded)
+    result = dry_run(loaded)
     problems = {name: usage_problems(loaded, name) for name in USAGE_NAMES}
     if problems[usage]:
         hint = "".join(
@@ -209,9 +210,14 @@ def validate(recipe: str, usage: str) -> None:
         heading = f"{recipe} cannot run with {USAGE_NAMES[usage]}{hint}:"
         raise RecipeError("\n".join([heading, *(str(problem) for problem in problems[usage])]))
     click.echo(
-        f"{recipe}: valid ({result.framework}, {result.params:,} params, "
-        f"{len(result.passes)} pass(es))"
+        f"{recipe}: valid ({result.framework}, {result.framework_params:,} params in the "
+        f"{result.framework} model, {len(loaded.passes)} pass(es))"
     )
+    if result.splits:
+        shown = ", ".join(f"{name} {count:,}" for name, count in result.splits.items())
+        click.echo(f"  data: {shown} samples; the model ran on a batch of each")
+    else:
+        click.echo("  data: none; the model ran on inputs made up from model.inputs")
     for name, found in problems.items():
         verdict = "ok" if not found else "needs changes:"
         click.echo(f"  {USAGE_NAMES[name]}: {verdict}")
@@ -224,9 +230,11 @@ def validate(recipe: str, usage: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_friendly_errors
 def plan_command(recipe: str, as_json: bool) -> None:
-    """Show what each pass of RECIPE will touch, before running it."""
+    """Show what each pass of RECIPE will do, before running it: parameters and MACs counted
+    on exported ONNX files as the report counts them, channel groups, quantized nodes."""
     from dataclasses import asdict
 
+    from compress.plan_text import plan_lines
     from compress.planning import plan
     from compress.recipe import load_recipe
 
@@ -234,20 +242,8 @@ def plan_command(recipe: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
-    click.echo(f"model: {result.framework}, {result.params:,} params")
-    for index, step in enumerate(result.passes, start=1):
-        click.echo(
-            f"pass {index}: {step['type']}: {len(step['layers'])} layer(s), "
-            f"{step['weights_before']:,} weights -> {step['nonzero_after']:,} nonzero"
-        )
-        for key in ("mode", "stage", "teacher", "student", "allocation"):
-            if key in step:
-                click.echo(f"  {key}: {step[key]}")
-        for layer in step["layers"]:
-            click.echo(
-                f"  {layer['name']:<32} {layer['kind']:<14} "
-                f"{layer['weights']:>10,} -> {layer['nonzero_after']:>10,}"
-            )
+    for line in plan_lines(result):
+        click.echo(line)
 
 
 @cli.command(name="check")

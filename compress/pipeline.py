@@ -17,10 +17,11 @@ from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
 from compress.cpu import cpu_name, speed_features
 from compress.data import Splits, load_data
+from compress.dry_run import check_data_shapes, check_runs
 from compress.errors import CompressError, ModelError, unexpected
 from compress.measure.accuracy import fidelity, score
-from compress.measure.latency import latency_inputs, measure_latency
-from compress.measure.macs import measure_macs
+from compress.measure.latency import measure_latency
+from compress.measure.macs import macs_inputs, measure_macs
 from compress.measure.size import model_size
 from compress.measure.weights import WeightSummary, float_weight_names, summarize
 from compress.onnx import inspect as onnx_inspect
@@ -32,6 +33,7 @@ from compress.passes.registry import ONNX
 from compress.passes.targets import TargetError
 from compress.progress import Reporter, progress_wanted
 from compress.recipe import Recipe, as_recipe, check_usage
+from compress.references import resolve_references
 from compress.report.budgets import evaluate_budgets
 from compress.report.html import render_html
 from compress.report.markdown import render_markdown
@@ -108,12 +110,15 @@ def _run(
 ) -> Report:
     if trained is None:
         reporter.stage("loading model")
+        resolve_references(recipe, model=given is None)
         backend, model = load_model(recipe, given)
         if given is not None:
             model = backend.copy(given)
     else:
         backend, model = trained.backend, given
     data = load_data(recipe)
+    check_data_shapes(recipe, data)
+    check_runs(recipe, backend, model)
     samples = parity_samples(recipe, data)
 
     reporter.stage("exporting the baseline")
@@ -352,10 +357,7 @@ def measure_models(
         }
     latency = recipe.measure.latency
     val = data.get("val")
-    if latency is not None:
-        inputs = latency_inputs(recipe.model.inputs, latency, val.inputs if val else None)
-    else:
-        inputs = parity_samples(recipe, data, count=1).arrays
+    inputs = macs_inputs(recipe, data)
     for label, macs in measure_macs(paths, inputs).items():
         metrics[label]["macs"] = macs
     if latency is not None:

@@ -39,10 +39,27 @@ def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
     for name in attr.split("."):
         target = getattr(target, name, None)
         if target is None:
-            raise ModelError(f"{reference}: {module_part} has no attribute {attr!r}")
+            raise ModelError(
+                f"{module_part} defines no {attr!r}; {_defined_callables(module, module_part)}"
+            )
     if not callable(target):
         raise ModelError(f"{reference}: {attr!r} is not callable")
     return target if folder is None else _running_in(folder, target)
+
+
+def _defined_callables(module: Any, shown_as: str) -> str:
+    """What a module defines that a reference could name: its own public functions and
+    classes (not what it imports), for the message about a name it lacks."""
+    names = sorted(
+        name
+        for name, value in vars(module).items()
+        if callable(value)
+        and not name.startswith("_")
+        and getattr(value, "__module__", None) == module.__name__
+    )
+    if not names:
+        return f"{shown_as} defines no public function or class"
+    return f"the callables it defines: {', '.join(names)}"
 
 
 def call_reference(reference: str, base_dir: Path, *args: Any, **kwargs: Any) -> Any:

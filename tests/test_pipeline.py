@@ -203,17 +203,6 @@ def test_missing_recipe_file(run_cli, tmp_path):
     assert code == EXIT_USAGE and "no such file" in err
 
 
-def test_validate_and_plan(run_cli, write_recipe):
-    recipe = write_recipe(seed_mlp_recipe())
-    code, out, _ = run_cli("validate", recipe)
-    assert code == 0 and "valid (torch, 652 params, 1 pass(es))" in out
-    code, out, _ = run_cli("plan", recipe, "--json")
-    assert code == 0
-    planned = json.loads(out)
-    assert planned["passes"][0]["weights_before"] == 600
-    assert planned["passes"][0]["nonzero_after"] == 300
-
-
 def test_passes_lists_the_registered_types(run_cli):
     code, out, _ = run_cli("passes")
     assert code == 0 and out.startswith("prune (method magnitude):")

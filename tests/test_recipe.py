@@ -125,7 +125,7 @@ def test_training_pass_needs_train_and_data_only_for_apply(write_recipe):
 def test_validate_says_what_each_usage_needs(write_recipe, run_cli):
     qat = write_recipe(seed_mlp_recipe(passes=[{"type": "quantize", "mode": "qat"}]))
     code, out, _ = run_cli("validate", qat)
-    assert code == 0 and "valid (torch, 652 params, 1 pass(es))" in out
+    assert code == 0 and "valid (torch, 652 params in the torch model, 1 pass(es))" in out
     assert "  compress apply: ok\n  CompressionSession: needs changes:\n" in out
     assert "passes.0: a session cannot run this pass (quantization-aware training" in out
     code, out, err = run_cli("validate", qat, "--usage", "session")

@@ -109,6 +109,10 @@ class Backend(ABC):
     def layers(self, model: Any) -> list[LayerInfo]:
         """The model's layers in order, with their weight counts and whether they can be pruned."""
 
+    def params(self, model: Any) -> int:
+        """Every parameter of the framework model (what the distill record counts)."""
+        return sum(layer.params for layer in self.layers(model))
+
     def apply_pass(self, model: Any, config: PassConfig, context: PassContext) -> tuple[Any, dict]:
         """Run one model-stage pass with its registered handler; returns the new model and
         what the pass did."""
@@ -130,6 +134,13 @@ class Backend(ABC):
     @abstractmethod
     def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run the framework model on numpy inputs (inference mode)."""
+
+    def check_loss(
+        self, model: Any, loss: str, outputs: list[np.ndarray], targets: np.ndarray
+    ) -> None:
+        """Raise a ModelError naming both shapes when the recipe's `train.loss` cannot take the
+        model's `outputs` and these `targets` (the dry run of `compress validate`)."""
+        raise UsageError(f"{self.name} models are not trained by compress")
 
     @abstractmethod
     def export_onnx(

@@ -3,7 +3,8 @@
 References are "module:function", imported when the pass first runs, so this table is read
 (by `compress passes` and by the unsupported-pass error) without importing any framework.
 The `onnx` handlers rewrite exported ONNX files, whatever framework the model came from. The
-`session` role gives the part a CompressionSession runs inside a user's own loop.
+`session` role gives the part a CompressionSession runs inside a user's own loop; the `plan`
+role says what an ONNX pass will do to a file, for `compress plan`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from compress.passes.quantize import (
     StaticQuantize,
     WeightOnlyQuantize,
 )
-from compress.passes.registry import ONNX
+from compress.passes.registry import ONNX, PLAN
 
 _TORCH = "compress.backends.torch"
 _KERAS = "compress.backends.keras"
@@ -42,3 +43,4 @@ for _flavor in ("keras", "tf_keras"):
 
 for _post_training in (DynamicQuantize, StaticQuantize, WeightOnlyQuantize):
     register_handler(_post_training, ONNX, "compress.backends.onnx.passes:quantize_file")
+    register_role(PLAN, _post_training, "compress.backends.onnx.plan:plan_quantize_file", ONNX)

@@ -71,12 +71,12 @@ def discarded_native_output() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def quiet_loggers(*names: str) -> Iterator[None]:
-    """Python loggers `names` show only errors for the duration."""
+def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Python loggers `names` show only records of `level` and above for the duration."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.setLevel(level)
     try:
         yield
     finally:
@@ -87,13 +87,16 @@ def quiet_loggers(*names: str) -> Iterator[None]:
 @contextlib.contextmanager
 def quiet_library(*loggers: str) -> Iterator[None]:
     """A library call that prints progress, warnings and log lines (exporters, converters): its
-    Python-level stdout, stderr and warnings are dropped and `loggers` show only errors. The
-    toolkit reports what matters (exporter used, opset, parity) itself."""
+    Python-level stdout, stderr and warnings are dropped and `loggers` stay silent, errors
+    too: a failure reaches the user as the toolkit's own message, which says what was being
+    done (COMPRESS_DEBUG=1 lets the libraries' error lines through). The toolkit reports what
+    matters (exporter used, opset, parity) itself."""
+    level = logging.ERROR if os.environ.get("COMPRESS_DEBUG") == "1" else logging.CRITICAL + 1
     with (
         warnings.catch_warnings(),
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
-        quiet_loggers(*loggers),
+        quiet_loggers(*loggers, level=level),
     ):
         warnings.simplefilter("ignore")
         yield

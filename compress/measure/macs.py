@@ -7,8 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.data import Splits
+from compress.measure.latency import latency_inputs
 from compress.onnx.inspect import graph_inputs
 from compress.onnx.macs import count_macs
+from compress.recipe import Recipe
+from compress.samples import parity_samples
+
+
+def macs_inputs(recipe: Recipe, data: Splits) -> list[np.ndarray]:
+    """The inputs MACs are counted on: those latency is timed on (without latency: one sample
+    of the val split, else of the calibration split, else generated from model.inputs)."""
+    latency = recipe.measure.latency
+    if latency is None:
+        return parity_samples(recipe, data, count=1).arrays
+    val = data.get("val")
+    return latency_inputs(recipe.model.inputs, latency, val.inputs if val else None)
 
 
 def measure_macs(paths: dict[str, Path], inputs: list[np.ndarray]) -> dict[str, int]:

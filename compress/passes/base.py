@@ -162,9 +162,16 @@ class PassConfig(StrictModel):
         return []
 
     def plan(self, layers: list[LayerInfo]) -> dict:
-        """What the pass will touch, for `compress plan`: by default, no layer's weights."""
-        total = sum(layer.weights for layer in layers)
-        return {"layers": [], "weights_before": total, "nonzero_after": total}
+        """What the pass will touch, for `compress plan`: by default nothing more than its
+        structure changes (`planned_model`). A pass that zeroes weights gives `layers` rows
+        {name, kind, weights, nonzero_after} with `weights_before` and `nonzero_after`."""
+        return {}
+
+    def planned_model(self, backend: Any, model: Any, context: Any) -> tuple[Any, dict] | None:
+        """For `compress plan`: the model this pass turns `model` into, without training, and
+        what it says it did; None when the pass changes weights only (the structure, its
+        parameters and MACs stay)."""
+        return None
 
     def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """What this pass needs from the rest of the recipe, in every usage."""

@@ -96,6 +96,18 @@ class DistillPass(PassConfig):
     def plan(self, layers: list[LayerInfo]) -> dict:
         return plan_distill(self, layers)
 
+    def planned_model(self, backend: Any, model: Any, context: Any) -> tuple[Any, dict]:
+        """The student (the model itself for recovery), with both models' parameters counted
+        as the pass's record counts them."""
+        recipe = context.recipe
+        teacher = model if self.teacher is None else backend.load_reference(recipe, self.teacher)
+        student = model if self.student is None else backend.load_reference(recipe, self.student)
+        counts = {
+            "teacher_params": backend.params(teacher),
+            "student_params": backend.params(student),
+        }
+        return student, counts
+
     def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """One recovery pass at most: training passes take one distillation loss; a mask
         input must be one of the model's inputs."""
@@ -126,13 +138,10 @@ class DistillPass(PassConfig):
 
 
 def plan_distill(config: DistillPass, layers: list[LayerInfo]) -> dict:
-    """Distillation changes weights, not structure: the plan names teacher and student."""
+    """The plan names teacher and student (their sizes come from `planned_model`)."""
     return {
         "teacher": config.teacher.source if config.teacher else "the model as loaded",
         "student": config.student.source if config.student else "the model itself",
-        "layers": [],
-        "weights_before": sum(layer.weights for layer in layers),
-        "nonzero_after": sum(layer.weights for layer in layers),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
@@ -378,12 +378,16 @@ class ChannelPrune(PruneBase):
         )
 
     def plan(self, layers: list[LayerInfo]) -> dict:
-        """An estimate: each layer's own output channels cut by `sparsity` (the coupled groups,
-        known only when the pass runs, also cut inputs and leave some whole)."""
-        planned = plan_prune(self, layers)
-        for row in planned["layers"]:
-            row["estimate"] = True
-        return planned
+        """The targets resolved; the cut itself is counted by `planned_model`."""
+        chosen = resolve_targets(self.targets, self.ignore, layers, self.type)
+        return {"targets": [layer.name for layer in chosen], "importance": self.ranking}
+
+    def planned_model(self, backend: Any, model: Any, context: Any) -> tuple[Any, dict]:
+        """The cut made on a copy, one-shot and without fine-tuning: how many channels each
+        group keeps depends on its size, the level and round_to, not on the ranking, so the
+        copy ranks by weight magnitude (l2) and needs no data or gradients."""
+        counted = self.model_copy(update={"schedule": None, "fine_tune": False, "importance": "l2"})
+        return backend.apply_pass(backend.copy(model), counted, context)
 
     def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         """Taylor importance takes gradients of the recipe's loss on train data; activation

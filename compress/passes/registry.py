@@ -13,10 +13,12 @@ Registration is explicit and by class (torchao style):
 Roles: `apply` (the handler that runs a pass on one backend: `handler(model, config, context)
 -> (model, dict)`, or for backend `onnx`, `handler(source, target, config, context) -> dict`),
 `session` (the part a CompressionSession runs inside a user's loop, per backend), `scan`
-(`compress analyze`'s per-layer sensitivity) and `levels` (the sensitivity scan that
-`allocation: sensitivity` and `compress tune` allocate levels from). A reference given as
-"module:function" is imported when first used, so the table is read without importing any
-framework. Nothing outside `compress/passes/` asks which class a pass is: it asks this registry.
+(`compress analyze`'s per-layer sensitivity), `plan` (what an ONNX-stage pass will do to a
+file: `handler(path, config, context) -> dict`, for `compress plan`) and `levels` (the
+sensitivity scan that `allocation: sensitivity` and `compress tune` allocate levels from).
+A reference given as "module:function" is imported when first used, so the table is read
+without importing any framework. Nothing outside `compress/passes/` asks which class a pass
+is: it asks this registry.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ ONNX = "onnx"
 #: The backend key of roles that do not depend on the framework.
 ANY = "*"
 APPLY = "apply"
+#: The role that plans an ONNX-stage pass on an exported file (`compress plan`).
+PLAN = "plan"
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)

@@ -46,6 +46,9 @@ class KerasBackend(Backend):
     def layers(self, model: Any) -> list[LayerInfo]:
         return keras_layers(model)
 
+    def params(self, model: Any) -> int:
+        return int(model.count_params())
+
     def session(self, model: Any, context: PassContext, steps_per_epoch: int, epochs: int) -> Any:
         from compress.backends.keras.session import KerasSession
 
@@ -61,6 +64,13 @@ class KerasBackend(Backend):
         if not isinstance(outputs, list | tuple):
             outputs = [outputs]
         return [np.asarray(output) for output in outputs]
+
+    def check_loss(
+        self, model: Any, loss: str, outputs: list[np.ndarray], targets: np.ndarray
+    ) -> None:
+        from compress.backends.keras.training import make_loss, outputs_probabilities
+
+        make_loss(self.api, loss, not outputs_probabilities(model), outputs[0].shape, targets)
 
     def export_onnx(
         self, model: Any, recipe: Recipe, path: Path, exporter: str | None = None

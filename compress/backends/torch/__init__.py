@@ -34,6 +34,9 @@ class TorchBackend(Backend):
     def layers(self, model: nn.Module) -> list[LayerInfo]:
         return module_layers(model)
 
+    def params(self, model: nn.Module) -> int:
+        return sum(parameter.numel() for parameter in model.parameters())
+
     def session(
         self, model: nn.Module, context: PassContext, steps_per_epoch: int, epochs: int
     ) -> Any:
@@ -55,6 +58,13 @@ class TorchBackend(Backend):
         if isinstance(outputs, torch.Tensor):
             outputs = (outputs,)
         return [o.detach().cpu().numpy() for o in outputs]
+
+    def check_loss(
+        self, model: nn.Module, loss: str, outputs: list[np.ndarray], targets: np.ndarray
+    ) -> None:
+        from compress.backends.torch.training import loss_function
+
+        loss_function(loss)(torch.from_numpy(outputs[0]), torch.from_numpy(np.asarray(targets)))
 
     def export_onnx(
         self, model: nn.Module, recipe: Recipe, path: Path, exporter: str | None = None
