@@ -1,4 +1,5 @@
-"""Where a run writes, checked before any work: writable, and never over an input file.
+"""Where a run writes, checked before any work: writable, never over an input file, and never
+over a file compress did not write (the directory's WRITTEN file lists those it did).
 
 Files are produced in a hidden staging directory inside the output directory and moved into
 place only when the run succeeded, so a failed run leaves no partial ONNX or report behind.
@@ -8,11 +9,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compress.atomic import write_text_atomic
 from compress.errors import UsageError
 from compress.recipe import Recipe, referenced_file
+
+#: The file in an output directory that lists what compress wrote there: a command writes
+#: over those names only, never over a file of the user's that happens to share a name.
+WRITTEN = ".compress-written"
 
 
 @dataclass
@@ -57,6 +64,7 @@ class OutputPlan:
         assert self.staging is not None
         for name in self.staged:
             (self.staging / name).replace(self.directory / name)
+        record_written(self.directory, self.staged)
 
     def close(self) -> None:
         if self.staging is not None:
@@ -65,8 +73,9 @@ class OutputPlan:
 
 
 def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
-    """The output directory (-o, else the export path's directory) and artifact names."""
-    export = Path(recipe.export.path)
+    """The output directory (-o, else the export path's directory) and artifact names;
+    UsageError when one of them is an input or a file compress did not write."""
+    export = Path(recipe.export_path)
     directory = Path(output_dir).resolve() if output_dir else recipe.resolve(str(export.parent))
     plan = OutputPlan(directory=directory, onnx_name=export.name)
     inputs = recipe_inputs(recipe)
@@ -75,7 +84,43 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
     for name in names:
         if (directory / name).resolve() in inputs:
             raise UsageError(f"refusing to overwrite the input file {directory / name}")
+    refuse_foreign(directory, names, "compress apply")
     return plan
+
+
+def refuse_foreign(directory: Path, names: Iterable[str], command: str) -> None:
+    """UsageError when `command` would write one of `names` (a name ending in "/" is a
+    folder) into `directory` where a file of that name exists that compress did not write
+    (it is not listed in the directory's WRITTEN file): the user's own file."""
+    listed = written_names(directory)
+    for name in names:
+        target = directory / name.rstrip("/")
+        if target.exists() and name.rstrip("/") not in listed:
+            raise UsageError(
+                f"refusing to write over {target}: {command} writes {name} there, and this "
+                f"one was not written by compress (it is not listed in {directory / WRITTEN}); "
+                "move it or choose another output directory (-o)"
+            )
+
+
+def record_written(directory: Path, names: Iterable[str]) -> None:
+    """Add `names` to the directory's WRITTEN file: compress may write over them again."""
+    listed = written_names(directory) | {name.rstrip("/") for name in names}
+    try:
+        write_text_atomic(directory / WRITTEN, "\n".join(sorted(listed)) + "\n")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write to output directory {directory}: {exc.strerror or exc}"
+        ) from None
+
+
+def written_names(directory: Path) -> set[str]:
+    """The names compress wrote in `directory`, from its WRITTEN file (none when absent)."""
+    try:
+        text = (directory / WRITTEN).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def recipe_inputs(recipe: Recipe) -> set[Path]:
@@ -100,7 +145,7 @@ def tool_directory(
     directory = (
         Path(output_dir).resolve()
         if output_dir
-        else recipe.resolve(str(Path(recipe.export.path).parent)) / folder
+        else recipe.resolve(str(Path(recipe.export_path).parent)) / folder
     )
     for path in recipe_inputs(recipe):
         for name in writes:
@@ -110,4 +155,5 @@ def tool_directory(
                     f"refusing to write into {directory}: compress {folder} writes {name} there, "
                     f"over the input file {path}; choose another output directory (-o)"
                 )
+    refuse_foreign(directory, writes, f"compress {folder}")
     return directory

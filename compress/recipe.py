@@ -126,7 +126,11 @@ class ExportSpec(StrictModel):
         "back to TorchScript when it fails",
     )
     opset: int = Field(18, ge=13, le=23)
-    path: str = "out/model.onnx"
+    path: str | None = Field(
+        None,
+        description="where the compressed ONNX file goes (the reports beside it); default "
+        "out/<recipe file name>/model.onnx beside the recipe, so recipes never share outputs",
+    )
     parity_tolerance: float = Field(
         1e-4, gt=0, description="max |onnx - framework| allowed, relative to max(1, |output|)"
     )
@@ -136,8 +140,8 @@ class ExportSpec(StrictModel):
 
     @field_validator("path")
     @classmethod
-    def _onnx_suffix(cls, path: str) -> str:
-        if not path.endswith(".onnx"):
+    def _onnx_suffix(cls, path: str | None) -> str | None:
+        if path is not None and not path.endswith(".onnx"):
             raise ValueError("the export path must end with .onnx")
         return path
 
@@ -223,6 +227,16 @@ class Recipe(StrictModel):
         if isinstance(first, int) and first > 0:
             return first
         return self.data.batch_size if self.data else 64
+
+    @property
+    def export_path(self) -> str:
+        """export.path, else out/<recipe file name>/model.onnx (the recipe's `name` for a
+        recipe given as data): a folder per recipe, so two recipes never write over each
+        other's reports."""
+        if self.export.path is not None:
+            return self.export.path
+        stem = self._path.stem if self._path else re.sub(r"[^\w.-]+", "-", self.name)
+        return f"out/{stem}/model.onnx"
 
     def resolve(self, relative: str) -> Path:
         """A recipe path made absolute against the recipe's directory."""

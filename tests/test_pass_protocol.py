@@ -237,7 +237,7 @@ def test_a_new_algorithm_runs_through_every_role(random_prune, write_recipe, run
 
     code, out, err = run_cli("plan", recipe)
     assert code == 0, err
-    assert "pass 1: prune: 2 layer(s), 600 weights -> 240 nonzero" in out
+    assert "pass 1: prune (random): 2 layer(s), 600 weights -> 240 nonzero" in out
     analysis = compress.analyze(recipe, output_dir=tmp_path / "analysis", progress=False)
     assert analysis.passes == []
     assert analysis.skipped[0]["why"] == "prune (method random) passes have no per-layer scan"

@@ -20,7 +20,7 @@ from compress.backends import load_model
 from compress.backends.base import PassContext
 from compress.cpu import cpu_name, speed_features
 from compress.data import load_data
-from compress.outputs import tool_directory
+from compress.outputs import record_written, tool_directory
 from compress.passes import PassConfig, role_for
 from compress.pipeline import export_verified, unexpected_failures
 from compress.progress import Reporter, progress_wanted
@@ -75,6 +75,7 @@ def analyze(
     json_name, html_name = ANALYSIS_FILES
     write_text_or_fail(directory / json_name, analysis.to_json(), "analysis")
     write_text_or_fail(directory / html_name, render_analysis(analysis), "analysis")
+    record_written(directory, ANALYSIS_FILES)
     return analysis
 
 

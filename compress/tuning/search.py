@@ -19,7 +19,7 @@ from compress.analysis.scans import LEVELS
 from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
 from compress.errors import RecipeError
-from compress.outputs import tool_directory
+from compress.outputs import record_written, tool_directory
 from compress.passes import PassConfig, role_for
 from compress.passes.prune import PruneBase
 from compress.passes.registry import classes_with
@@ -57,6 +57,7 @@ def tune(
     pass_index, config = tuned_pass(recipe)
     reporter = Reporter(progress_wanted(progress))
     directory = tool_directory(recipe, output_dir, "tune", TUNE_WRITES)
+    record_written(directory, TUNE_WRITES)  # trials are written while the search runs
     started = time.perf_counter()
     with prepared(recipe, reporter, SCAN_SAMPLES, "compress tune") as subject:
         reporter.stage("scanning sensitivity")

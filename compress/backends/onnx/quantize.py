@@ -199,6 +199,25 @@ class Quantizer:
         """The nodes to leave float beside the recipe's `ignore`."""
         return excluded
 
+    #: The weight-holding ops the algorithm quantizes (what `compress plan` lists).
+    weight_ops: tuple[str, ...] = ("MatMul", "Gemm")
+
+    @classmethod
+    def planned_types(cls, config: PostTrainingQuantize) -> str:
+        """The types the quantized nodes will hold, for `compress plan`."""
+        narrow = "" if VNNI_FEATURES & cpu_flags() else " (7-bit: the CPU has no VNNI)"
+        return f"int8 weights{narrow}, uint8 activations quantized at run time"
+
+    @classmethod
+    def decided_at_run(cls, config: PostTrainingQuantize) -> list[str]:
+        """What the algorithm decides by measuring, which `compress plan` cannot say."""
+        if config.max_accuracy_drop is None:
+            return []
+        return [
+            f"max_accuracy_drop {config.max_accuracy_drop:g}: the most sensitive nodes return "
+            "to float until the drop holds"
+        ]
+
     @classmethod
     def per_channel(cls, config: PostTrainingQuantize) -> bool:
         """Whether weight scales are per output channel (blocks have finer scales still)."""
@@ -290,6 +309,26 @@ class StaticQuantizer(Quantizer):
         """Probabilities keep their float resolution."""
         return sorted({*excluded, *_final_activations(model)})
 
+    weight_ops = ("Conv", "MatMul", "Gemm")
+
+    @classmethod
+    def planned_types(cls, config: StaticQuantize) -> str:
+        if config.activations != "auto":
+            return f"int8 weights, {config.activations} activations (QDQ)"
+        chosen = default_activations()
+        return f"int8 weights, {chosen.type} activations: {chosen.why}"
+
+    @classmethod
+    def decided_at_run(cls, config: StaticQuantize) -> list[str]:
+        found = []
+        if config.placement == "speed":
+            found.append(
+                "placement speed: kinds of node whose INT8 is not faster on this CPU stay float"
+            )
+        if not VNNI_FEATURES & cpu_flags():
+            found.append("the weight width (8 or 7 bits) is measured against float")
+        return found + super().decided_at_run(config)
+
     def setup(
         self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
     ) -> None:
@@ -380,6 +419,13 @@ class WeightOnlyQuantizer(Quantizer):
     """INT4 blocks (MatMulNBits), round to nearest; Gemm rewritten as MatMul + Add first."""
 
     config: WeightOnlyQuantize
+
+    @classmethod
+    def planned_types(cls, config: WeightOnlyQuantize) -> str:
+        kind = "symmetric" if config.symmetric else "asymmetric"
+        return (
+            f"int4 weights in {kind} blocks of {config.block_size} (MatMulNBits), float activations"
+        )
 
     def setup(
         self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
