@@ -15,6 +15,7 @@ from compress.backends.native_logs import quiet_library
 from compress.data import Split, Splits, load_data
 from compress.errors import CompressError, first_line
 from compress.generated_inputs import generated_array
+from compress.measure.macs import macs_inputs
 from compress.recipe import InputSpec, Recipe
 
 #: Size of the dynamic dimensions of the made-up inputs (as the exporters use).
@@ -27,6 +28,7 @@ def dry_run(recipe: Recipe, backend: Backend, model: Any) -> Splits:
     """Check that the data, the model and the loss fit together; returns the data."""
     data = _loaded(recipe)
     check_data_shapes(recipe, data)
+    macs_inputs(recipe, data)  # every dynamic dimension of the timed inputs has a size
     check_runs(recipe, backend, model)
     for name, split in data.items():
         outputs = _forward(recipe, backend, model, split.take(BATCH).inputs, f"split {name!r}")

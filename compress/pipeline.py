@@ -15,6 +15,7 @@ import numpy as np
 
 from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
+from compress.comparison import max_abs_diff
 from compress.cpu import cpu_name, speed_features
 from compress.data import Splits, load_data
 from compress.dry_run import check_data_shapes, check_runs
@@ -118,6 +119,7 @@ def _run(
         backend, model = trained.backend, given
     data = load_data(recipe)
     check_data_shapes(recipe, data)
+    macs_inputs(recipe, data)  # a dynamic dimension without a size fails now, not after training
     check_runs(recipe, backend, model)
     samples = parity_samples(recipe, data)
 
@@ -311,10 +313,8 @@ def export_verified(
     onnx_inspect.check(path)
     expected = backend.predict(model, samples.arrays)
     actual = runtime.run(runtime.make_session(path), samples.arrays)
-    diff, scale = 0.0, 1.0
-    for want, got in zip(expected, actual, strict=True):
-        diff = max(diff, float(np.max(np.abs(want.astype(np.float64) - got))))
-        scale = max(scale, float(np.max(np.abs(want))))
+    sides = (f"the {backend.name} model's", f"the exported {path.name}'s")
+    diff, scale = max_abs_diff(expected, actual, sides)
     allowed = (
         recipe.export.quantized_parity_tolerance
         if info.quantized

@@ -6,10 +6,11 @@ paths are relative to the recipe file; sizes accept units.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -146,15 +147,41 @@ class ExportSpec(StrictModel):
         return path
 
 
+#: Bounds of the latency settings, so that a measurement cannot run for hours or exhaust memory.
+MAX_RUNS = 100_000
+MAX_WARMUP = 10_000
+MAX_BATCH = 4096
+MAX_DIM = 1_000_000
+#: The most threads a session may take even with `force` (onnxruntime's pools per thread).
+MAX_THREADS = 1024
+
+
 class LatencySpec(StrictModel):
     device: Literal["cpu", "cuda"] = "cpu"
-    threads: int = Field(1, ge=1)
-    warmup: int = Field(10, ge=0)
-    runs: int = Field(100, ge=1)
-    batch_size: int = Field(1, ge=1)
-    dims: dict[str, int] = Field(
+    threads: int = Field(
+        1, ge=1, le=MAX_THREADS, description="at most this machine's cores unless force is set"
+    )
+    warmup: int = Field(10, ge=0, le=MAX_WARMUP)
+    runs: int = Field(100, ge=1, le=MAX_RUNS)
+    batch_size: int = Field(1, ge=1, le=MAX_BATCH)
+    dims: dict[str, Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
         default_factory=dict, description="sizes of named dynamic dimensions other than batch"
     )
+    max_seconds: float = Field(
+        120.0, gt=0, le=3600, description="timing stops after this long (the runs done count)"
+    )
+    force: bool = Field(False, description="allow more threads than this machine has cores")
+
+    @model_validator(mode="after")
+    def _threads_fit(self) -> LatencySpec:
+        cores = os.cpu_count() or 1
+        if self.threads > cores and not self.force:
+            raise ValueError(
+                f"threads {self.threads} is more than this machine's {cores} core(s): the "
+                "timing would measure the thread pool's contention; set force: true to "
+                "measure anyway"
+            )
+        return self
 
 
 class MeasureSpec(StrictModel):
@@ -385,7 +412,24 @@ def _check_consistency(recipe: Recipe) -> None:
         and (recipe.measure.latency is None)
     ):
         problems.append(recipe.error_at(("budgets",), "latency budgets need measure.latency"))
+    problems += _unknown_dims(recipe)
     _raise_all(problems)
+
+
+def _unknown_dims(recipe: Recipe) -> list[RecipeError]:
+    """measure.latency.dims names that no model input has: a typo would leave the dimension
+    unset."""
+    latency = recipe.measure.latency
+    named = {dim for spec in recipe.model.inputs for dim in spec.shape if isinstance(dim, str)}
+    return [
+        recipe.error_at(
+            ("measure", "latency", "dims", name),
+            f"no model input has a dimension named {name!r} (named: "
+            f"{', '.join(sorted(named)) or 'none'})",
+        )
+        for name in (latency.dims if latency else {})
+        if name not in named
+    ]
 
 
 Usage = Literal["apply", "session"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.comparison import check_finite
 from compress.errors import ModelError
 from compress.sources import load_callable
 
@@ -68,6 +69,8 @@ def fidelity(metric: str | None, baseline: np.ndarray, compressed: np.ndarray) -
 
     Classifiers: top-1 agreement; other outputs: mean cosine similarity. Always with max abs error.
     """
+    check_finite([baseline], "the baseline ONNX model's")
+    check_finite([compressed], "the compressed ONNX model's")
     if metric in CLASSIFICATION:
         name = "top1_agreement"
         value = float(np.mean(np.argmax(baseline, -1) == np.argmax(compressed, -1)))

@@ -3,6 +3,7 @@ so that machine drift hits both alike. Warm-up runs are discarded."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ from compress.errors import ModelError
 from compress.generated_inputs import generated_array
 from compress.onnx.runtime import make_session, timer
 from compress.recipe import InputSpec, LatencySpec
+
+
+class MissingDimension(ModelError):
+    """A dynamic dimension the latency inputs need a size for (a recipe error where the recipe
+    is known: compress.measure.macs.macs_inputs)."""
 
 
 def latency_inputs(
@@ -32,9 +38,9 @@ def latency_inputs(
             elif isinstance(dim, str) and dim in spec.dims:
                 shape.append(spec.dims[dim])
             else:
-                raise ModelError(
-                    f"input {input_spec.name!r} axis {axis} is dynamic: give its size in "
-                    f"measure.latency.dims (named dimension) or a fixed size in model.inputs"
+                raise MissingDimension(
+                    f"input {input_spec.name!r} axis {axis} ({dim}) is dynamic: give its size "
+                    f"in measure.latency.dims (named dimension) or a fixed size in model.inputs"
                 )
         arrays.append(generated_array(input_spec, shape, rng))
     return arrays
@@ -44,17 +50,23 @@ def measure_latency(
     models: dict[str, Path], spec: LatencySpec, inputs: list[np.ndarray]
 ) -> dict[str, dict]:
     """{label: {p50, p90, mean, runs, samples}} in milliseconds, runs interleaved across
-    models."""
+    models. Warm-up and timing together stop after `spec.max_seconds` (at least one run of
+    each model is timed): `runs` says how many were."""
     timers = {
         label: timer(make_session(path, spec.threads, spec.device), inputs, spec.device)
         for label, path in models.items()
     }
+    deadline = time.perf_counter() + spec.max_seconds
     for _ in range(spec.warmup):
+        if time.perf_counter() > deadline:
+            break
         for run in timers.values():
             run()
     times: dict[str, list[float]] = {label: [] for label in timers}
     labels = list(timers)
     for index in range(spec.runs):
+        if index and time.perf_counter() > deadline:
+            break
         order = labels if index % 2 == 0 else labels[::-1]
         for label in order:
             times[label].append(timers[label]())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.data import Splits
-from compress.measure.latency import latency_inputs
+from compress.measure.latency import MissingDimension, latency_inputs
 from compress.onnx.inspect import graph_inputs
 from compress.onnx.macs import count_macs
 from compress.recipe import Recipe
@@ -22,7 +22,10 @@ def macs_inputs(recipe: Recipe, data: Splits) -> list[np.ndarray]:
     if latency is None:
         return parity_samples(recipe, data, count=1).arrays
     val = data.get("val")
-    return latency_inputs(recipe.model.inputs, latency, val.inputs if val else None)
+    try:
+        return latency_inputs(recipe.model.inputs, latency, val.inputs if val else None)
+    except MissingDimension as exc:
+        raise recipe.error_at(("measure", "latency", "dims"), str(exc)) from None
 
 
 def measure_macs(paths: dict[str, Path], inputs: list[np.ndarray]) -> dict[str, int]:

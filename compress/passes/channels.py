@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from compress.comparison import max_abs_diff
 from compress.errors import ModelError
 from compress.passes.prune import SPARSITY_TOLERANCE, ChannelPrune, levels_record
 
@@ -167,15 +168,10 @@ def check_channels_removed(
 
 
 def agreement(expected: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> tuple[float, float]:
-    """(max abs difference, allowed difference) between two models' outputs."""
-    diff, scale = 0.0, 1.0
-    for want, got in zip(expected, actual, strict=True):
-        if want.shape != got.shape:
-            return math.inf, 0.0
-        want64 = np.asarray(want, dtype=np.float64)
-        diff = max(diff, float(np.max(np.abs(want64 - got))) if want.size else 0.0)
-        scale = max(scale, float(np.max(np.abs(want64))) if want.size else 0.0)
-    return diff, AGREEMENT_TOLERANCE * scale
+    """(max abs difference, allowed difference) between the masked model's outputs and the
+    pruned model's (NonFinite when either holds NaN or ±inf)."""
+    diff, scale = max_abs_diff(expected, actual, ("the masked model's", "the pruned model's"))
+    return diff, (0.0 if math.isinf(diff) else AGREEMENT_TOLERANCE * scale)
 
 
 def check_agreement(

@@ -19,7 +19,7 @@ from compress.errors import ModelError, RecipeError
 from compress.passes.backend_options import TfKerasPruneOptions
 from compress.passes.base import PassConfig, PassRecord, RecipeView
 from compress.passes.masks import magnitude_masks, n_m_mask
-from compress.passes.targets import LayerInfo, matches, resolve_targets
+from compress.passes.targets import LayerInfo, Pattern, matches, resolve_targets
 from compress.schema import StrictModel
 
 #: A sparsity: the fraction of weights (channels) removed.
@@ -93,12 +93,16 @@ class PruneSchedule(StrictModel):
         return self.frequency or max(1, math.ceil(steps_per_epoch / 10))
 
 
+#: Per-layer levels a pass may list (a model's layer count, not a data file's worth).
+MAX_OVERRIDES = 10_000
+
+
 class LayerLevels(StrictModel):
     """Per-layer sparsity: `default` for every targeted layer (channel pruning: group), and
     `overrides` by layer name or `re:` regex (the first match wins)."""
 
     default: Level
-    overrides: dict[str, Level] = Field(default_factory=dict)
+    overrides: dict[Pattern, Level] = Field(default_factory=dict, max_length=MAX_OVERRIDES)
 
     def overridden(self, name: str) -> bool:
         return any(matches(pattern, name) for pattern in self.overrides)
@@ -162,10 +166,19 @@ class PruneBase(PassConfig):
     fine_tune: bool | None = Field(
         None, description="train with masks held; default: true with a schedule, else false"
     )
-    targets: list[str] | None = Field(
+    targets: list[Pattern] | None = Field(
         None, description="layer names or `re:` regexes; omitted = every prunable layer"
     )
-    ignore: list[str] = Field(default_factory=list)
+    ignore: list[Pattern] = Field(default_factory=list)
+
+    @property
+    def override_patterns(self) -> list[str]:
+        """The per-layer level keys (`sparsity.overrides`): each must match a chosen layer."""
+        return list(self.sparsity.overrides) if isinstance(self.sparsity, LayerLevels) else []
+
+    def chosen_layers(self, layers: list[LayerInfo]) -> list[LayerInfo]:
+        """The layers the pass works on (TargetError names the recipe field that fails)."""
+        return resolve_targets(self.targets, self.ignore, layers, self.type, self.override_patterns)
 
     @property
     def trains(self) -> bool:
@@ -379,7 +392,7 @@ class ChannelPrune(PruneBase):
 
     def plan(self, layers: list[LayerInfo]) -> dict:
         """The targets resolved; the cut itself is counted by `planned_model`."""
-        chosen = resolve_targets(self.targets, self.ignore, layers, self.type)
+        chosen = self.chosen_layers(layers)
         return {"targets": [layer.name for layer in chosen], "importance": self.ranking}
 
     def planned_model(self, backend: Any, model: Any, context: Any) -> tuple[Any, dict]:
@@ -442,7 +455,7 @@ def check_achieved(config: PruneBase, achieved: float, expected: float | None = 
 
 def plan_prune(config: PruneBase, layers: list[LayerInfo]) -> dict:
     """What the pass will touch: the matched layers and their nonzero weights after it."""
-    chosen = resolve_targets(config.targets, config.ignore, layers, config.type)
+    chosen = config.chosen_layers(layers)
     rows = [
         {
             "name": layer.name,

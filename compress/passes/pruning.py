@@ -22,7 +22,7 @@ from compress.passes.prune import (
     expected_sparsity,
     prune_record,
 )
-from compress.passes.targets import LayerInfo, resolve_targets
+from compress.passes.targets import LayerInfo
 
 # Named weight axes: "in" (input channels, where n:m groups run), "out", and "k" (kernel).
 # torch Linear/Conv: (out, in, *k); transformers Conv1D: (in, out); torch ConvTranspose:
@@ -164,9 +164,7 @@ class Pruner:
 
 def select(config: PruneBase, layers: list[LayerInfo]) -> list[str]:
     """The names of the layers the pass targets (TargetError names the recipe field)."""
-    return [
-        layer.name for layer in resolve_targets(config.targets, config.ignore, layers, config.type)
-    ]
+    return [layer.name for layer in config.chosen_layers(layers)]
 
 
 def pruner_for(config: PruneBase, adapter: PruneAdapter) -> Pruner:

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from compress.errors import RecipeError
 from compress.passes.base import PassConfig, PassRecord, RecipeView, Stage
-from compress.passes.targets import LayerInfo
+from compress.passes.targets import LayerInfo, Pattern
 from compress.schema import StrictModel
 
 
@@ -46,7 +46,7 @@ class QuantizeBase(PassConfig):
     type: Literal["quantize"] = "quantize"
     mode: str = Field(..., description=MODE_DESCRIPTION)
     weights: Literal["int8", "int4"] = "int8"
-    ignore: list[str] = Field(
+    ignore: list[Pattern] = Field(
         default_factory=list, description="node names, `re:` regexes or `op:Type` to leave in float"
     )
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from compress.errors import RecipeError
 
@@ -45,11 +48,14 @@ def resolve_targets(
     ignore: Sequence[str],
     layers: Sequence[LayerInfo],
     pass_name: str,
+    overrides: Sequence[str] = (),
 ) -> list[LayerInfo]:
     """Return the prunable layers selected by targets minus ignore, in model order.
 
     `targets=None` means every layer that can take the pass. Raises TargetError naming the
-    pattern that matched nothing, or the layer that cannot take the pass.
+    pattern that matched nothing, the layer that cannot take the pass, or the per-layer
+    override (`sparsity.overrides` key) that matches none of the chosen layers: a typo'd
+    override would silently leave its layer at the default level.
     """
     patterns = [("targets", i, p) for i, p in enumerate(targets or [])]
     patterns += [("ignore", i, p) for i, p in enumerate(ignore)]
@@ -77,4 +83,27 @@ def resolve_targets(
     ]
     if not chosen:
         raise TargetError(f"{pass_name}: targets and ignore leave no layer to work on", ())
+    for pattern in overrides:
+        if not any(matches(pattern, layer.name) for layer in chosen):
+            known = ", ".join(layer.name for layer in chosen)
+            raise TargetError(
+                f"{pass_name}: override {pattern!r} matches none of the layers the pass works "
+                f"on ({known})",
+                ("sparsity", "overrides", pattern),
+            )
     return chosen
+
+
+def valid_pattern(pattern: str) -> str:
+    """A layer pattern whose `re:` regular expression compiles (a schema validator: a bad one
+    is a recipe error at its line, before any model is loaded)."""
+    if pattern.startswith("re:"):
+        try:
+            re.compile(pattern[3:])
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    return pattern
+
+
+#: A layer name or `re:` regular expression, checked when the recipe is read.
+Pattern = Annotated[str, AfterValidator(valid_pattern)]

@@ -15,6 +15,7 @@ from compress.backends.keras.environment import keras_api
 from compress.backends.keras.export import export_keras
 from compress.backends.keras.layers import keras_layers
 from compress.backends.keras.loading import load
+from compress.comparison import check_finite
 from compress.errors import ModelError
 from compress.passes.targets import LayerInfo
 from compress.recipe import KERAS_FILE_SUFFIXES, Recipe
@@ -30,7 +31,13 @@ class KerasBackend(Backend):
         self.api = keras_api(flavor)
 
     def load(self, recipe: Recipe, built: Any = None) -> Any:
-        return load(recipe, self.name, built)
+        """The model with its weights; NaN or ±inf in any of them is an error naming it."""
+        model = load(recipe, self.name, built)
+        where = f"{recipe.model.weights or recipe.model.source or 'the given model'}:"
+        for variable in model.weights:
+            name = getattr(variable, "path", None) or variable.name
+            check_finite([np.asarray(variable)], where, [f"weight {name}"])
+        return model
 
     def copy(self, model: Any) -> Any:
         try:

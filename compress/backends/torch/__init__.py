@@ -15,9 +15,14 @@ from compress.backends.torch.export import dynamo_export, export_module
 from compress.backends.torch.layers import module_layers
 from compress.backends.torch.loading import load_module
 from compress.backends.torch.quantization import QAT_MARK
+from compress.comparison import check_finite
 from compress.errors import ModelError, message_line
 from compress.passes.targets import LayerInfo
 from compress.recipe import TORCH_FILE_SUFFIXES, Recipe
+
+
+def _source(recipe: Recipe) -> str:
+    return recipe.model.weights or recipe.model.source or "the given model"
 
 
 class TorchBackend(Backend):
@@ -25,7 +30,14 @@ class TorchBackend(Backend):
     file_suffixes = TORCH_FILE_SUFFIXES
 
     def load(self, recipe: Recipe, built: Any = None) -> nn.Module:
-        return load_module(recipe, built)
+        """The model with its weights; NaN or ±inf in any of them is an error naming it."""
+        model = load_module(recipe, built)
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                check_finite(
+                    [tensor.detach().cpu().numpy()], f"{_source(recipe)}:", [f"weight {name}"]
+                )
+        return model
 
     def copy(self, model: nn.Module) -> nn.Module:
         """A deep copy, so passes never change the caller's model object."""
