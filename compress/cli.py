@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from compress import interrupts
 from compress.errors import EXIT_BUDGET, EXIT_MODEL, EXIT_USAGE, CompressError, unexpected
 
 
@@ -26,13 +27,18 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except CompressError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:  # an unexpected failure is still one line and a known code
+        except KeyboardInterrupt as exc:
+            click.echo("interrupted: nothing was written", err=True)
+            sys.exit(getattr(exc, "exit_code", 130))
+        except Exception as exc:
+            signalled = interrupts.received_exit_code()
+            if signalled is not None:  # a library turned the interrupt into a failure
+                click.echo("interrupted: nothing was written", err=True)
+                sys.exit(signalled)
+            if isinstance(exc, CompressError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+            # an unexpected failure is still one line and a known code
             if os.environ.get("COMPRESS_DEBUG") == "1":
                 raise
             doing = f"running `{click.get_current_context().command_path}`"
@@ -427,7 +433,9 @@ def _type_name(annotation: Any) -> str:
 
 
 def main() -> None:
-    """Console-script entry point; click's own usage errors exit 2 as documented."""
+    """Console-script entry point; click's own usage errors exit 2 as documented; SIGINT and
+    SIGTERM end any command with 130 and 143 (compress/interrupts.py)."""
+    interrupts.handle_signals()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

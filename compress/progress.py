@@ -4,6 +4,7 @@ or when CI=true; stdout stays free for tables and JSON."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from compress import interrupts
+
 
 def progress_wanted(requested: bool | None = None) -> bool:
     """Resolve the progress setting: explicit value, else on for an interactive stderr."""
@@ -26,6 +29,10 @@ def progress_wanted(requested: bool | None = None) -> bool:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return False
     return sys.stderr.isatty()
+
+
+#: Terminal colour and cursor codes (ESC [ ... letter) inside a library's message.
+ANSI_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class Reporter:
@@ -39,12 +46,16 @@ class Reporter:
 
     def stage(self, message: str) -> None:
         """A one-line stage marker ("exporting baseline"); kept as `current` for error messages."""
+        interrupts.check()
         self.current = message
         if self.enabled:
             self.console.print(f"[bold cyan]>[/] {message}")
 
     def note(self, message: str) -> None:
-        """Something the user should know; it is also recorded in the report."""
+        """Something the user should know; it is also recorded in the report (without the
+        terminal colour codes a library's message may carry)."""
+        interrupts.check()
+        message = ANSI_CODES.sub("", message)
         self.notes.append(message)
         if self.enabled:
             self.console.print(f"[yellow]note:[/] {message}")

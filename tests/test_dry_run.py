@@ -36,9 +36,7 @@ def test_data_that_does_not_fit_model_inputs_names_the_shape_line(write_recipe, 
     assert "'features' arrays of shape [" in err and ", 10], which do not fit" in err
 
 
-def test_a_model_that_cannot_run_on_the_declared_inputs_is_a_recipe_error(
-    write_recipe, run_cli
-):
+def test_a_model_that_cannot_run_on_the_declared_inputs_is_a_recipe_error(write_recipe, run_cli):
     """Friction: without data, `apply` printed torch's log lines and an exporter failure that
     did not name `model.inputs`; now `validate` and `apply` both say which line is wrong."""
     raw = seed_mlp_recipe()

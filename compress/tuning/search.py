@@ -19,6 +19,7 @@ from compress.analysis.scans import LEVELS
 from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
 from compress.errors import RecipeError
+from compress import interrupts
 from compress.outputs import record_written, tool_directory
 from compress.passes import PassConfig, role_for
 from compress.passes.prune import PruneBase
@@ -162,6 +163,7 @@ class Search:
                 self._bisect(self._next_level(), "bisect with nodes in float")
                 self._local_moves()
         except KeyboardInterrupt:
+            interrupts.acknowledge()
             self.interrupted = True
             self.reporter.note("interrupted: keeping the best trial so far")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from compress import interrupts
 from compress.backends.base import ExportInfo
 from compress.backends.keras.layers import flat_layers, named_weights
 from compress.backends.native_logs import quiet_library
@@ -51,6 +52,7 @@ def export_keras(model: Any, recipe: Recipe, path: Path, flavor: str) -> ExportI
                 with _environment(CATCH_ERRORS, "FALSE"):
                     exporter = _convert(model, recipe, path, flavor)
             except Exception:
+                interrupts.check()  # an interrupt turned into a failure: no second try
                 path.unlink(missing_ok=True)
                 exporter = _convert(model, recipe, path, flavor)
     except Exception as exc:

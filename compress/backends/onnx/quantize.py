@@ -28,6 +28,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from compress import interrupts
 from compress.backends.native_logs import quiet_loggers
 from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError, message_line
@@ -188,6 +189,7 @@ class Quantizer:
             with _quiet():
                 quant_pre_process(str(copy), str(prepared), skip_symbolic_shape=True)
         except Exception as exc:  # pre-processing is an optimization; quantize the export as is
+            interrupts.check()
             prepared = copy
             chosen["pre_process"] = f"skipped: {message_line(exc)[:120]}"
         quantizer = cls(config, prepared, excluded, scratch, chosen)

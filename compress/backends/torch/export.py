@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from compress import interrupts
 from compress.backends.base import ExportInfo
 from compress.backends.native_logs import discarded_native_output, quiet_library
 from compress.backends.onnx.timing import Timing
@@ -116,6 +117,7 @@ def _dynamo_else_torchscript(model: nn.Module, recipe: Recipe, path: Path) -> Ex
         dynamo_export(model, recipe, path)
         return ExportInfo(exporter="dynamo")
     except Exception as exc:
+        interrupts.check()  # an interrupt the exporter turned into a failure: no fallback
         reason = message_line(exc)[:200]
     note = f"the dynamo ONNX exporter failed ({reason}); used the TorchScript exporter"
     for stale in (path, path.with_name(path.name + ".data")):
@@ -145,6 +147,7 @@ def _faster_of_both(model: nn.Module, recipe: Recipe, path: Path, dynamo: Export
     try:
         torchscript_export(model, recipe, other)
     except Exception:  # dynamo's graph is there; TorchScript cannot export every model
+        interrupts.check()
         other.unlink(missing_ok=True)
         return dynamo
     spec = recipe.measure.latency
