@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compress import interrupts
 from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
 from compress.analysis.node_scan import ranked_nodes
 from compress.analysis.run import prepared
@@ -19,7 +20,6 @@ from compress.analysis.scans import LEVELS
 from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
 from compress.errors import RecipeError
-from compress import interrupts
 from compress.outputs import record_written, tool_directory
 from compress.passes import PassConfig, role_for
 from compress.passes.prune import PruneBase
