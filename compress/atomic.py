@@ -10,6 +10,13 @@ from pathlib import Path
 from compress.errors import ReadError, UsageError
 
 
+def _default_mode() -> int:
+    """The mode a plain `open(..., "w")` gives a new file: 0666 less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write text to a temporary file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -19,6 +26,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        Path(temporary).chmod(_default_mode())  # mkstemp makes 0600; other outputs get 0644
         Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -17,8 +17,9 @@ from compress.atomic import write_text_atomic
 from compress.errors import UsageError
 from compress.recipe import Recipe, referenced_file
 
-#: The file in an output directory that lists what compress wrote there: a command writes
-#: over those names only, never over a file of the user's that happens to share a name.
+#: The file in an output directory that lists what compress wrote there (a name and the
+#: command, tab-separated, per line): a command writes over those names only, never over a
+#: file of the user's that happens to share a name.
 WRITTEN = ".compress-written"
 
 
@@ -64,7 +65,7 @@ class OutputPlan:
         assert self.staging is not None
         for name in self.staged:
             (self.staging / name).replace(self.directory / name)
-        record_written(self.directory, self.staged)
+        record_written(self.directory, self.staged, "compress apply", replace=True)
 
     def close(self) -> None:
         if self.staging is not None:
@@ -103,24 +104,55 @@ def refuse_foreign(directory: Path, names: Iterable[str], command: str) -> None:
             )
 
 
-def record_written(directory: Path, names: Iterable[str]) -> None:
-    """Add `names` to the directory's WRITTEN file: compress may write over them again."""
-    listed = written_names(directory) | {name.rstrip("/") for name in names}
+def record_written(
+    directory: Path, names: Iterable[str], command: str, replace: bool = False
+) -> None:
+    """Add `names` (written by `command`) to the directory's WRITTEN file: compress may write
+    over them again. With `replace`, what `command` wrote there before and did not write now
+    (a channel run's pruned weights under a later magnitude run's report, a tuned.yaml from
+    an earlier search) is removed, so every file in the folder belongs to the latest run."""
+    listed = written_names(directory)
+    now = {name.rstrip("/") for name in names}
+    if replace:
+        for stale in [name for name, by in listed.items() if by == command and name not in now]:
+            _remove(directory / stale)
+            del listed[stale]
+    listed.update(dict.fromkeys(now, command))
+    text = "".join(f"{name}\t{by}\n" for name, by in sorted(listed.items()))
     try:
-        write_text_atomic(directory / WRITTEN, "\n".join(sorted(listed)) + "\n")
+        write_text_atomic(directory / WRITTEN, text)
     except OSError as exc:
         raise UsageError(
             f"cannot write to output directory {directory}: {exc.strerror or exc}"
         ) from None
 
 
-def written_names(directory: Path) -> set[str]:
-    """The names compress wrote in `directory`, from its WRITTEN file (none when absent)."""
+def clear_written(directory: Path, name: str, command: str) -> None:
+    """Remove `name` from `directory` when `command` wrote it there (a folder of an earlier
+    run's trials, before a new run writes its own)."""
+    if written_names(directory).get(name.rstrip("/")) == command:
+        _remove(directory / name.rstrip("/"))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def written_names(directory: Path) -> dict[str, str]:
+    """{name: command} of what compress wrote in `directory`, from its WRITTEN file."""
     try:
         text = (directory / WRITTEN).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return set()
-    return {line.strip() for line in text.splitlines() if line.strip()}
+        return {}
+    listed = {}
+    for line in text.splitlines():
+        name, _, command = line.partition("\t")
+        if name.strip():
+            listed[name.strip()] = command.strip()
+    return listed
 
 
 def recipe_inputs(recipe: Recipe) -> set[Path]:

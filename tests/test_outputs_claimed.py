@@ -26,12 +26,34 @@ def test_recipes_without_an_export_path_write_to_their_own_folders(write_recipe,
     assert given.export_path == "out/as-data/model.onnx"
 
 
-def test_a_rerun_writes_over_what_compress_wrote_and_nothing_else(tmp_path):
-    (tmp_path / "report.json").write_text("{}")
-    (tmp_path / "trials").mkdir()
-    record_written(tmp_path, ["report.json", "trials/"])
-    refuse_foreign(tmp_path, ["report.json", "trials/"], "compress tune")  # a rerun may write
-    assert (tmp_path / WRITTEN).read_text().split() == ["report.json", "trials"]
+def test_a_rerun_writes_over_what_compress_wrote_and_removes_what_it_left(tmp_path):
+    """Friction: a magnitude run left an earlier channel run's model.pruned.safetensors, a
+    failing tune an earlier passing tuned.yaml: what the same command wrote before and does
+    not write now goes; other commands' files and the user's stay."""
+    for name in ("report.json", "model.pruned.safetensors", "analysis.json", "notes.txt"):
+        (tmp_path / name).write_text(name)
+    record_written(tmp_path, ["report.json", "model.pruned.safetensors"], "compress apply")
+    record_written(tmp_path, ["analysis.json"], "compress analyze")
+    refuse_foreign(tmp_path, ["report.json"], "compress apply")  # a rerun may write it
+    record_written(tmp_path, ["report.json"], "compress apply", replace=True)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != WRITTEN)
+    assert left == ["analysis.json", "notes.txt", "report.json"]
+    assert (tmp_path / WRITTEN).read_text().splitlines() == [
+        "analysis.json\tcompress analyze",
+        "report.json\tcompress apply",
+    ]
+
+
+def test_outputs_get_the_permissions_of_any_new_file(tmp_path):
+    """Friction: tune's outputs were created 0600 (atomic writes), the others 0644."""
+    import os
+
+    from compress.atomic import write_text_atomic
+
+    write_text_atomic(tmp_path / "tuning.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "tuning.json").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_apply_analyze_and_tune_refuse_a_users_file_of_an_output_name(

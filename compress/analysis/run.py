@@ -75,7 +75,7 @@ def analyze(
     json_name, html_name = ANALYSIS_FILES
     write_text_or_fail(directory / json_name, analysis.to_json(), "analysis")
     write_text_or_fail(directory / html_name, render_analysis(analysis), "analysis")
-    record_written(directory, ANALYSIS_FILES)
+    record_written(directory, ANALYSIS_FILES, "compress analyze", replace=True)
     return analysis
 
 

@@ -20,7 +20,7 @@ from compress.analysis.scans import LEVELS
 from compress.analysis.subject import SCAN_SAMPLES, Subject
 from compress.atomic import write_text_or_fail
 from compress.errors import RecipeError
-from compress.outputs import record_written, tool_directory
+from compress.outputs import clear_written, record_written, tool_directory
 from compress.passes import PassConfig, role_for
 from compress.passes.prune import PruneBase
 from compress.passes.registry import classes_with
@@ -58,7 +58,8 @@ def tune(
     pass_index, config = tuned_pass(recipe)
     reporter = Reporter(progress_wanted(progress))
     directory = tool_directory(recipe, output_dir, "tune", TUNE_WRITES)
-    record_written(directory, TUNE_WRITES)  # trials are written while the search runs
+    clear_written(directory, "trials/", "compress tune")  # an earlier search's trials
+    record_written(directory, TUNE_WRITES, "compress tune")  # trials are written as it runs
     started = time.perf_counter()
     with prepared(recipe, reporter, SCAN_SAMPLES, "compress tune") as subject:
         reporter.stage("scanning sensitivity")
@@ -316,3 +317,5 @@ def write_outputs(tuning: Tuning, search: Search, recipe: Recipe, directory: Pat
         tuning.tuned = str(tuned)
     write_text_or_fail(directory / "tuning.json", tuning.to_json(), "tuning log")
     write_text_or_fail(directory / "tuning.html", render_tuning(tuning), "tuning log")
+    written = [name for name in TUNE_WRITES if best is not None or name != "tuned.yaml"]
+    record_written(directory, written, "compress tune", replace=True)  # no stale tuned.yaml
