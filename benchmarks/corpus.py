@@ -87,6 +87,11 @@ QUICK_RECIPES: dict[str, tuple[Model, str | None, list[dict]]] = {
 }
 
 
+def _names(model: dict, dim: str) -> bool:
+    """Whether one of the model's declared inputs has the named dimension `dim`."""
+    return any(dim in spec.get("shape", []) for spec in model.get("inputs", []))
+
+
 def recipe(name: str, model: dict, data: str | None, passes: list, rounds: tuple[int, int]) -> dict:
     raw = {
         "version": 1,
@@ -99,7 +104,7 @@ def recipe(name: str, model: dict, data: str | None, passes: list, rounds: tuple
                 "threads": 1,
                 "warmup": rounds[0],
                 "runs": rounds[1],
-                "dims": {"sequence": 128},
+                "dims": {"sequence": 128} if _names(model, "sequence") else {},
             }
         },
     }

@@ -20,6 +20,7 @@ from compress.report.baseline import (
     RelativeBudgets,
     baseline_rows,
     optional_fraction,
+    other_model,
     relative_limits,
 )
 from compress.report.budgets import CheckResult, budget_rows
@@ -109,11 +110,13 @@ def check(
     warn_margin: float | None = None,
     strict: bool = False,
     update_baseline: bool = False,
+    other_model_allowed: bool = False,
 ) -> CheckResult:
     """Check a report against budgets (the budget file's, else its recipe's) and, with
     `baseline_path`, against a baseline report. With `update_baseline`, a report that passes
     (warnings allowed unless `strict`) is written atomically as the new baseline, which need
-    not exist yet.
+    not exist yet. A baseline of another model (other_model in compress/report/baseline.py)
+    is refused unless `other_model_allowed`, which turns the refusal into a message.
 
     Raises ReadError (exit 3) for files that cannot be read and UsageError (exit 2) for invalid
     reports, budget files or arguments; budget failures are in the result, not raised.
@@ -139,6 +142,13 @@ def check(
         missing = not Path(baseline_path).exists()
         if not (update_baseline and missing):
             baseline = Report.read(Path(baseline_path))
+    difference = other_model(report, baseline) if baseline is not None else None
+    if difference and not other_model_allowed:
+        raise UsageError(
+            f"the baseline {baseline_path} is a report of another model ({difference}): its "
+            "deltas would mix two models; give a baseline of this model, or "
+            "--allow-other-model to compare anyway"
+        )
     rows = budget_rows(report, budgets, margin)
     if baseline_path is not None:
         relative = budget_file.relative if budget_file is not None else None
@@ -157,6 +167,8 @@ def check(
         budgets_from=source,
         strict=strict,
     )
+    if difference:
+        result.messages.append(f"warning: the baseline is a report of another model ({difference})")
     if update_baseline:
         assert baseline_path is not None
         if result.status == "fail":

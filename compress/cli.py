@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.errors import EXIT_BUDGET, EXIT_MODEL, EXIT_USAGE, CompressError, unexpected
 
 
@@ -63,6 +63,7 @@ def cli() -> None:
 def apply(recipe: str, output_dir: str | None, as_json: bool, no_progress: bool) -> None:
     """Run RECIPE: passes, ONNX export, and a side-by-side report."""
     from compress.pipeline import apply as run_recipe
+    from compress.report.rows import budget_lines
     from compress.report.table import print_table
 
     report = run_recipe(
@@ -72,7 +73,7 @@ def apply(recipe: str, output_dir: str | None, as_json: bool, no_progress: bool)
         click.echo(report.to_json(), nl=False)
     else:
         print_table(report)
-    failed = [b for b in report.budgets if b.status == "fail"]
+    failed = [b for b in budget_lines(report) if b.status == "fail"]
     if failed:
         names = ", ".join(f"{b.metric} ({b.limit}, got {b.value})" for b in failed)
         click.echo(f"error: budget failed: {names}", err=True)
@@ -279,6 +280,11 @@ def plan_command(recipe: str, as_json: bool) -> None:
     is_flag=True,
     help="If the check passes, write REPORT over the --baseline file (atomically).",
 )
+@click.option(
+    "--allow-other-model",
+    is_flag=True,
+    help="Compare with a --baseline of another model (refused by default) and warn instead.",
+)
 @_friendly_errors
 def check_command(
     report: str,
@@ -290,6 +296,7 @@ def check_command(
     as_json: bool,
     markdown: str | None,
     update_baseline: bool,
+    allow_other_model: bool,
 ) -> None:
     """Gate REPORT on budgets and on a baseline report (exit 1 when one fails).
 
@@ -312,6 +319,7 @@ def check_command(
         warn_margin=_percent_option("--warn-margin", warn_margin),
         strict=strict,
         update_baseline=update_baseline,
+        other_model_allowed=allow_other_model,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -327,7 +335,8 @@ def check_command(
             click.echo("error: check failed: warnings fail with --strict", err=True)
         else:
             names = ", ".join(
-                f"{row.metric} ({row.limit}{'; ' + row.note if row.note else ''})" for row in failed
+                f"{row.metric} ({row.limit_text}{'; ' + row.note if row.note else ''})"
+                for row in failed
             )
             click.echo(f"error: check failed: {names}", err=True)
     sys.exit(result.exit_code)

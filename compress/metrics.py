@@ -2,8 +2,9 @@
 table, Markdown and HTML cards, `compress check` and `compress compare` name, defined once.
 
 Each consumer iterates `METRICS` (in this order) and reads a figure through its `Metric`, so a
-new metric (FLOPs, say) is one entry here plus the code that measures it into the report. This
-module imports no framework and no other part of the toolkit than the strict pydantic base.
+new metric (FLOPs, say) is one entry here plus the code that measures it into the report. How a
+figure of each unit is shown is in compress/units.py. This module imports no framework and no
+other part of the toolkit than the strict pydantic base and the units.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import create_model
 
 from compress.schema import StrictModel
+from compress.units import Unit, limit
 
 Side = Literal["baseline", "compressed"]
 
@@ -31,9 +33,6 @@ class Report(Protocol):
     def evaluate_metric(self) -> str | None: ...
 
 
-#: bytes: sizes (budgets take "200kB"); count: whole numbers; fraction: shares shown as percent
-#: in the report table (changes in points); score: unitless figures shown as they are; ms: time.
-Unit = Literal["bytes", "count", "fraction", "score", "ms"]
 Reader = Callable[["Report", Side], "float | None"]
 
 #: Latency changes smaller than this fraction are timing noise: compare calls neither report
@@ -61,6 +60,8 @@ class Metric:
     side_label: str | None = None  # the label in report.html's exact table beside the size chart
     detail: Callable[[Report], str | None] | None = None  # shown after the label, e.g. its kind
     quality: bool = False  # compressing further makes it worse (what `compress tune` trades)
+    # in the recipe's evaluate metric: a share (or points) only when that metric is one
+    evaluated: bool = False
 
     @property
     def sized(self) -> bool:
@@ -88,17 +89,12 @@ class Metric:
         detail = next((d for d in details if d), None)
         return f"{self.label} ({detail})" if detail else self.label
 
-    def exact(self, value: float | None) -> str:
-        """The figure as check and compare tables show it: exact bytes, counts, ms, fractions."""
-        if value is None:
-            return "—"
-        if self.unit == "bytes":
-            return f"{int(value):,} B"  # exact: a 2% gate on a small file needs every byte
-        if self.unit == "count":
-            return f"{int(value):,}"
-        if self.unit == "ms":
-            return f"{value:.3f} ms"
-        return f"{value:.4f}"
+    def unit_for(self, evaluate_metric: str | None) -> Unit:
+        """The unit of this figure under the recipe's evaluate metric: an evaluated figure
+        (accuracy, its drop) is a score unless that metric is a share of samples."""
+        if self.evaluated and evaluate_metric not in SHARE_METRICS:
+            return "score"
+        return self.unit
 
 
 def _latency(stat: str) -> Reader:
@@ -111,6 +107,14 @@ def _latency(stat: str) -> Reader:
 
 #: Built-in evaluate metrics where a lower value is better; custom ones count as higher-better.
 LOWER_IS_BETTER = {"mse"}
+#: Evaluate metrics whose values are shares of the samples: shown in %, their drops in points.
+SHARE_METRICS = ("accuracy", "top5")
+
+
+def drop_unit(metric: str | None) -> Unit:
+    """The unit of a drop in the recipe's evaluate metric `metric` (or, without labels, in the
+    fidelity it implies: top-1 agreement for accuracy and top5, else cosine)."""
+    return "points" if metric in SHARE_METRICS else "score"
 
 
 def metric_drop(metric: str | None, before: float, after: float) -> float:
@@ -146,16 +150,17 @@ METRICS: dict[str, Metric] = {
         Metric("latency_p50_ms", "latency p50", "ms", "lower", _latency("p50"), flag_slower=True),
         # no card: report.html shows p90 on the latency chart
         Metric("latency_p90_ms", "latency p90", "ms", "lower", _latency("p90"), card=False),
-        Metric("accuracy", "accuracy", "fraction", "higher", quality=True),
+        Metric("accuracy", "accuracy", "fraction", "higher", quality=True, evaluated=True),
         Metric(
             "accuracy_drop",
             "accuracy drop",
-            "fraction",
+            "points",
             "lower",
             _accuracy_drop,
             table=False,
             paired=False,
             quality=True,
+            evaluated=True,
         ),
         Metric(
             "fidelity",
@@ -170,6 +175,13 @@ METRICS: dict[str, Metric] = {
         ),
     )
 }
+
+
+def budget_text(name: str, bounds: dict[str, float], evaluate_metric: str | None) -> str:
+    """A recipe's budget on metric `name` as people read it: "accuracy_drop max 1.00 pts"."""
+    unit = METRICS[name].unit_for(evaluate_metric)
+    shown = [f"{bound} {limit(unit, v)}" for bound, v in bounds.items() if v is not None]
+    return f"{name} {', '.join(shown)}"
 
 
 def budget_metrics() -> list[Metric]:

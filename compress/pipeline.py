@@ -40,6 +40,7 @@ from compress.report.html import render_html
 from compress.report.markdown import render_markdown
 from compress.report.schema import SLOWER_THRESHOLD, Artifacts, ExportRecord, Report
 from compress.samples import REAL_PARITY_HINT, ParityInputs, parity_samples
+from compress.units import shown
 from compress.version import __version__
 
 
@@ -405,7 +406,7 @@ def _add_honesty_notes(report: Report, recipe: Recipe) -> None:
         if report.speedup["p50"] < SLOWER_THRESHOLD:
             report.notes.append(
                 f"SLOWER: the compressed model's p50 latency is {1 / report.speedup['p50']:.2f}x "
-                f"the baseline's ({comp.p50:.4g} ms vs {base.p50:.4g} ms)"
+                f"the baseline's ({shown('ms', comp.p50)} vs {shown('ms', base.p50)})"
             )
     gained = report.compressed.sparsity - report.baseline.sparsity
     pruned = any(config.sparsifies for config in recipe.passes)

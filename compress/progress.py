@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from compress import interrupts
+import compress.interrupts as interrupts
 
 
 def progress_wanted(requested: bool | None = None) -> bool:

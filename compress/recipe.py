@@ -194,6 +194,16 @@ class Limit(StrictModel):
     max: float | None = None
     min: float | None = None
 
+    @model_validator(mode="after")
+    def _bounds(self) -> Limit:
+        """A limit bounds something, and a range is not empty: `{}` would silently check
+        nothing, `min` above `max` would fail every run only after the run."""
+        if self.max is None and self.min is None:
+            raise ValueError("a budget needs max, min or both")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value can pass")
+        return self
+
 
 class SizeLimit(Limit):
     @field_validator("max", "min", mode="before")

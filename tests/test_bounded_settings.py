@@ -91,3 +91,19 @@ def test_too_many_per_layer_overrides_are_a_recipe_error(write_recipe, run_cli):
     )
     code, _, err = run_cli("validate", write_recipe(raw))
     assert code == EXIT_USAGE and "passes.0.sparsity" in err and "at most 10000 items" in err
+
+
+@pytest.mark.parametrize(
+    ("budget", "said"),
+    [
+        ({}, "a budget needs max, min or both"),
+        ({"min": 0.9, "max": 0.5}, "min 0.9 is above max 0.5"),
+    ],
+)
+def test_a_budget_that_checks_nothing_or_cannot_pass_is_a_recipe_error(
+    write_recipe, run_cli, budget, said
+):
+    """Friction: `sparsity: {}` silently dropped the budget; `min` > `max` failed only after
+    the whole run."""
+    code, _, err = run_cli("validate", write_recipe(seed_mlp_recipe(budgets={"sparsity": budget})))
+    assert code == EXIT_USAGE and "budgets.sparsity" in err and said in err

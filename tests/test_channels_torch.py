@@ -4,6 +4,7 @@ against the architecture."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -439,3 +440,25 @@ def test_student_from_teacher_recipe_on_small_inputs(tmp_path):
     assert report.passes[-1]["type"] == "distill"
     assert report.compressed.macs < 0.6 * report.baseline.macs
     assert report.fidelity.value > 0.5
+
+
+def test_a_pruned_file_whose_shapes_disagree_with_its_widths_is_refused(tmp_path):
+    """Friction: load_pruned accepted a file of mismatched shapes and returned a model whose
+    first forward pass failed."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from compress.backends.torch.pruned_state import METADATA_KEY, save_pruned
+
+    def build():
+        return torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+    save_pruned(build(), tmp_path / "good.safetensors")
+    with safe_open(str(tmp_path / "good.safetensors"), "pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        widths = json.loads(handle.metadata()[METADATA_KEY])
+    widths["2"]["in_features"] = 4  # says 4 inputs where the weight holds 8
+    save_file(tensors, str(tmp_path / "bad.safetensors"), {METADATA_KEY: json.dumps(widths)})
+    with pytest.raises(ModelError, match=r"layer '2' holds a \(2, 8\) tensor where its widths"):
+        compress.load_pruned(tmp_path / "bad.safetensors", build())
+    assert compress.load_pruned(tmp_path / "good.safetensors", build())[2].in_features == 8

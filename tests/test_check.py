@@ -6,11 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import seed_mlp_recipe
+from conftest import MODELS, seed_mlp_recipe
 
 import compress
 from compress.errors import EXIT_BUDGET, EXIT_READ, EXIT_USAGE
@@ -438,3 +439,66 @@ def test_markdown_summary_never_overwrites_an_input(run_cli, produced, data, sav
         code, _, err = run_cli(*args)
         assert code == EXIT_USAGE and "refusing to write the Markdown summary over the" in err
         assert target.read_bytes() == before
+
+
+def test_a_baseline_of_another_model_is_refused_unless_allowed(run_cli, produced, data, save):
+    """Friction: a CNN's report as the baseline of an MLP's passed with "size -97.77%" and no
+    warning. The other model here: the real report with its model's params and layers changed
+    (as a digits CNN's report would have them)."""
+    other = copy.deepcopy(data)
+    other["baseline"]["params"] = 38_282
+    for layer in other["layers"]:
+        layer["name"] = "conv_" + layer["name"]
+    baseline = save(other, "cnn.json")
+    code, _, err = run_cli("check", produced, "--baseline", baseline)
+    assert code == EXIT_USAGE
+    assert "is a report of another model (its model has 38,282 params, this report's" in err
+    assert "--allow-other-model" in err
+    code, out, err = run_cli("check", produced, "--baseline", baseline, "--allow-other-model")
+    assert code in (0, 1), err
+    assert "warning: the baseline is a report of another model" in out + err
+    other["baseline"]["params"] = data["baseline"]["params"]
+    code, _, err = run_cli("check", produced, "--baseline", save(other, "renamed.json"))
+    assert code == EXIT_USAGE and "its layers differ (conv_" in err
+
+
+def documented_exit_codes() -> set[int]:
+    """The codes of docs/cli.md's exit-code table ("| 130, 143 | ..." rows included)."""
+    text = (MODELS.parent / "docs" / "cli.md").read_text()
+    table = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    codes = set()
+    for line in table.splitlines():
+        cell = line.split("|")[1].strip() if line.startswith("| ") else ""
+        codes |= {int(code) for code in cell.split(",") if code.strip().isdigit()}
+    return codes
+
+
+def test_every_documented_exit_code_has_a_case(run_cli, produced, tmp_path):
+    """One real case per code of docs/cli.md's table, so the table cannot drift."""
+    import signal
+    import subprocess
+    import sys
+
+    seen = {}
+    code, _, _ = run_cli("check", produced)
+    seen[code] = "a passing check"
+    tight = tmp_path / "tight.yaml"
+    tight.write_text("budgets:\n  sparsity: {min: 0.99}\n")
+    code, _, _ = run_cli("check", produced, "--budget", tight)
+    seen[code] = "a failed budget"
+    code, _, _ = run_cli("check", produced, "--max-increase", "2%")
+    seen[code] = "bad usage"
+    code, _, _ = run_cli("check", tmp_path / "missing.json")
+    seen[code] = "an unreadable report"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(seed_mlp_recipe()))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("compress")), "validate", str(recipe)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)
+        process.send_signal(signum)
+        seen[process.wait(timeout=60)] = signal.Signals(signum).name
+    assert set(seen) == documented_exit_codes() == {0, 1, 2, 3, 130, 143}, seen

@@ -27,6 +27,13 @@ TOKENS = [
 ]
 
 
+def latency_for(inputs: list) -> dict:
+    """LATENCY with the dims these inputs name (a dims name no input has is a recipe error)."""
+    named = {dim for spec in inputs for dim in spec["shape"] if isinstance(dim, str)}
+    dims = {name: size for name, size in LATENCY["dims"].items() if name in named}
+    return {**LATENCY, "dims": dims}
+
+
 def recipe(builder: str, inputs: list, passes: list, data: str | None = None, **extra) -> dict:
     raw = {
         "version": 1,
@@ -34,7 +41,7 @@ def recipe(builder: str, inputs: list, passes: list, data: str | None = None, **
         "model": {"source": f"{CORPUS}:{builder}", "inputs": inputs},
         "passes": passes,
         "export": {"path": "out/model.onnx"},
-        "measure": {"latency": LATENCY},
+        "measure": {"latency": latency_for(inputs)},
         **extra,
     }
     if data:

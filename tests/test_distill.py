@@ -178,3 +178,21 @@ def test_outputs_never_replace_the_teachers_weights(write_recipe, tmp_path):
     with pytest.raises(UsageError, match="refusing to overwrite the input file"):
         compress.apply(write_recipe(raw), output_dir=out, progress=False)
     assert weights.read_bytes() == before
+
+
+def test_a_teacher_refused_for_holding_code_names_the_teachers_trust(
+    write_recipe, run_cli, tmp_path
+):
+    """Friction: the refusal told the user to set `model.trust`, which trusts the model being
+    compressed, not the teacher."""
+    import torch
+
+    from compress.sources import call_reference
+
+    teacher = call_reference(f"{MODELS}/seed_mlp.py:build", tmp_path)
+    torch.save(teacher, tmp_path / "teacher.pt")  # a whole pickled module: code to unpickle
+    raw = seed_mlp_recipe(passes=[{"type": "distill", "teacher": {"source": "teacher.pt"}}])
+    code, _, err = run_cli("plan", write_recipe(raw))
+    assert code == 3, err
+    assert "teacher: refused to load teacher.pt" in err and "teacher.trust: true" in err
+    assert "model.trust" not in err

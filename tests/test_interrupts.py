@@ -19,7 +19,7 @@ COMPRESS = str(Path(sys.executable).with_name("compress"))
 #: (command, signal, seconds after the start): spread over start-up, export, training and
 #: measurement of the seed MLP recipe.
 POINTS = [
-    ("apply", signal.SIGINT, 0.3),
+    ("apply", signal.SIGINT, 0.8),
     ("apply", signal.SIGINT, 1.5),
     ("apply", signal.SIGINT, 3.0),
     ("apply", signal.SIGINT, 4.5),

@@ -92,8 +92,8 @@ def test_a_catalogue_metric_is_a_budget_key_and_is_checked(toy, monkeypatch, tmp
         ("params", "pass"),
         ("toy_ops", "fail"),
     ]
-    assert result.rows[1].note == "20.0% over the limit" and result.exit_code == 1
-    assert "| ❌ fail | budget | toy ops | max 100 (20.0% over the limit) | 120 |" in (
+    assert result.rows[1].note == "20 over the limit (1.20x)" and result.exit_code == 1
+    assert "| ❌ fail | budget | toy ops | max 100 (20 over the limit (1.20x)) | 120 |" in (
         check_markdown(result)
     )
 

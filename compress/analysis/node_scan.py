@@ -53,8 +53,10 @@ def _scan(
         return outputs[rows]
 
     ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
+    full_drop = scorer.drop(quantized)
     ops = quantizer.node_ops()
     rows = []
+    places = iter(range(1, len(ranked) + 1))
     for item in ranked:
         quantizer.write(trial, set(candidates) - {item.name})
         alone = scorer.drop(scorer.outputs(trial))
@@ -66,15 +68,17 @@ def _scan(
                 alone_drop=round(alone, 6),
                 reverted_drop=round(reverted[item.name], 6),
                 gain=float(f"{item.gain:.6g}"),
+                gain_share=round(item.share, 6),
+                rank=next(places) if item.gain > 0 and full_drop > 0 else None,
             )
         )
-    return rows, scorer.drop(quantized)
+    return rows, full_drop
 
 
 def ranked_nodes(subject: Subject, config: PostTrainingQuantize) -> tuple[list[str], float]:
-    """The pass's quantized nodes, the one whose reversion to float helps most first (the
-    fallback's ranking, on the baseline): the order `compress tune` keeps nodes in float; and
-    the drop quantizing every one of them costs the baseline."""
+    """The pass's quantized nodes whose reversion to float gains anything, the one that helps
+    most first (the fallback's ranking, on the baseline): the order `compress tune` keeps nodes
+    in float; and the drop quantizing every one of them costs the baseline."""
     quantizer, candidates = count_nodes(subject, config)
     scorer = subject.scorer
     quantized = scorer.outputs(quantizer.scratch / "full.onnx")
@@ -85,4 +89,4 @@ def ranked_nodes(subject: Subject, config: PostTrainingQuantize) -> tuple[list[s
         return scorer.outputs(trial, rows)
 
     ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
-    return [item.name for item in ranked], scorer.drop(quantized)
+    return [item.name for item in ranked if item.gain > 0], scorer.drop(quantized)

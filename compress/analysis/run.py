@@ -20,6 +20,7 @@ from compress.backends import load_model
 from compress.backends.base import PassContext
 from compress.cpu import cpu_name, speed_features
 from compress.data import load_data
+from compress.metrics import drop_unit
 from compress.outputs import record_written, tool_directory
 from compress.passes import PassConfig, role_for
 from compress.pipeline import export_verified, unexpected_failures
@@ -64,6 +65,7 @@ def analyze(
         framework=subject.backend.name,
         measure=subject.scorer.measure,
         metric=subject.scorer.metric if subject.scorer.labelled else None,
+        drop_unit=drop_unit(recipe.evaluate.metric if recipe.evaluate else None),
         baseline_score=subject.scorer.reference_score,
         samples=len(subject.scorer.inputs[0]),
         passes=passes,

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import compress.units as units
 from compress.analysis.channel_scan import scan_channels
 from compress.analysis.node_scan import count_nodes, scan_nodes
 from compress.analysis.schema import LayerSensitivity, PassAnalysis
 from compress.analysis.subject import Subject
 from compress.analysis.weight_scan import scan_weights, targeted_layers
+from compress.metrics import drop_unit
 from compress.onnx.macs import macs_by_layer
 from compress.passes import register_role
 from compress.passes.prune import ChannelPrune, MagnitudePrune
@@ -69,9 +71,21 @@ def group_macs(subject: Subject, rows: list[LayerSensitivity]) -> dict[str, int]
 def scan_quantized_nodes(
     subject: Subject, config: PostTrainingQuantize, levels: Sequence[float]
 ) -> PassAnalysis:
-    """Each node quantized alone and reverted alone, ranked as the fallback ranks."""
+    """Each node quantized alone and reverted alone, ranked as the fallback ranks; nodes whose
+    reversion gains nothing are not ranked, and none is when quantizing costs nothing."""
     quantizer, candidates = count_nodes(subject, config)
     nodes, full_drop = scan_nodes(subject, quantizer, candidates)
+    notes = []
+    if full_drop <= 0:
+        evaluate = subject.recipe.evaluate
+        drop = units.shown(drop_unit(evaluate.metric if evaluate else None), full_drop)
+        notes.append(
+            f"the fully quantized model loses nothing on these samples (drop {drop}): no node "
+            "needs to go back to float, so none is ranked"
+        )
+    elif idle := [node.name for node in nodes if node.rank is None]:
+        names = ", ".join(idle)
+        notes.append(f"{len(idle)} node(s) gain nothing when reverted, not ranked: {names}")
     return PassAnalysis(
         index=0,
         type=config.type,
@@ -79,6 +93,7 @@ def scan_quantized_nodes(
         method=config.mode,
         nodes=nodes,
         full_drop=round(full_drop, 6),
+        notes=notes,
         seconds=0.0,
     )
 

@@ -1,7 +1,8 @@
 """analysis.json (schema version 1): what `compress analyze` measured, per pass of the recipe.
 
 Every figure is a drop in the recipe's evaluate metric on the scanned val samples (positive:
-worse), or in fidelity to the unchanged model when val has no labels.
+worse), or in fidelity to the unchanged model when val has no labels: a fraction (`drop_unit`
+points: 0.0039 = 0.39 percentage points) for accuracy and top5, else in the metric's own units.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from compress.units import Unit
 
 ANALYSIS_SCHEMA_VERSION = 1
 
@@ -47,6 +50,11 @@ class NodeSensitivity(BaseModel):
     alone_drop: float
     reverted_drop: float
     gain: float
+    #: the gain as a fraction of the fully quantized model's error on the ranking's samples
+    gain_share: float | None = None
+    #: the place among the candidates for float (from 1); None: reverting it gains nothing, or
+    #: the fully quantized model loses nothing
+    rank: int | None = None
 
 
 class PassAnalysis(BaseModel):
@@ -70,6 +78,8 @@ class Analysis(BaseModel):
     framework: str
     measure: str
     metric: str | None
+    #: the unit of every drop: points (of accuracy or top-1 agreement) or score
+    drop_unit: Unit = "points"
     baseline_score: float | None
     samples: int
     passes: list[PassAnalysis]

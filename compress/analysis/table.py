@@ -6,6 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+import compress.units as units
+from compress.analysis.cells import node_cells, node_columns
 from compress.analysis.schema import Analysis, PassAnalysis
 
 #: Rows shown at each end of the ranking.
@@ -32,36 +34,30 @@ def _ends(rows: list) -> list[tuple[int, object]]:
 
 
 def _table(analysis: Analysis, item: PassAnalysis) -> Table:
+    unit = analysis.drop_unit
     title = f"pass {item.index + 1}: {item.type} {item.method} — drop in {analysis.measure}"
     table = Table(title=title, title_justify="left")
     if item.kind == "nodes":
-        for column in ("rank", "node", "op", "alone quantized", "alone reverted", "gain"):
+        for column in node_columns(unit):
             left = column in ("node", "op")
             table.add_column(column, justify="left" if left else "right", overflow="fold")
-        for rank, node in _ends(item.nodes):
+        for _, node in _ends(item.nodes):
             if node is None:
-                table.add_row("…", "", "", "", "", "")
+                table.add_row("…", *[""] * (len(table.columns) - 1))
                 continue
-            table.add_row(
-                str(rank),
-                node.name,
-                node.op,
-                f"{node.alone_drop:.4f}",
-                f"{node.reverted_drop:.4f}",
-                f"{node.gain:.3g}",
-            )
-        table.caption = f"fully quantized drop {item.full_drop:.4f}"
+            table.add_row(*node_cells(item, node, unit))
+        table.caption = f"fully quantized drop {units.shown(unit, item.full_drop or 0.0)}"
         return table
     table.add_column("rank", justify="right")
     table.add_column("layer" if item.kind == "weights" else "group", overflow="fold")
     table.add_column("size", justify="right")
     for level in item.levels:
-        table.add_column(f"{level:.0%}", justify="right")
+        table.add_column(units.titled(f"{level:.0%}", unit), justify="right")
     for rank, row in _ends(item.layers):
         if row is None:
             table.add_row("…", *[""] * (2 + len(item.levels)))
             continue
-        cells = {p.level: f"{p.drop:.4f}" for p in row.points}
+        cells = {p.level: units.number(unit, p.drop) for p in row.points}
         table.add_row(
             str(rank), row.name, f"{row.size:,}", *[cells.get(level, "–") for level in item.levels]
         )

@@ -11,7 +11,7 @@ import numpy as np
 
 from compress.backends.native_logs import filtered_native_stderr
 from compress.data import Split, Splits
-from compress.errors import ModelError, UsageError
+from compress.errors import ModelError, UnsafeModelError, UsageError
 from compress.passes import PassConfig, handler_for
 from compress.passes.targets import LayerInfo
 from compress.progress import Reporter
@@ -83,23 +83,29 @@ class Backend(ABC):
     #: The model files this backend loads itself.
     file_suffixes: tuple[str, ...] = ()
 
-    def load_reference(self, recipe: Recipe, ref: Any) -> Any:
-        """Another model of this framework named in a pass (a teacher or a student): a model
-        file or a builder, with optional weights; another framework's model is refused."""
+    def load_reference(self, recipe: Recipe, ref: Any, role: str) -> Any:
+        """Another model of this framework named in a pass as its `role` ("teacher",
+        "student"): a model file or a builder, with optional weights; another framework's
+        model is refused, and a refusal names the role's own `trust` field."""
         spec = recipe.model.model_copy(
             update={"source": ref.source, "weights": ref.weights, "trust": ref.trust}
         )
         derived = recipe.model_copy(update={"model": spec})
-        if ref.source.endswith(MODEL_FILE_SUFFIXES):
-            if not ref.source.endswith(self.file_suffixes):
-                raise _other_framework(ref.source, "another framework's model file", self.name)
-            return self.load(derived)
-        with filtered_native_stderr():
-            built = call_reference(ref.source, recipe.base_dir)
-        other = framework_of(built)
-        if other != self.name:
-            raise _other_framework(ref.source, f"a {other} model", self.name)
-        return self.load(derived, built)
+        try:
+            if ref.source.endswith(MODEL_FILE_SUFFIXES):
+                if not ref.source.endswith(self.file_suffixes):
+                    raise _other_framework(ref.source, "another framework's model file", self.name)
+                return self.load(derived)
+            with filtered_native_stderr():
+                built = call_reference(ref.source, recipe.base_dir)
+            other = framework_of(built)
+            if other != self.name:
+                raise _other_framework(ref.source, f"a {other} model", self.name)
+            return self.load(derived, built)
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(
+                f"{role}: {str(exc).replace('model.trust', f'{role}.trust')}"
+            ) from None
 
     @abstractmethod
     def copy(self, model: Any) -> Any:
@@ -165,14 +171,14 @@ def distill_models(backend: Backend, config: Any, context: PassContext) -> tuple
     """(teacher, student) of a distill pass: the named models, or the model as loaded as the
     teacher and None (the model itself) as the student."""
     teacher = (
-        backend.load_reference(context.recipe, config.teacher)
+        backend.load_reference(context.recipe, config.teacher, "teacher")
         if config.teacher is not None
         else context.original
     )
     if teacher is None:
         raise ModelError("distill: no teacher: name one, or let the pipeline keep the original")
     student = (
-        backend.load_reference(context.recipe, config.student)
+        backend.load_reference(context.recipe, config.student, "student")
         if config.student is not None
         else None
     )

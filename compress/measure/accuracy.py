@@ -9,9 +9,8 @@ import numpy as np
 
 from compress.comparison import check_finite
 from compress.errors import ModelError
+from compress.metrics import SHARE_METRICS
 from compress.sources import load_callable
-
-CLASSIFICATION = ("accuracy", "top5")
 
 
 def metric_function(name: str, base_dir: Path) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -71,7 +70,7 @@ def fidelity(metric: str | None, baseline: np.ndarray, compressed: np.ndarray) -
     """
     check_finite([baseline], "the baseline ONNX model's")
     check_finite([compressed], "the compressed ONNX model's")
-    if metric in CLASSIFICATION:
+    if metric in SHARE_METRICS:  # classifiers
         name = "top1_agreement"
         value = float(np.mean(np.argmax(baseline, -1) == np.argmax(compressed, -1)))
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from compress.errors import ModelError, UnsafeModelError, message_line
@@ -214,15 +215,27 @@ def _all_tensors(model: onnx.ModelProto):
                     graphs.extend(attribute.graphs)
 
 
+def readable(path: Path) -> onnx.ModelProto:
+    """The model's graph (external data not loaded); ModelError when the file is not a whole
+    ONNX protobuf (truncated, or another kind of file)."""
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except DecodeError as exc:
+        raise ModelError(
+            f"{path.name} is not a readable ONNX file (truncated or not ONNX: {exc})"
+        ) from None
+
+
 def validate_external_data(path: Path) -> None:
     """Refuse external-data references that escape the model's directory or are links
     (absolute paths, `..`, symlinks, hardlinks: CVE-2024-27318, CVE-2026-27489)."""
-    model = onnx.load(str(path), load_external_data=False)
+    model = readable(path)
     root = path.parent.resolve()
     for tensor in _all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        location = entries.get("location", "")
         target = root / location
         problem = None
         if not location or Path(location).is_absolute() or ".." in Path(location).parts:
@@ -239,6 +252,12 @@ def validate_external_data(path: Path) -> None:
             raise UnsafeModelError(
                 f"refused to load {path.name}: external data {location!r} of tensor "
                 f"{tensor.name!r} {problem}"
+            )
+        end = int(entries.get("offset", 0) or 0) + int(entries.get("length", 0) or 0)
+        if end > target.stat().st_size:
+            raise ModelError(
+                f"{path.name}: tensor {tensor.name!r} reads bytes up to {end:,} of {location}, "
+                f"which has {target.stat().st_size:,} (truncated or not this model's data)"
             )
 
 

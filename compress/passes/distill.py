@@ -100,8 +100,16 @@ class DistillPass(PassConfig):
         """The student (the model itself for recovery), with both models' parameters counted
         as the pass's record counts them."""
         recipe = context.recipe
-        teacher = model if self.teacher is None else backend.load_reference(recipe, self.teacher)
-        student = model if self.student is None else backend.load_reference(recipe, self.student)
+        teacher = (
+            model
+            if self.teacher is None
+            else backend.load_reference(recipe, self.teacher, "teacher")
+        )
+        student = (
+            model
+            if self.student is None
+            else backend.load_reference(recipe, self.student, "student")
+        )
         counts = {
             "teacher_params": backend.params(teacher),
             "student_params": backend.params(student),
@@ -145,19 +153,30 @@ def plan_distill(config: DistillPass, layers: list[LayerInfo]) -> dict:
     }
 
 
+def trained_by(passes: list[PassConfig], config: DistillPass) -> list[int]:
+    """The numbers (from 1) of the model-stage training passes after this distill pass."""
+    position = next(index for index, item in enumerate(passes) if item is config)
+    return [
+        index + 1
+        for index, item in enumerate(passes)
+        if index > position and item.trains and item.stage == "model"
+    ]
+
+
 def training_follows(passes: list[PassConfig], config: DistillPass) -> bool:
     """True when a model-stage training pass comes after this distill pass."""
-    position = next(index for index, item in enumerate(passes) if item is config)
-    return any(item.trains and item.stage == "model" for item in passes[position + 1 :])
+    return bool(trained_by(passes, config))
 
 
 def register_recovery(context: Any, teacher: Any, config: DistillPass) -> dict:
     """Hand a recovery distill pass to the training passes after it (`context.distiller`);
-    returns what it did."""
+    returns what it did. Its own seconds are only this hand-over: `trained_in` names the
+    passes whose training (and time) includes its loss."""
     context.distiller = (teacher, config)
     return {
         "mode": "recovery",
         "applied_to": "the training passes that follow",
+        "trained_in": trained_by(context.recipe.passes, config),
         "temperature": config.temperature,
         "alpha": config.alpha,
     }

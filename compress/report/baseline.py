@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from compress.metrics import METRICS, budget_metrics, limits_model
 from compress.report.budgets import CheckRow, Status
+from compress.report.noise import compare_timing
 from compress.report.schema import Report
 from compress.schema import StrictModel
 from compress.units import format_percent, parse_fraction
@@ -77,34 +78,29 @@ def baseline_rows(
     report: Report, baseline: Report | None, limits: dict[str, RelativeLimit]
 ) -> list[CheckRow]:
     """Relative limits against the baseline report's compressed figures. A figure the baseline
-    lacks (or no baseline yet) is `new`; a figure this report lacks fails."""
+    lacks (or no baseline yet) is `new`; a figure this report lacks fails. A latency is judged
+    as `compress compare` judges it (compress/report/noise.py): timing noise passes."""
     rows = []
     for name, limit in limits.items():
         metric = METRICS[name]
-        value = metric.value(report)
+        value, unit = metric.value(report), metric.unit_for(report.evaluate_metric)
         before = metric.value(baseline) if baseline is not None else None
         text = _relative_text(limit)
         if value is None:
-            rows.append(
-                CheckRow(
-                    name,
-                    "baseline",
-                    text,
-                    None,
-                    "fail",
-                    before,
-                    None,
-                    "not measured in this report",
-                )
-            )
+            note = "not measured in this report"
+            rows.append(CheckRow(name, "baseline", text, None, "fail", before, None, note, unit))
             continue
-        if before is None:
+        if before is None or baseline is None:
             note = "no baseline yet" if baseline is None else "not in the baseline report"
-            rows.append(CheckRow(name, "baseline", text, value, "new", None, None, note))
+            rows.append(CheckRow(name, "baseline", text, value, "new", None, None, note, unit))
             continue
         change = _change(before, value)
-        status, note = _judge_change(change, limit)
-        rows.append(CheckRow(name, "baseline", text, value, status, before, change, note))
+        timing = compare_timing(metric, baseline, report) if metric.noisy else None
+        judged = change if timing is None else (0.0 if timing.noise else timing.ratio - 1)
+        status, note = _judge_change(judged, limit)
+        if timing is not None and timing.why:
+            note = f"{note} ({timing.why})" if note else timing.why
+        rows.append(CheckRow(name, "baseline", text, value, status, before, change, note, unit))
     return rows
 
 
@@ -147,3 +143,21 @@ def _relative_text(limit: RelativeLimit) -> str:
     if limit.warn is not None:
         parts.append(f"warn {format_percent(limit.warn)}")
     return ", ".join(parts)
+
+
+def other_model(report: Report, baseline: Report) -> str | None:
+    """How `baseline` is a report of another model than `report`'s (the model each started
+    from: framework, parameters, layer names), or None when it is the same one."""
+    if report.framework != baseline.framework:
+        return f"framework {baseline.framework}, this report's {report.framework}"
+    if report.baseline.params != baseline.baseline.params:
+        return (
+            f"its model has {baseline.baseline.params:,} params, this report's "
+            f"{report.baseline.params:,}"
+        )
+    ours = {layer.name for layer in report.layers}
+    theirs = {layer.name for layer in baseline.layers}
+    if ours != theirs:
+        only = sorted(theirs - ours)[:3] or sorted(ours - theirs)[:3]
+        return f"its layers differ ({', '.join(only)} in one report only)"
+    return None

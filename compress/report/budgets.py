@@ -9,14 +9,16 @@ one warns. Rendering is in compress/report/gate.py.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import compress.units as units
 from compress.errors import EXIT_BUDGET, EXIT_OK
 from compress.metrics import Metric, budget_metrics
 from compress.recipe import Budgets, Limit
 from compress.report.schema import BudgetResult, Report
-from compress.units import format_percent
+from compress.units import Unit, format_percent
 
 Status = Literal["pass", "warn", "fail", "new"]
 
@@ -33,6 +35,12 @@ class CheckRow:
     baseline: float | None = None  # the baseline report's figure (baseline rows)
     change: float | None = None  # (value - baseline) / |baseline|: 0.03 = +3%
     note: str = ""
+    unit: Unit = "score"  # how the figures are shown (compress/units.py)
+
+    @property
+    def limit_text(self) -> str:
+        """The limit as people read it, in the figure's unit (a relative limit as it is)."""
+        return shown_limit(self.unit, self.limit) if self.check == "budget" else self.limit
 
     def as_budget_result(self) -> BudgetResult:
         return BudgetResult(
@@ -104,26 +112,28 @@ def budget_rows(
         limit: Limit | None = getattr(budgets, metric.name, None) if budgets else None
         if limit is None:
             continue
-        value = metric.value(report)
+        value, unit = metric.value(report), metric.unit_for(report.evaluate_metric)
         for bound in ("max", "min"):
             threshold = getattr(limit, bound)
             if threshold is not None:
-                rows.append(_judge(metric, bound, threshold, value, warn_margin))
+                rows.append(_judge(metric, unit, bound, threshold, value, warn_margin))
     return rows
 
 
 def _judge(
-    metric: Metric, bound: str, threshold: float, value: float | None, warn_margin: float | None
+    metric: Metric,
+    unit: Unit,
+    bound: str,
+    threshold: float,
+    value: float | None,
+    warn_margin: float | None,
 ) -> CheckRow:
     status: Status
     note = ""
     if value is None:
         status, note = "fail", "not measured in this report"
     elif not (value <= threshold if bound == "max" else value >= threshold):
-        status = "fail"
-        if threshold:
-            off = abs(value - threshold) / abs(threshold)
-            note = f"{off:.1%} {'over' if bound == 'max' else 'under'} the limit"
+        status, note = "fail", excess(unit, bound, threshold, value)
     elif warn_margin and abs(value - threshold) <= warn_margin * abs(threshold):
         status, note = "warn", f"within {format_percent(warn_margin)} of the limit"
     else:
@@ -141,4 +151,31 @@ def _judge(
         value=value,
         status=status,
         note=note,
+        unit=unit,
     )
+
+
+def excess(unit: Unit, bound: str, threshold: float, value: float) -> str:
+    """How far a value is past its limit, in the figure's unit: "0.11 pts over the limit",
+    "0.374 ms over the limit (4.74x)" (a ratio only where the unit has a zero that means none)."""
+    side = "over" if bound == "max" else "under"
+    amount = units.shown("points" if unit == "fraction" else unit, abs(value - threshold))
+    ratio = f" ({value / threshold:.2f}x)" if unit in ("bytes", "count", "ms") and threshold else ""
+    return f"{amount} {side} the limit{ratio}"
+
+
+_LIMIT = re.compile(r"^(max|min) (\S+?)(?: B)?$")
+
+
+def parse_limit(limit: str) -> tuple[str, float] | None:
+    """The bound and threshold of an absolute limit as report.json writes it ("max 60000 B",
+    "min 0.75"); None for other text (a relative limit, "+2% max")."""
+    match = _LIMIT.match(limit)
+    return None if match is None else (match.group(1), float(match.group(2)))
+
+
+def shown_limit(unit: Unit, limit: str) -> str:
+    """An absolute limit in its figure's unit ("max 60,000 B", "max 1.00 pts", "max 0.1 ms");
+    any other text as it is."""
+    parsed = parse_limit(limit)
+    return limit if parsed is None else f"{parsed[0]} {units.limit(unit, parsed[1])}"

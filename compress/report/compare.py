@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from compress.metrics import LATENCY_NOISE, METRICS, Metric
+from compress.metrics import METRICS, Metric
+from compress.report.noise import compare_timing
 from compress.report.schema import Report
+from compress.units import Unit
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,10 @@ class CompareRow:
     b: float | None
     delta: float | None  # b - a
     change: float | None  # (b - a) / |a|; None when a is 0 or either is missing
-    # which report is better here; None: not comparable, or latency within LATENCY_NOISE
+    # which report is better here; None: not comparable, or latency within timing noise
     better: Literal["a", "b", "same"] | None
+    unit: Unit = "score"  # how the figures are shown (compress/units.py)
+    note: str = ""  # how a timing was judged: noise, or against each run's own baseline
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def compare_reports(
         va, vb = metric.value(a), metric.value(b)
         # a budget metric always has a row; other figures (fidelity) only when a report has one
         if metric.budget or va is not None or vb is not None:
-            rows.append(_row(metric, metric.label_for(b, a), va, vb))
+            rows.append(_row(metric, a, b))
     layers, same = _layer_diffs(a, b)
     return Comparison(
         a=str(a_path),
@@ -86,23 +90,27 @@ def compare_reports(
     )
 
 
-def _row(metric: Metric, label: str, va: float | None, vb: float | None) -> CompareRow:
-    """One metric of A and B: the delta, the change and which report is better."""
-    key = metric.name
+def _row(metric: Metric, a: Report, b: Report) -> CompareRow:
+    """One metric of A and B: the delta, the change and which report is better (a timing as
+    compress/report/noise.py judges it)."""
+    key, label, unit = metric.name, metric.label_for(b, a), metric.unit_for(b.evaluate_metric)
+    va, vb = metric.value(a), metric.value(b)
     if va is None or vb is None:
-        return CompareRow(key, label, va, vb, None, None, None)
+        return CompareRow(key, label, va, vb, None, None, None, unit)
     delta = vb - va
     change = None if va == 0 else delta / abs(va)
+    timing = compare_timing(metric, a, b) if metric.noisy else None
     winner: Literal["a", "b", "same"] | None
     if math.isclose(va, vb, rel_tol=1e-12, abs_tol=1e-12):
         winner = "same"
-    elif metric.noisy and change is not None and abs(change) < LATENCY_NOISE:
-        winner = None  # within timing noise: neither is faster
+    elif timing is not None:
+        winner = None if timing.noise else ("b" if timing.ratio < 1 else "a")
     elif (vb < va) == (metric.better == "lower"):
         winner = "b"
     else:
         winner = "a"
-    return CompareRow(key, label, va, vb, round(delta, 10), change, winner)
+    note = timing.why if timing is not None and winner != "same" else ""
+    return CompareRow(key, label, va, vb, round(delta, 10), change, winner, unit, note)
 
 
 def _layer_diffs(a: Report, b: Report) -> tuple[list[LayerDiff], int]:

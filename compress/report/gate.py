@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+import compress.units as units
 from compress.metrics import METRICS
 from compress.report.budgets import CheckResult, CheckRow
 from compress.report.compare import CompareRow, Comparison
@@ -19,10 +20,6 @@ _ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "new": "🆕"}
 
 def _label(metric: str) -> str:
     return METRICS[metric].label
-
-
-def _exact(metric: str, value: float | None) -> str:
-    return METRICS[metric].exact(value)
 
 
 def _change(row: CheckRow) -> str:
@@ -68,9 +65,9 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
             f"[{_COLORS[row.status]}]{row.status}[/]",
             row.check,
             _label(row.metric),
-            row.limit,
-            _exact(row.metric, row.value),
-            "" if row.check == "budget" else _exact(row.metric, row.baseline),
+            escape(row.limit_text),
+            units.exact(row.unit, row.value),
+            "" if row.check == "budget" else units.exact(row.unit, row.baseline),
             _change(row),
             escape(row.note),
         )
@@ -95,11 +92,11 @@ def check_markdown(result: CheckResult) -> str:
         "|---|---|---|---|---:|---:|---:|",
     ]
     for row in result.rows:
-        baseline = "" if row.check == "budget" else _exact(row.metric, row.baseline)
-        note = f" ({row.note})" if row.note and row.status != "pass" else ""
+        baseline = "" if row.check == "budget" else units.exact(row.unit, row.baseline)
+        note = f" ({row.note})" if row.note else ""
         lines.append(
             f"| {_ICONS[row.status]} {row.status} | {row.check} | {_label(row.metric)} | "
-            f"{row.limit}{note} | {_exact(row.metric, row.value)} | {baseline} | "
+            f"{row.limit_text}{note} | {units.exact(row.unit, row.value)} | {baseline} | "
             f"{_change(row)} |"
         )
     lines += ["", f"**{status}**: {_summary(result)}"]
@@ -110,15 +107,11 @@ def check_markdown(result: CheckResult) -> str:
 def _delta(row: CompareRow) -> str:
     if row.delta is None:
         return ""
-    if METRICS[row.metric].unit in ("fraction", "score"):
-        text = f"{row.delta * 100:+.2f} pts"
-    elif row.change is None:
-        text = f"{row.delta:+g}"
-    else:
-        text = f"{row.change * 100:+.2f}%"
     if row.delta == 0:
-        text = "="
-    return text
+        return "="
+    if row.unit in ("fraction", "points", "score") or row.change is None:
+        return units.signed(row.unit, row.delta)
+    return f"{row.change * 100:+.2f}%"
 
 
 def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
@@ -139,12 +132,15 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
             better = "≈ (noise)"
         table.add_row(
             escape(row.label),
-            _exact(row.metric, row.a),
-            _exact(row.metric, row.b),
+            units.exact(row.unit, row.a),
+            units.exact(row.unit, row.b),
             f"[{style}]{_delta(row)}[/]" if style else _delta(row),
             better,
         )
     console.print(table)
+    for row in comparison.rows:
+        if row.note:
+            console.print(f"{row.label}: {row.note}", markup=False)
     if comparison.layers:
         layers = Table(title="layers that differ", title_justify="left")
         for column in ("layer", "A dtype", "B dtype", "A sparsity", "B sparsity"):

@@ -1,6 +1,7 @@
 """report.html: one self-contained page (inline CSS, charts embedded as base64 SVG, no script,
 no external URL) that reads offline: summary cards, budgets, charts (size, per-layer sparsity,
-latency distribution), the layer table with dtypes, passes, environment and the recipe."""
+latency distribution, channels before/after for channel pruning), the layer table with dtypes,
+what each pass did as tables, the environment and the recipe."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ from html import escape
 
 import yaml
 
+import compress.units as units
 from compress.report import plots
-from compress.report.rows import Row, comparison_rows, layer_channels
-from compress.report.schema import Report
+from compress.report.records import Cell, Names, RecordTable, pass_views
+from compress.report.rows import Row, budget_lines, comparison_rows, layer_channels
+from compress.report.schema import Layer, Report
 
 #: Layer tables longer than this are folded in a <details> element (all rows are still there).
 FOLD_LAYERS = 60
+#: Pass record tables longer than this are folded the same way.
+FOLD_RECORD_ROWS = 20
+#: Names lists up to this long are shown inline, longer ones folded.
+INLINE_NAMES = 3
+#: The per-layer sparsity chart is left out of a channel-pruned report when no layer's sparsity
+#: rose by this much (the zeros INT8 rounding leaves are not what the pass did).
+SPARSITY_CHART_GAIN = 0.05
 
 CSS = """
 :root { --ink:#1f2937; --muted:#6b7280; --line:#e5e7eb; --card:#f8fafc; --blue:#2563eb;
@@ -27,6 +37,8 @@ main { max-width: 1120px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 32px 0 10px; padding-bottom: 4px;
   border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 22px 0 8px; }
+h4 { font-size: 13px; margin: 14px 0 6px; color: var(--muted); font-weight: 600; }
 .sub { color: var(--muted); margin: 0 0 16px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px;
@@ -132,9 +144,9 @@ def _budgets(report: Report) -> str:
         return ""
     rows = "".join(
         f"<tr><td>{escape(b.metric)}</td><td>{escape(b.limit)}</td>"
-        f'<td class="num">{"—" if b.value is None else escape(f"{b.value:g}")}</td>'
-        f"<td>{_status(b.status)}</td></tr>"
-        for b in report.budgets
+        f'<td class="num">{escape(b.value)}</td><td>{_status(b.status)}'
+        f"{f' — {escape(b.note)}' if b.note else ''}</td></tr>"
+        for b in budget_lines(report)
     )
     return (
         '<section id="budgets"><h2>Budgets</h2><table><thead><tr><th>metric</th><th>limit</th>'
@@ -200,17 +212,51 @@ def _charts(report: Report) -> str:
             "latency distribution with p50 and p90 marked",
             f"{recorded}; {runs} runs, dashed lines at p50 and p90.{escape(speed)}",
         )
-    sparsity = _figure(
-        "chart-sparsity",
-        plots.sparsity_chart(report),
-        "per-layer sparsity, baseline vs compressed",
-        f"Share of zero weights per layer ({len(report.layers)} layers; compressed bars coloured "
-        "by the layer's dtype). "
-        f"Whole file: {base.sparsity:.1%} → {comp.sparsity:.1%} (biases included).",
-    )
+    per_layer = _channels(report)
+    gained = max((_gain(layer) for layer in report.layers), default=0.0)
+    whole = " → ".join(units.shown("fraction", side.sparsity, 1) for side in (base, comp))
+    if not per_layer or gained >= SPARSITY_CHART_GAIN:
+        per_layer += _figure(
+            "chart-sparsity",
+            plots.sparsity_chart(report),
+            "per-layer sparsity, baseline vs compressed",
+            f"Share of zero weights per layer ({len(report.layers)} layers; compressed bars "
+            f"coloured by the layer's dtype). Whole file: {whole} (biases included).",
+        )
+    else:
+        per_layer += (
+            '<p class="sub">Per-layer sparsity is not charted: no layer gained '
+            f"{units.shown('points', SPARSITY_CHART_GAIN, 0)} of zero weights (at most "
+            f"{units.signed('points', gained)}; whole file {whole}); the layer table has every "
+            "figure.</p>"
+        )
     return (
         '<section id="charts"><h2>Charts</h2><div class="charts">'
-        f'<div class="row2">{size}{_side_tables(report)}</div>{latency}{sparsity}</div></section>'
+        f'<div class="row2">{size}{_side_tables(report)}</div>{latency}{per_layer}</div></section>'
+    )
+
+
+def _gain(layer: Layer) -> float:
+    return layer.sparsity - (layer.baseline_sparsity or 0.0)
+
+
+def _channels(report: Report) -> str:
+    """The channels chart, when a pass changed any layer's output channels."""
+    svg = plots.channels_chart(report)
+    if svg is None:
+        return ""
+    known = [layer for layer in report.layers if layer.channels is not None]
+    cut = [layer for layer in known if layer.baseline_channels not in (None, layer.channels)]
+    before = sum(layer.baseline_channels or layer.channels or 0 for layer in known)
+    after = sum(layer.channels or 0 for layer in known)
+    params = f"{report.baseline.params:,} → {report.compressed.params:,}"
+    return _figure(
+        "chart-channels",
+        svg,
+        "output channels per layer, baseline vs compressed",
+        f"Output channels (Conv filters, MatMul/Gemm output features) per layer: {len(cut)} of "
+        f"{len(known)} layers cut, {before:,} → {after:,} channels in all; params {params}. "
+        "Removed channels are gone from the file, so they save MACs, size and time.",
     )
 
 
@@ -222,7 +268,7 @@ def _side_tables(report: Report) -> str:
         f"<td class='num'>{int(row.before):,}</td><td class='num'>{int(row.after):,}</td>"
         f"<td class='num'>{_ratio(row.before, row.after)}</td></tr>"
         for row in comparison_rows(report)
-        if row.metric.unit in ("bytes", "count") and row.before is not None
+        if row.unit in ("bytes", "count") and row.before is not None
     )
     tables = [
         "<table><thead><tr><th>bytes / count</th><th class='num'>baseline</th>"
@@ -233,11 +279,11 @@ def _side_tables(report: Report) -> str:
     for label, stats in (("baseline", base.latency_ms), ("compressed", comp.latency_ms)):
         if stats is None:
             continue
-        rows.append(
-            f"<tr><td>{label}</td><td class='num'>{stats.p50:.4g}</td>"
-            f"<td class='num'>{stats.p90:.4g}</td><td class='num'>{stats.mean:.4g}</td>"
-            f"<td class='num'>{stats.runs}</td></tr>"
+        figures = "".join(
+            f"<td class='num'>{units.number('ms', value)}</td>"
+            for value in (stats.p50, stats.p90, stats.mean)
         )
+        rows.append(f"<tr><td>{label}</td>{figures}<td class='num'>{stats.runs:,}</td></tr>")
     if rows:
         tables.append(
             "<table><thead><tr><th>latency (ms)</th><th class='num'>p50</th>"
@@ -290,26 +336,43 @@ def _value(value: object) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, dict | list):
-        text = json.dumps(value, default=str)
-        return text if len(text) <= 160 else text[:157] + "…"
     return str(value)
 
 
 def _passes(report: Report) -> str:
-    if not report.passes:
+    views = pass_views(report)
+    if not views:
         return ""
     items = []
-    for record in report.passes:
-        details = "".join(
-            f"<tr><th>{escape(str(key))}</th><td>{escape(_value(value))}</td></tr>"
-            for key, value in record.items()
-            if key not in ("type", "layers")
+    for view in views:
+        facts = "".join(
+            f"<tr><th>{escape(label)}</th><td>{_cell(value)}</td></tr>"
+            for label, value in view.facts
         )
-        items.append(
-            f'<h3>{escape(str(record.get("type", "pass")))}</h3><table class="kv">{details}</table>'
-        )
+        tables = "".join(_record_table(table) for table in view.tables)
+        items.append(f'<h3>{escape(view.title)}</h3><table class="kv">{facts}</table>{tables}')
     return '<section id="passes"><h2>Passes</h2>' + "".join(items) + "</section>"
+
+
+def _cell(value: Cell) -> str:
+    """A cell's text; a long list of names folded under its count."""
+    if not isinstance(value, Names):
+        return escape(value)
+    names = ", ".join(escape(name) for name in value.items)
+    if len(value.items) <= INLINE_NAMES:
+        return names or "none"
+    return f"<details><summary>{escape(value.summary)}</summary>{names}</details>"
+
+
+def _record_table(table: RecordTable) -> str:
+    head = "".join(f"<th>{escape(column)}</th>" for column in table.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(cell)}</td>" for cell in row) + "</tr>" for row in table.rows
+    )
+    html = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if len(table.rows) > FOLD_RECORD_ROWS:
+        html = f"<details><summary>show all {len(table.rows)} rows</summary>{html}</details>"
+    return f"<h4>{escape(table.title)}</h4>{html}"
 
 
 def _environment(report: Report) -> str:

@@ -4,14 +4,17 @@ cut if a report is still too large (report.json and report.html hold everything)
 
 from __future__ import annotations
 
-from compress.report.rows import comparison_rows, layer_channels
+from compress.report.records import Cell, Names, RecordTable, pass_views
+from compress.report.rows import budget_lines, comparison_rows, layer_channels
 from compress.report.schema import Report
 
 MAX_LAYER_ROWS = 40
+#: Rows of a pass record's table (channel groups, placement search...) report.md shows.
+MAX_RECORD_ROWS = 20
 #: The most bytes report.md may take (UTF-8), leaving room under GitHub's 65,536 limit.
 MAX_BYTES = 60_000
 _MAX_CELL = 80
-_MAX_DETAILS = 400
+_MAX_FACT = 600
 
 
 def _cell(text: object, limit: int = _MAX_CELL) -> str:
@@ -42,18 +45,19 @@ def render_markdown(report: Report) -> str:
     if report.budgets:
         lines += ["", "## Budgets", "", "| metric | limit | value | status |", "|---|---|---:|---|"]
         lines += [
-            f"| {b.metric} | {_cell(b.limit)} | {b.value} | {b.status} |" for b in report.budgets
+            f"| {b.metric} | {_cell(b.limit)} | {b.value} | {b.status}"
+            + (f" — {_cell(b.note)}" if b.note else "")
+            + " |"
+            for b in budget_lines(report)
         ]
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {_cell(note, 600)}" for note in report.notes]
-    lines += ["", "## Passes", ""]
-    for record in report.passes:
-        details = ", ".join(
-            f"{key}={value}"
-            for key, value in record.items()
-            if key not in ("type", "layers", "training") and not isinstance(value, dict | list)
-        )
-        lines.append(f"- `{_cell(record.get('type', ''))}` ({_cell(details, _MAX_DETAILS)})")
+    lines += ["", "## Passes"]
+    for view in pass_views(report):
+        lines += ["", f"### {_cell(view.title)}", ""]
+        lines += [f"- {label}: {_cell(_names(value), _MAX_FACT)}" for label, value in view.facts]
+        for table in view.tables:
+            lines += _record_table(table)
     if report.layers:
         lines += [
             "",
@@ -73,6 +77,32 @@ def render_markdown(report: Report) -> str:
                 "| | | | |"
             )
     return _fit("\n".join(lines) + "\n")
+
+
+def _names(value: Cell) -> str:
+    """A list of names in full when short, else how many (report.html lists them)."""
+    if not isinstance(value, Names):
+        return value
+    text = ", ".join(value.items)
+    if not text or len(text) > _MAX_CELL:
+        return value.summary + (" (listed in report.html)" if text else "")
+    return text
+
+
+def _record_table(table: RecordTable) -> list[str]:
+    lines = [
+        "",
+        f"{table.title}:",
+        "",
+        "| " + " | ".join(_cell(column) for column in table.columns) + " |",
+        "|" + "---|" * len(table.columns),
+    ]
+    for row in table.rows[:MAX_RECORD_ROWS]:
+        lines.append("| " + " | ".join(_cell(_names(cell)) for cell in row) + " |")
+    if len(table.rows) > MAX_RECORD_ROWS:
+        more = len(table.rows) - MAX_RECORD_ROWS
+        lines.append(f"| … {more} more in report.html |" + " |" * (len(table.columns) - 1))
+    return lines
 
 
 def _fit(text: str) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import compress.units as units
 from compress.report.schema import Latency, Report
 from compress.units import format_size
 
@@ -60,22 +61,16 @@ def short_label(name: str) -> str:
     return name if len(name) <= _LABEL_CHARS else "…" + name[-(_LABEL_CHARS - 1) :]
 
 
-def sparsity_chart(report: Report) -> str:
-    """Per-layer sparsity, baseline vs compressed, compressed bars coloured by dtype:
-    labelled horizontal bars, or a strip by layer index when there are many layers."""
-    layers = report.layers
-    after = np.array([layer.sparsity for layer in layers], dtype=float) * 100
-    before = np.array([layer.baseline_sparsity or 0.0 for layer in layers], dtype=float) * 100
-    dtypes = [layer.dtype for layer in layers]
-    index = np.arange(len(layers))
-    labelled = len(layers) <= LABELLED_LAYERS
+def _layer_bars(names: list[str], before: np.ndarray, after: np.ndarray, dtypes: list[str]):
+    """Axes with a figure per layer, baseline grey and compressed coloured by dtype: labelled
+    horizontal bar pairs, or above LABELLED_LAYERS compressed bars by layer index with the
+    baseline as a line. Returns the axes, the layer index and whether it is labelled."""
+    index = np.arange(len(names))
+    labelled = len(names) <= LABELLED_LAYERS
+    figure = new_figure(8.6, 1.3 + 0.32 * max(len(names), 1) if labelled else 3.4)
+    axes = figure.add_subplot()
     if labelled:
-        figure = new_figure(8.6, 1.3 + 0.32 * max(len(layers), 1))
-        axes = figure.add_subplot()
         axes.barh(index + 0.2, before, height=0.4, color=BASELINE_COLOR, label="baseline")
-    else:
-        figure = new_figure(8.6, 3.4)
-        axes = figure.add_subplot()
     for dtype in dict.fromkeys(dtypes):
         chosen = np.array([d == dtype for d in dtypes])
         color = DTYPE_COLORS.get(dtype, "#0f766e")
@@ -85,21 +80,14 @@ def sparsity_chart(report: Report) -> str:
         else:
             axes.bar(index[chosen], after[chosen], width=1.0, color=color, label=label)
     if labelled:
-        for row, value in zip(index, after, strict=True):
-            axes.text(min(value, 100) + 1, row - 0.2, f"{value:.1f}%", va="center", fontsize=8)
-        axes.set_yticks(index, [short_label(layer.name) for layer in layers])
+        axes.set_yticks(index, [short_label(name) for name in names])
         axes.invert_yaxis()
-        axes.set_xlim(0, 110)
-        axes.set_xticks(range(0, 101, 20))
-        axes.set_xlabel("sparsity (% of weights that are zero)", fontsize=9)
         style_axes(axes)
         axes.grid(axis="y", visible=False)
     else:
         axes.plot(index, before, color="#374151", linewidth=1.0, label="baseline")
-        axes.set_xlim(-0.5, len(layers) - 0.5)
-        axes.set_ylim(0, 105)
-        axes.set_xlabel(f"layer index (0 … {len(layers) - 1}; names in the layer table)")
-        axes.set_ylabel("sparsity (%)", fontsize=9)
+        axes.set_xlim(-0.5, len(names) - 0.5)
+        axes.set_xlabel(f"layer index (0 … {len(names) - 1}; names in the layer table)")
         style_axes(axes)
     axes.legend(
         fontsize=8,
@@ -108,7 +96,49 @@ def sparsity_chart(report: Report) -> str:
         bbox_to_anchor=(0.5, 1.0),
         ncol=min(len(set(dtypes)) + 1, 6),
     )
-    return to_svg(figure)
+    return axes, index, labelled
+
+
+def sparsity_chart(report: Report) -> str:
+    """Per-layer sparsity, baseline vs compressed, compressed bars coloured by dtype."""
+    layers = report.layers
+    after = np.array([layer.sparsity for layer in layers], dtype=float) * 100
+    before = np.array([layer.baseline_sparsity or 0.0 for layer in layers], dtype=float) * 100
+    names, dtypes = [layer.name for layer in layers], [layer.dtype for layer in layers]
+    axes, index, labelled = _layer_bars(names, before, after, dtypes)
+    if labelled:
+        for row, value in zip(index, after, strict=True):
+            axes.text(min(value, 100) + 1, row - 0.2, f"{value:.1f}%", va="center", fontsize=8)
+        axes.set_xlim(0, 110)
+        axes.set_xticks(range(0, 101, 20))
+        axes.set_xlabel("sparsity (% of weights that are zero)", fontsize=9)
+    else:
+        axes.set_ylim(0, 105)
+        axes.set_ylabel("sparsity (%)", fontsize=9)
+    return to_svg(axes.figure)
+
+
+def channels_chart(report: Report) -> str | None:
+    """Output channels per layer, baseline vs compressed, labelled "64 → 32"; None when no
+    layer's channels changed (or the report has no channel counts)."""
+    layers = [layer for layer in report.layers if layer.channels is not None]
+    if not any(layer.baseline_channels not in (None, layer.channels) for layer in layers):
+        return None
+    after = np.array([layer.channels for layer in layers], dtype=float)
+    before = np.array([layer.baseline_channels or layer.channels for layer in layers], dtype=float)
+    names, dtypes = [layer.name for layer in layers], [layer.dtype for layer in layers]
+    axes, index, labelled = _layer_bars(names, before, after, dtypes)
+    right = float(before.max())
+    if labelled:
+        for row, b, a in zip(index, before, after, strict=True):
+            text = f"{b:.0f} → {a:.0f}" if a != b else f"{a:.0f}"
+            axes.text(max(a, b) + right * 0.01, row, text, va="center", fontsize=8)
+        axes.set_xlim(0, right * 1.2)
+        axes.set_xlabel("output channels (Conv filters, MatMul/Gemm features)", fontsize=9)
+    else:
+        axes.set_ylim(0, right * 1.05)
+        axes.set_ylabel("output channels", fontsize=9)
+    return to_svg(axes.figure)
 
 
 def size_chart(report: Report) -> str:
@@ -199,7 +229,7 @@ def latency_range(stats: list[Latency]) -> tuple[float, float]:
 def _draw_latency(axes, label: str, stats: Latency, color: str, right: float) -> None:
     """One model's CDF, its p50/p90 markers and a legend entry that carries the figures."""
     samples = np.sort(np.asarray(stats.samples or [], dtype=float))
-    figures = f"p50 {stats.p50:.3g} ms, p90 {stats.p90:.3g} ms"
+    figures = f"p50 {units.shown('ms', stats.p50)}, p90 {units.shown('ms', stats.p90)}"
     if samples.size:
         levels = np.arange(1, samples.size + 1) / samples.size
         beyond = int(np.sum(samples > right))

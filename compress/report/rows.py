@@ -1,14 +1,17 @@
 """The side-by-side rows shared by the terminal table, the Markdown report and the HTML cards:
-one per table metric of the catalogue (compress/metrics.py) that the report measured."""
+one per table metric of the catalogue (compress/metrics.py) that the report measured; and the
+budget lines they all show. Figures are formatted by their unit (compress/units.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+import compress.units as units
 from compress.metrics import LATENCY_NOISE, METRICS, Metric
+from compress.report.budgets import excess, parse_limit, shown_limit
 from compress.report.schema import SLOWER_THRESHOLD, Layer, Report
-from compress.units import format_size
+from compress.units import Unit
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,7 @@ class Row:
     """One metric as the report shows it: its figures formatted, and raw (for exact tables)."""
 
     metric: Metric
+    unit: Unit  # the metric's unit in this report
     label: str
     baseline: str
     compressed: str
@@ -35,17 +39,19 @@ def comparison_rows(report: Report) -> list[Row]:
         before, after = metric.figure(report, "baseline"), metric.value(report)
         if not metric.table or after is None:
             continue
-        label = metric.label_for(report)
+        label, unit = metric.label_for(report), metric.unit_for(report.evaluate_metric)
         if not metric.paired:
-            rows.append(Row(metric, label, "", _shown(metric, after), "", None, after))
+            shown = units.shown(unit, after, metric.decimals)
+            rows.append(Row(metric, unit, label, "", shown, "", None, after))
         elif before is not None:
-            change, flag = _change(metric, before, after)
+            change, flag = _change(metric, unit, before, after)
             rows.append(
                 Row(
                     metric,
+                    unit,
                     label,
-                    _shown(metric, before),
-                    _shown(metric, after),
+                    units.shown(unit, before, metric.decimals),
+                    units.shown(unit, after, metric.decimals),
                     change,
                     before,
                     after,
@@ -56,23 +62,38 @@ def comparison_rows(report: Report) -> list[Row]:
     return rows
 
 
-def _shown(metric: Metric, value: float) -> str:
-    if metric.unit == "bytes":
-        return format_size(value)
-    if metric.unit == "count":
-        return f"{int(value):,}"
-    if metric.unit == "fraction":
-        return f"{value:.{metric.decimals}%}"
-    if metric.unit == "ms":
-        return f"{value:.3f} ms"
-    return f"{value:.4f}"
+@dataclass(frozen=True)
+class BudgetLine:
+    """A budget result of the report as every view shows it: limit and value in the metric's
+    unit, and for a failure how far past the limit it is."""
+
+    metric: str  # the budget key, as the recipe writes it
+    limit: str
+    value: str
+    status: str
+    note: str
 
 
-def _change(metric: Metric, before: float, after: float) -> tuple[str, bool]:
-    """The change column (ratio, points or speed-up) and whether it is flagged."""
-    if metric.unit in ("fraction", "score"):
-        return f"{(after - before) * 100:+.{metric.decimals}f} pts", False
-    if metric.unit == "ms":
+def budget_lines(report: Report) -> list[BudgetLine]:
+    lines = []
+    for result in report.budgets:
+        metric = METRICS.get(result.metric)
+        unit: Unit = metric.unit_for(report.evaluate_metric) if metric else "score"
+        parsed, note = parse_limit(result.limit), ""
+        if result.status == "fail" and parsed is not None and result.value is not None:
+            note = excess(unit, parsed[0], parsed[1], result.value)
+        value = units.exact(unit, result.value)
+        lines.append(
+            BudgetLine(result.metric, shown_limit(unit, result.limit), value, result.status, note)
+        )
+    return lines
+
+
+def _change(metric: Metric, unit: Unit, before: float, after: float) -> tuple[str, bool]:
+    """The change column (points, speed-up or ratio) and whether it is flagged."""
+    if unit in ("fraction", "points", "score"):
+        return units.signed(unit, after - before, metric.decimals), False
+    if unit == "ms":
         speedup = before / after if after else float("inf")
         text = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
         return text, metric.flag_slower and speedup < SLOWER_THRESHOLD

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from compress.report.rows import comparison_rows
+from compress.report.rows import budget_lines, comparison_rows
 from compress.report.schema import Report
 
 
@@ -20,11 +21,12 @@ def print_table(report: Report, console: Console | None = None) -> None:
         style = "bold red" if row.flag else None
         table.add_row(row.label, row.baseline, row.compressed, row.change, style=style)
     console.print(table)
-    for budget in report.budgets:
+    for budget in budget_lines(report):
         color = {"pass": "green", "fail": "red"}.get(budget.status, "yellow")
+        note = f" — {escape(budget.note)}" if budget.note else ""
         console.print(
-            f"budget {budget.metric} {budget.limit}: value {budget.value} "
-            f"[{color}]{budget.status}[/]"
+            f"budget {budget.metric} {escape(budget.limit)}: {escape(budget.value)} "
+            f"[{color}]{budget.status}[/]{note}"
         )
     for note in report.notes:
         console.print(f"note: {note}", style="yellow", markup=False)

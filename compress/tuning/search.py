@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
 from compress.analysis.node_scan import ranked_nodes
 from compress.analysis.run import prepared
@@ -295,6 +295,7 @@ class Search:
             pass_index=self.pass_index,
             method=config.variant,
             budgets=budgets,
+            evaluate_metric=self.recipe.evaluate.metric if self.recipe.evaluate else None,
             trials=self.trials,
             best=best.index if best else None,
             interrupted=self.interrupted,

@@ -15,6 +15,7 @@ from compress.errors import CompressError
 from compress.metrics import METRICS
 from compress.pipeline import apply
 from compress.recipe import Recipe
+from compress.report.rows import budget_lines
 from compress.tuning.relocate import relocated
 
 TUNING_SCHEMA_VERSION = 1
@@ -41,7 +42,7 @@ class Trial(BaseModel):
     keep_float: list[str] = Field(default_factory=list)
     predicted_drop: float
     status: Literal["pass", "fail", "error"]
-    #: budgets that failed, as "metric limit (got value)"
+    #: budgets that failed, as "metric limit (got value)" in the metric's unit
     failed: list[str] = Field(default_factory=list)
     #: whether a quality budget (accuracy) failed: the level went too far
     too_far: bool = False
@@ -59,6 +60,8 @@ class Tuning(BaseModel):
     pass_index: int
     method: str
     budgets: dict
+    #: the recipe's evaluate metric: drops are in points for accuracy and top5
+    evaluate_metric: str | None = None
     trials: list[Trial]
     best: int | None
     interrupted: bool = False
@@ -110,12 +113,12 @@ def run_trial(
     except CompressError as exc:
         seconds = round(time.perf_counter() - started, 2)
         return Trial(**common, status="error", too_far=True, error=str(exc), seconds=seconds)
-    failed = [b for b in report.budgets if b.status == "fail"]
+    failed = [b for b in budget_lines(report) if b.status == "fail"]
     figures = {name: METRICS[name].value(report) for name in FIGURES}
     return Trial(
         **common,
         status="fail" if failed else "pass",
-        failed=[f"{b.metric} {b.limit} (got {b.value:.6g})" for b in failed if b.value is not None],
+        failed=[f"{b.metric} {b.limit} (got {b.value})" for b in failed],
         too_far=any(METRICS[b.metric].quality for b in failed),
         achieved=report.passes[pass_index].get("achieved_sparsity"),
         figures={k: (None if v is None else round(float(v), 6)) for k, v in figures.items()},

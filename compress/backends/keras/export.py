@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.backends.base import ExportInfo
 from compress.backends.keras.layers import flat_layers, named_weights
 from compress.backends.native_logs import quiet_library

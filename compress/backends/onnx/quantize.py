@@ -28,7 +28,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.backends.native_logs import quiet_loggers
 from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError, message_line

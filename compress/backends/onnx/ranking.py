@@ -30,10 +30,12 @@ def worst_samples(reference: np.ndarray, outputs: np.ndarray, count: int) -> np.
 
 @dataclass(frozen=True)
 class Ranked:
-    """A candidate and how much keeping it in float reduces the error (higher: hurts more)."""
+    """A candidate and how much keeping it in float reduces the error (higher: hurts more);
+    `share` that reduction as a fraction of the quantized model's error."""
 
     name: str
     gain: float
+    share: float = 0.0
 
 
 def rank(
@@ -41,7 +43,9 @@ def rank(
 ) -> list[Ranked]:
     """Candidates ordered by the error they remove when kept in float alone, largest first.
     `error_without(name)` is the error of the model with `name` in float; `error` with none."""
-    ranked = [Ranked(name, error - error_without(name)) for name in candidates]
+    gains = {name: error - error_without(name) for name in candidates}
+    share = 1 / error if error > 0 else 0.0
+    ranked = [Ranked(name, gain, gain * share) for name, gain in gains.items()]
     return sorted(ranked, key=lambda item: -item.gain)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.backends.base import ExportInfo
 from compress.backends.native_logs import discarded_native_output, quiet_library
 from compress.backends.onnx.timing import Timing

@@ -82,7 +82,31 @@ def load_pruned(model: nn.Module, path: str | Path) -> nn.Module:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{path} does not fit this architecture: {str(exc)[:300]}") from exc
+    for name, module in model.named_modules():
+        problem = _inconsistent(module)
+        if problem:
+            raise ModelError(f"{path} does not fit this architecture: layer {name!r} {problem}")
     return model
+
+
+def _inconsistent(module: nn.Module) -> str | None:
+    """How a module's weights disagree with the widths its forward() reads, or None: a file
+    whose shapes do not match would otherwise load and fail at the first forward pass."""
+    weight = getattr(module, "weight", None)
+    if isinstance(module, nn.Linear):
+        wanted = (module.out_features, module.in_features)
+    elif isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        wanted = (module.out_channels, module.in_channels // module.groups)
+    elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+        wanted = (module.num_features,)
+        weight = module.running_mean
+    elif isinstance(module, nn.LayerNorm) and weight is not None:
+        wanted = tuple(module.normalized_shape)
+    else:
+        return None
+    if weight is None or tuple(weight.shape[: len(wanted)]) == wanted:
+        return None
+    return f"holds a {tuple(weight.shape)} tensor where its widths say {wanted}"
 
 
 def _width(value: object) -> bool:
