@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -502,3 +503,6 @@ def test_every_documented_exit_code_has_a_case(run_cli, produced, tmp_path):
         process.send_signal(signum)
         seen[process.wait(timeout=60)] = signal.Signals(signum).name
     assert set(seen) == documented_exit_codes() == {0, 1, 2, 3, 130, 143}, seen
+    readme = (MODELS.parent / "README.md").read_text().split("Exit codes:", 1)[1]
+    summary = readme.split("Errors are", 1)[0]
+    assert {int(code) for code in re.findall(r"\b(\d{1,3})\b", summary)} == set(seen)
