@@ -244,6 +244,20 @@ def table_rows(text: str) -> list[str]:
     return rows + budgets
 
 
+def test_quickstart_meets_its_targets(shared):
+    """The README's example is the shipped quickstart, applied as shipped: 80% sparsity costs
+    at most 1 point of accuracy and shrinks gzip size to <= 0.35x; every budget passes and the
+    export matches the framework (tests/test_pipeline.py leaves this recipe to this run)."""
+    import compress
+
+    report = compress.Report.read(shared[0] / QUICKSTART_OUT / "report.json")
+    assert report.passes[0]["achieved_sparsity"] == pytest.approx(0.8, abs=0.005)
+    assert report.baseline.accuracy - report.compressed.accuracy <= 0.01
+    assert report.compressed.size_gzip_bytes <= 0.35 * report.baseline.size_gzip_bytes
+    assert report.compressed.export.parity_max_abs_diff < 1e-4
+    assert all(budget.status == "pass" for budget in report.budgets)
+
+
 def test_readme_sample_output_has_the_rows_of_a_real_run(shared):
     sample = next(b for b in BLOCKS if b.page == "README.md" and b.lang == "text")
     assert sample.text.startswith("digits-cnn-pruned-80 (torch)")
