@@ -30,6 +30,8 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt as exc:
             click.echo("interrupted: nothing was written", err=True)
             sys.exit(getattr(exc, "exit_code", 130))
+        except BrokenPipeError:
+            _closed_pipe()
         except Exception as exc:
             signalled = interrupts.received_exit_code()
             if signalled is not None:  # a library turned the interrupt into a failure
@@ -441,6 +443,19 @@ def _type_name(annotation: Any) -> str:
     return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
+#: Exit status when the reader of stdout went away (`compress passes | head`): 128 + SIGPIPE,
+#: as shells report a command that a closed pipe stopped.
+EXIT_CLOSED_PIPE = 141
+
+
+def _closed_pipe() -> None:
+    """stdout's reader closed the pipe: stop quietly (Python would print a traceback when it
+    flushes stdout at exit, so stdout goes to /dev/null first)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_CLOSED_PIPE)
+
+
 def main() -> None:
     """Console-script entry point; click's own usage errors exit 2 as documented; SIGINT and
     SIGTERM end any command with 130 and 143 (compress/interrupts.py)."""
@@ -454,3 +469,5 @@ def main() -> None:
         sys.exit(EXIT_USAGE)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # raised outside a command (click's own --help output)
+        _closed_pipe()

@@ -502,7 +502,18 @@ def test_every_documented_exit_code_has_a_case(run_cli, produced, tmp_path):
         time.sleep(1.0)
         process.send_signal(signum)
         seen[process.wait(timeout=60)] = signal.Signals(signum).name
-    assert set(seen) == documented_exit_codes() == {0, 1, 2, 3, 130, 143}, seen
+    read, write = os.pipe()  # a reader that went away before the first line (`| head`)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("compress")), "passes"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write)
+    os.close(read)
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err and b"error" not in err
+    seen[process.returncode] = "a closed pipe"
+    assert set(seen) == documented_exit_codes() == {0, 1, 2, 3, 130, 141, 143}, seen
     readme = (MODELS.parent / "README.md").read_text().split("Exit codes:", 1)[1]
     summary = readme.split("Errors are", 1)[0]
     assert {int(code) for code in re.findall(r"\b(\d{1,3})\b", summary)} == set(seen)
