@@ -40,3 +40,19 @@ def test_training_script_reproduces_useful_models(tmp_path):
         produced = load_file(tmp_path / f"{name}.safetensors")
         shipped = load_file(MODELS / f"{name}.safetensors")
         assert {k: v.shape for k, v in produced.items()} == {k: v.shape for k, v in shipped.items()}
+
+
+def test_the_pydoc_language_model_has_learned_english():
+    """models/pydoc_lm/ (a Llama-architecture LM trained by `python models/pydoc_lm.py` on the
+    standard library's docstrings): on modules it never saw, its perplexity is far below what
+    the token frequencies alone give, and the folder is a complete Hugging Face model."""
+    lm = load_module("pydoc_lm")
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        path.name for path in lm.FOLDER.iterdir()
+    }
+    assert (lm.FOLDER / "model.safetensors").stat().st_size <= 10_000_000
+    held_out, unigram = lm.held_out_perplexity(limit=128), lm.unigram_perplexity()
+    assert held_out < unigram / 4, (held_out, unigram)
+    tokens, targets = lm.windows(limit=4)["val"]
+    assert tokens.shape == targets.shape == (4, lm.SEQ_LEN)
+    assert (tokens[:, 1:] == targets[:, :-1]).all()  # targets are the next tokens
