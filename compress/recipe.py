@@ -388,7 +388,10 @@ def _check_consistency(recipe: Recipe) -> None:
         referenced += [(("passes", index, *loc), ref) for loc, ref in config.references()]
     for loc, reference in referenced:
         file = referenced_file(reference) if reference else None
-        if file and not recipe.resolve(file).is_file():
+        folder_allowed = loc[-1] == "source"  # a Hugging Face model folder
+        if file and not (
+            recipe.resolve(file).is_file() or (folder_allowed and recipe.resolve(file).is_dir())
+        ):
             where = recipe.resolve(file)
             relative = (
                 ""

@@ -49,9 +49,10 @@ def load_model(recipe: Recipe, model: Any = None) -> tuple[Backend, Any]:
             "model.source is required unless a model object is passed "
             "(compress.apply(..., model=...) or CompressionSession)",
         )
-    if spec.source.endswith(TORCH_FILE_SUFFIXES):
-        backend = backend_named(spec.framework or "torch")
-        return backend, backend.load(recipe)
+    if spec.source.endswith(TORCH_FILE_SUFFIXES) or recipe.resolve(spec.source).is_dir():
+        backend = backend_named(spec.framework or "torch")  # a file, or a Hugging Face folder
+        with filtered_native_stderr():  # transformers imports libraries that log natively
+            return backend, backend.load(recipe)
     if spec.source.endswith(ONNX_FILE_SUFFIXES):
         backend = backend_named("onnx")
         return backend, backend.load(recipe)

@@ -92,6 +92,9 @@ class Backend(ABC):
         )
         derived = recipe.model_copy(update={"model": spec})
         try:
+            if recipe.resolve(ref.source).is_dir():  # a Hugging Face folder
+                with filtered_native_stderr():
+                    return self.load(derived)
             if ref.source.endswith(MODEL_FILE_SUFFIXES):
                 if not ref.source.endswith(self.file_suffixes):
                     raise _other_framework(ref.source, "another framework's model file", self.name)

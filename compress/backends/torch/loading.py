@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compress.backends.torch.hf_folder import load_folder
 from compress.errors import ModelError, UnsafeModelError
 from compress.recipe import Recipe
 from compress.sources import call_reference
@@ -20,11 +21,12 @@ def load_module(recipe: Recipe, built: Any = None) -> nn.Module:
     spec = recipe.model
     if built is None:
         source = recipe.resolve(spec.source) if _is_file(spec.source) else None
-        built = (
-            _load_file(source, spec.trust)
-            if source
-            else call_reference(spec.source, recipe.base_dir)
-        )
+        if source is not None and source.is_dir():
+            built = load_folder(source, spec.trust)
+        elif source is not None:
+            built = _load_file(source, spec.trust)
+        else:
+            built = call_reference(spec.source, recipe.base_dir)
     if not isinstance(built, nn.Module):
         raise ModelError(f"{spec.source} gave a {type(built).__name__}, not a torch.nn.Module")
     if spec.weights:
