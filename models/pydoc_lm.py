@@ -35,22 +35,11 @@ HELD_OUT_EVERY = 10
 
 
 def build():
-    """The trained model as a torch module: input_ids (batch, sequence) -> logits."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as transformers_logging
+    """The trained model as a torch module: input_ids (batch, sequence) -> logits, loaded as
+    `model.source: ../models/pydoc_lm` (the folder itself) loads it."""
+    from compress.backends.torch.hf_folder import load_folder
 
-    class NextTokenLogits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids):
-            return self.model(input_ids=input_ids, use_cache=False).logits
-
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the terminal
-    model = AutoModelForCausalLM.from_pretrained(FOLDER, local_files_only=True)
-    return NextTokenLogits(model.eval())
+    return load_folder(FOLDER, trust=False)
 
 
 @cache

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import seed_mlp_recipe
-from onnx import TensorProto, helper, numpy_helper
+from test_quantize import ones_matmul
 
 from compress.errors import EXIT_USAGE
 from compress.measure.latency import measure_latency
@@ -67,16 +67,8 @@ def test_a_dynamic_dimension_without_a_size_is_a_recipe_error(write_recipe, run_
 
 
 def test_timing_stops_after_max_seconds(tmp_path):
-    weight = numpy_helper.from_array(np.ones((256, 256), np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
-        [weight],
-    )
     path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(ones_matmul(256), path)
     spec = LatencySpec(warmup=0, runs=100_000, max_seconds=0.2)
     started = time.perf_counter()
     stats = measure_latency({"a": path, "b": path}, spec, [np.ones((1, 256), np.float32)])

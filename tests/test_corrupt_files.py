@@ -4,25 +4,17 @@ the model says. Friction: both ended in exit 3 "unexpected failure ... this is a
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import yaml
-from onnx import TensorProto, helper, numpy_helper
+from test_quantize import ones_matmul
 
 from compress.errors import EXIT_MODEL
 
 
 def matmul_model(path, external: bool = False) -> None:
-    weight = numpy_helper.from_array(np.ones((10, 4), np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 10])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        [weight],
+    onnx.save(
+        ones_matmul(10), path, save_as_external_data=external, location="w.data", size_threshold=0
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, path, save_as_external_data=external, location="w.data", size_threshold=0)
 
 
 def recipe_for(tmp_path, source: str) -> str:

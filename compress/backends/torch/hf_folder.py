@@ -20,11 +20,6 @@ from compress.errors import ModelError, UnsafeModelError
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
 
 
-def is_model_folder(path: Path) -> bool:
-    """True for a directory (a Hugging Face folder, valid or not: its check says why not)."""
-    return path.is_dir()
-
-
 class NextTokenLogits(nn.Module):
     """A causal LM as the pipeline runs it: input_ids -> logits (batch, sequence, vocab)."""
 
