@@ -10,7 +10,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTHON  ?= python3
 LOCK    := requirements.lock
-EXTRAS  := .[tensorflow,bench,dev]
+EXTRAS  := .[tensorflow,bench,llm,dev]
 # torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 NEXT    := .venv-upgrade

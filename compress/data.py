@@ -10,6 +10,7 @@ import numpy as np
 from compress.errors import ModelError
 from compress.recipe import Recipe
 from compress.sources import call_reference
+from compress.text_data import is_text, text_windows, tokenizer_for, windows
 
 KNOWN_SPLITS = ("train", "val", "calibration")
 
@@ -34,16 +35,48 @@ Splits = dict[str, Split]
 
 
 def load_data(recipe: Recipe) -> Splits:
-    """Call the recipe's data source and validate what it returns."""
+    """The recipe's splits: data.text's windows, or what data.source returns, validated (a
+    split of strings becomes token windows, as text files do)."""
     if recipe.data is None:
         return {}
-    raw = call_reference(recipe.data.source, recipe.base_dir)
+    if recipe.data.text is not None:
+        return {name: _windows_split(w) for name, w in text_windows(recipe).items()}
+    source = recipe.data.source
+    assert source is not None  # DataSpec holds one of them
+    raw = call_reference(source, recipe.base_dir)
     if not isinstance(raw, dict) or not raw:
-        raise ModelError(f"{recipe.data.source} must return a dict of splits {KNOWN_SPLITS}")
+        raise ModelError(f"{source} must return a dict of splits {KNOWN_SPLITS}")
     unknown = set(raw) - set(KNOWN_SPLITS)
     if unknown:
-        raise ModelError(f"{recipe.data.source}: unknown split(s) {sorted(unknown)}")
-    return {name: _as_split(name, value, recipe.data.source) for name, value in raw.items()}
+        raise ModelError(f"{source}: unknown split(s) {sorted(unknown)}")
+    if any(is_text(value) for value in raw.values()):
+        return _tokenized(recipe, raw, source)
+    return {name: _as_split(name, value, source) for name, value in raw.items()}
+
+
+def _windows_split(windows: np.ndarray) -> Split:
+    """Token windows as a split: each window is its own target (next-token prediction)."""
+    return Split([windows], windows)
+
+
+def _tokenized(recipe: Recipe, raw: dict, source: str) -> Splits:
+    """Splits of documents (strings) tokenized as one stream each and cut into windows; the
+    calibration split defaults to train's windows."""
+    tokenize = tokenizer_for(recipe)
+    splits = {}
+    for name, value in raw.items():
+        if not is_text(value):
+            raise ModelError(
+                f"{source}: split {name!r} is not a list of strings, but another split is: "
+                "give every split as text or every split as arrays"
+            )
+        stream = tokenize(value)
+        splits[name] = _windows_split(
+            windows(stream, recipe.data.seq_len, f"{source}'s split {name!r}")
+        )
+    if "calibration" not in splits and "train" in splits:
+        splits["calibration"] = splits["train"]
+    return splits
 
 
 def _as_split(name: str, value: Any, source: str) -> Split:

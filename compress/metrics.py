@@ -106,7 +106,7 @@ def _latency(stat: str) -> Reader:
 
 
 #: Built-in evaluate metrics where a lower value is better; custom ones count as higher-better.
-LOWER_IS_BETTER = {"mse"}
+LOWER_IS_BETTER = {"mse", "perplexity"}
 #: Evaluate metrics whose values are shares of the samples: shown in %, their drops in points.
 SHARE_METRICS = ("accuracy", "top5")
 
@@ -120,6 +120,22 @@ def drop_unit(metric: str | None) -> Unit:
 def metric_drop(metric: str | None, before: float, after: float) -> float:
     """How much worse `after` is than `before` in `metric` (positive: worse)."""
     return after - before if metric in LOWER_IS_BETTER else before - after
+
+
+def _generation(figure: str) -> Reader:
+    def read(report: Report, side: Side) -> float | None:
+        generation = getattr(getattr(report, side), "generation", None)
+        return None if generation is None else getattr(generation, figure)
+
+    return read
+
+
+def _perplexity_increase(report: Report, side: Side) -> float | None:
+    base = getattr(report.baseline, "perplexity", None)
+    comp = getattr(report.compressed, "perplexity", None)
+    if side == "baseline" or base is None or comp is None or base <= 0:
+        return None
+    return round(comp / base - 1, 6)
 
 
 def _accuracy_drop(report: Report, side: Side) -> float | None:
@@ -161,6 +177,35 @@ METRICS: dict[str, Metric] = {
             paired=False,
             quality=True,
             evaluated=True,
+        ),
+        Metric("perplexity", "perplexity", "score", "lower", quality=True),
+        Metric(
+            "perplexity_increase",
+            "perplexity increase",
+            "fraction",
+            "lower",
+            _perplexity_increase,
+            table=False,
+            paired=False,
+            quality=True,
+        ),
+        Metric("prefill_ms", "prefill", "ms", "lower", _generation("prefill_ms")),
+        Metric(
+            "decode_tokens_per_s",
+            "decode tokens/s",
+            "per_s",
+            "higher",
+            _generation("tokens_per_s"),
+            decimals=1,
+        ),
+        Metric(
+            "generation_peak_rss_bytes",
+            "peak memory (generation)",
+            "bytes",
+            "lower",
+            _generation("peak_rss_bytes"),
+            budget=False,
+            card=False,
         ),
         Metric(
             "fidelity",

@@ -46,6 +46,17 @@ class OutputPlan:
             self.staged.append(name)
         return self.staging / name
 
+    @property
+    def generation_names(self) -> dict[str, str]:
+        """The folders of a generation export: both models' onnxruntime-genai folders, and
+        the compressed model as a model folder (when a model-stage pass changed it)."""
+        stem = self.onnx_name.removesuffix(".onnx")
+        return {
+            "baseline": f"{stem}.baseline.genai",
+            "compressed": f"{stem}.genai",
+            "model": f"{stem}.hf",
+        }
+
     def scratch(self, name: str) -> Path:
         """Path inside the staging directory for an intermediate file that is not published."""
         assert self.staging is not None, "open() the plan first"
@@ -64,7 +75,10 @@ class OutputPlan:
         """Move every staged artifact into the output directory (each move is atomic)."""
         assert self.staging is not None
         for name in self.staged:
-            (self.staging / name).replace(self.directory / name)
+            staged, target = self.staging / name, self.directory / name
+            if staged.is_dir() and target.is_dir():
+                _remove(target)  # an earlier run's folder (compress's: refuse_foreign checked)
+            staged.replace(target)
         record_written(self.directory, self.staged, "compress apply", replace=True)
 
     def close(self) -> None:
@@ -81,7 +95,16 @@ def plan_outputs(recipe: Recipe, output_dir: str | Path | None) -> OutputPlan:
     plan = OutputPlan(directory=directory, onnx_name=export.name)
     inputs = recipe_inputs(recipe)
     models = [plan.pruned_model_name(suffix) for suffix in (".safetensors", ".keras")]
-    names = (plan.onnx_name, plan.baseline_name, "report.json", "report.md", "report.html", *models)
+    folders = [f"{name}/" for name in plan.generation_names.values()]
+    names = (
+        plan.onnx_name,
+        plan.baseline_name,
+        "report.json",
+        "report.md",
+        "report.html",
+        *models,
+        *folders,
+    )
     for name in names:
         if (directory / name).resolve() in inputs:
             raise UsageError(f"refusing to overwrite the input file {directory / name}")
@@ -159,7 +182,9 @@ def recipe_inputs(recipe: Recipe) -> set[Path]:
     """The files a run of `recipe` reads: the recipe, the model's source and weights, the data
     source file, and the files its passes name (a teacher's weights)."""
     references = [recipe.model.source, recipe.model.weights]
-    references.append(recipe.data.source if recipe.data else None)
+    if recipe.data:
+        text = recipe.data.text.paths().values() if recipe.data.text else ()
+        references += [recipe.data.source, *text]
     references += [ref for config in recipe.passes for _, ref in config.references()]
     files = [referenced_file(ref) for ref in references if ref]
     inputs = {recipe.resolve(file) for file in files if file}

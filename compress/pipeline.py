@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from compress.backends import load_model
 from compress.backends.base import Backend, PassContext
 from compress.comparison import max_abs_diff
@@ -20,7 +18,9 @@ from compress.cpu import cpu_name, speed_features
 from compress.data import Splits, load_data
 from compress.dry_run import check_data_shapes, check_runs
 from compress.errors import CompressError, ModelError, unexpected
+from compress.generation_step import GenerationFolders, build_folders, time_generation
 from compress.measure.accuracy import fidelity, score
+from compress.measure.language import language_scores
 from compress.measure.latency import measure_latency
 from compress.measure.macs import macs_inputs, measure_macs
 from compress.measure.size import model_size
@@ -187,16 +187,21 @@ def _finish(
     else:
         copy_model(baseline_path, float_path)
         compressed_export = baseline_export
+    compressed_folder = _model_folder(backend, model, recipe, changed, plan)
     if any(config.reshapes for config in recipe.passes):
         plan.model_name = plan.pruned_model_name(backend.model_suffix)
         backend.save_model(model, plan.stage(plan.model_name))
     compressed_path = plan.stage(plan.onnx_name)
     float_names = float_weight_names(baseline_path) | float_weight_names(float_path)
     records += _onnx_passes(float_path, compressed_path, context)
+    folders = _generation_folders(context, plan, compressed_folder)
 
     reporter.stage("measuring both models")
     paths = {"baseline": baseline_path, "compressed": compressed_path}
-    metrics, outputs, summaries = measure_models(recipe, data, paths, float_names)
+    metrics, pair_fidelity, summaries = measure_models(recipe, data, paths, float_names)
+    if folders is not None and recipe.measure.generation is not None:
+        for label, figures in time_generation(recipe, folders, data, reporter).items():
+            metrics[label]["generation"] = figures
     metrics["baseline"]["export"] = baseline_export
     metrics["compressed"]["export"] = compressed_export
     before = {layer["name"]: layer for layer in summaries["baseline"].layers}
@@ -218,21 +223,50 @@ def _finish(
         framework=backend.name,
         baseline=metrics["baseline"],
         compressed=metrics["compressed"],
-        fidelity=fidelity(recipe.evaluate.metric if recipe.evaluate else None, *outputs)
-        if outputs
-        else None,
+        fidelity=pair_fidelity,
         layers=layers,
         passes=records,
-        artifacts=_artifacts(plan, plan.directory),
+        artifacts=_artifacts(plan, plan.directory, folders),
+        generation=folders.record if folders else None,
         environment=_environment(recipe, backend),
         notes=reporter.notes,
     )
     _add_honesty_notes(report, recipe)
     report.budgets = evaluate_budgets(report, recipe.budgets)
-    return _write_reports(report, plan)
+    return _write_reports(report, plan, folders)
 
 
-def _artifacts(plan: OutputPlan, directory: Path) -> dict[str, str]:
+def _model_folder(
+    backend: Backend, model: Any, recipe: Recipe, changed: bool, plan: OutputPlan
+) -> Path | None:
+    """The model folder the compressed model is: the recipe's own when no model-stage pass
+    changed it, else the compressed model saved as one (weights, config, tokenizer); None for
+    a model that did not come from a folder."""
+    source = recipe.model_folder
+    if source is None or not changed:
+        return source
+    if any(config.reshapes for config in recipe.passes):
+        return None  # its config would not match the cut weights: saved as pruned weights
+    plan.model_name = plan.generation_names["model"]
+    target = plan.stage(plan.model_name)
+    backend.save_folder(model, source, target)
+    return target
+
+
+def _generation_folders(
+    context: PassContext, plan: OutputPlan, compressed_source: Path | None
+) -> GenerationFolders | None:
+    """Both models' generation folders, staged, when the recipe asks for them."""
+    if not context.recipe.generation_wanted or compressed_source is None:
+        return None
+    names = plan.generation_names
+    paths = {label: plan.stage(names[label]) for label in ("baseline", "compressed")}
+    return build_folders(context, paths, compressed_source)
+
+
+def _artifacts(
+    plan: OutputPlan, directory: Path, folders: GenerationFolders | None
+) -> dict[str, Any]:
     """The output files, under `directory`."""
     names = {
         "onnx": plan.onnx_name,
@@ -242,13 +276,18 @@ def _artifacts(plan: OutputPlan, directory: Path) -> dict[str, str]:
         "report_html": "report.html",
         "model": plan.model_name,
     }
-    return {key: str(directory / name) for key, name in names.items() if name}
+    found: dict[str, Any] = {key: str(directory / name) for key, name in names.items() if name}
+    if folders is not None:
+        pair = {"baseline": folders.baseline, "compressed": folders.compressed}
+        found["generation"] = {label: str(directory / f.name) for label, f in pair.items()}
+    return found
 
 
-def _write_reports(report: Report, plan: OutputPlan) -> Report:
+def _write_reports(report: Report, plan: OutputPlan, folders: GenerationFolders | None) -> Report:
     """Write report.json, .md and .html with artifact names relative to their directory (the
     files move together); returns the report with absolute paths."""
-    written = report.model_copy(update={"artifacts": Artifacts(**_artifacts(plan, Path()))})
+    relative = _artifacts(plan, Path(), folders)
+    written = report.model_copy(update={"artifacts": Artifacts(**relative)})
     plan.stage("report.json").write_text(written.to_json(), encoding="utf-8")
     plan.stage("report.md").write_text(render_markdown(written), encoding="utf-8")
     plan.stage("report.html").write_text(render_html(written), encoding="utf-8")
@@ -339,11 +378,12 @@ def export_verified(
 
 def measure_models(
     recipe: Recipe, data: Splits, paths: dict[str, Path], float_names: Collection[str] = ()
-) -> tuple[dict[str, dict], tuple[np.ndarray, np.ndarray] | None, dict[str, WeightSummary]]:
-    """Size, weights, MACs, latency and accuracy of each ONNX file; both models' val outputs;
-    and each file's weight summary (layers named after the float weights `float_names`).
-    MACs are of one sample of the inputs latency is timed on (without latency: one sample of
-    the val split, else of the calibration split, else generated from model.inputs)."""
+) -> tuple[dict[str, dict], dict | None, dict[str, WeightSummary]]:
+    """Size, weights, MACs, latency and accuracy (or perplexity) of each ONNX file; the pair's
+    fidelity on val; and each file's weight summary (layers named after the float weights
+    `float_names`). MACs are of one sample of the inputs latency is timed on (without latency:
+    one sample of the val split, else of the calibration split, else generated from
+    model.inputs)."""
     metrics: dict[str, dict] = {}
     summaries = {label: summarize(path, float_names) for label, path in paths.items()}
     for label, path in paths.items():
@@ -366,17 +406,22 @@ def measure_models(
             metrics[label]["latency_ms"] = stats
     if val is None:
         return metrics, None, summaries
-    batch = recipe.eval_batch
+    metric = recipe.evaluate.metric if recipe.evaluate else None
+    if metric == "perplexity":
+        scores, pair = language_scores(paths, val.inputs[0], recipe.eval_batch)
+        for label, value in scores.items():
+            metrics[label]["perplexity"] = round(value, 6)
+        return metrics, pair, summaries
     outputs = {
-        label: runtime.predict(runtime.make_session(path), val.inputs, batch)[0]
+        label: runtime.predict(runtime.make_session(path), val.inputs, recipe.eval_batch)[0]
         for label, path in paths.items()
     }
-    if recipe.evaluate is not None and val.targets is not None:
+    if metric is not None and val.targets is not None:
         for label in paths:
             metrics[label]["accuracy"] = round(
-                score(recipe.evaluate.metric, recipe.base_dir, outputs[label], val.targets), 6
+                score(metric, recipe.base_dir, outputs[label], val.targets), 6
             )
-    return metrics, (outputs["baseline"], outputs["compressed"]), summaries
+    return metrics, fidelity(metric, outputs["baseline"], outputs["compressed"]), summaries
 
 
 def _environment(recipe: Recipe, backend: Backend) -> dict:

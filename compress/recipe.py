@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from compress.errors import RecipeError
+from compress.errors import ModelError, RecipeError
 from compress.metrics import limits_model
+from compress.model_folders import TOKEN_INPUT, is_causal_lm, read_config, vocab_size
 from compress.passes import AnyPass
 from compress.passes.registry import foreign_field
 from compress.schema import StrictModel
@@ -74,17 +75,60 @@ class ModelSpec(StrictModel):
     framework: Literal["torch", "keras", "tf_keras", "onnx"] | None = Field(
         None, description="inferred from the model; keras = Keras 3, tf_keras = Keras 2"
     )
-    inputs: list[InputSpec] = Field(..., min_length=1)
+    inputs: list[InputSpec] | None = Field(
+        None,
+        min_length=1,
+        description="required unless source is a Hugging Face model folder (its task defines "
+        "them: input_ids of [batch, data.seq_len])",
+    )
     trust: bool = Field(
         False, description="allow model files that run code when loaded (full pickles)"
     )
 
 
-class DataSpec(StrictModel):
-    """A callable returning {"train": (x, y), "val": (x, y), "calibration": x or (x, y)}."""
+class TextSplits(StrictModel):
+    """Text per split: a .txt/.md file or a folder of them, tokenized by the model folder's
+    tokenizer as one stream and cut into windows of data.seq_len tokens."""
 
-    source: str
+    train: str | None = None
+    val: str | None = None
+    calibration: str | None = Field(
+        None, description="default: the first windows of train (calibration.samples of them)"
+    )
+
+    def paths(self) -> dict[str, str]:
+        """The splits given, by name."""
+        return {name: path for name, path in self.model_dump().items() if path is not None}
+
+
+#: The most tokens a window may hold (a context length no small model has).
+MAX_SEQ_LEN = 131_072
+
+
+class DataSpec(StrictModel):
+    """Where samples come from: a callable `source` returning {"train": (x, y), "val": (x, y),
+    "calibration": x or (x, y)} (a split may be a list of strings for a language model), or
+    `text` files for a language model."""
+
+    source: str | None = None
+    text: TextSplits | None = None
+    seq_len: int = Field(
+        128, ge=2, le=MAX_SEQ_LEN, description="tokens per window of text (language models)"
+    )
     batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> DataSpec:
+        if (self.source is None) == (self.text is None):
+            raise ValueError("give data.source (a callable) or data.text (files), one of them")
+        if self.text is not None and not self.text.paths():
+            raise ValueError("data.text names no split: give train, val or calibration")
+        return self
+
+    @property
+    def origin(self) -> str:
+        """What the data comes from, for messages: the callable, or "data.text"."""
+        return self.source or "data.text"
 
 
 class OptimizerSpec(StrictModel):
@@ -104,17 +148,21 @@ class TrainSpec(StrictModel):
 
 
 #: The evaluate metrics the toolkit computes itself (others are "file.py:fn" references).
-BUILTIN_METRICS = ("accuracy", "top5", "mse", "cosine")
+BUILTIN_METRICS = ("accuracy", "top5", "mse", "cosine", "perplexity")
 
 
 class EvaluateSpec(StrictModel):
-    metric: str = Field("accuracy", description='accuracy | top5 | mse | cosine | "file.py:fn"')
+    metric: str = Field(
+        "accuracy", description='accuracy | top5 | mse | cosine | perplexity | "file.py:fn"'
+    )
 
     @field_validator("metric")
     @classmethod
     def _known(cls, metric: str) -> str:
         if metric not in BUILTIN_METRICS and ":" not in metric:
-            raise ValueError('use accuracy, top5, mse, cosine or a function "file.py:fn"')
+            raise ValueError(
+                'use accuracy, top5, mse, cosine, perplexity or a function "file.py:fn"'
+            )
         return metric
 
 
@@ -137,6 +185,11 @@ class ExportSpec(StrictModel):
     )
     quantized_parity_tolerance: float = Field(
         0.1, gt=0, description="the same for QAT models, whose rounding differs by a step"
+    )
+    generation: bool | None = Field(
+        None,
+        description="also write both models as onnxruntime-genai folders (KV-cache decoder, "
+        "tokenizer, genai_config.json); default: when measure.generation is set",
     )
 
     @field_validator("path")
@@ -184,8 +237,22 @@ class LatencySpec(StrictModel):
         return self
 
 
+class GenerationSpec(StrictModel):
+    """Generation timed with onnxruntime-genai on both models' generation folders: a prompt of
+    `prompt_tokens` from the val text, then `new_tokens` greedy steps, `runs` times, interleaved."""
+
+    prompt_tokens: int = Field(64, ge=1, le=MAX_SEQ_LEN)
+    new_tokens: int = Field(128, ge=1, le=MAX_SEQ_LEN)
+    threads: int = Field(1, ge=1, le=MAX_THREADS)
+    runs: int = Field(3, ge=1, le=1000)
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
 class MeasureSpec(StrictModel):
     latency: LatencySpec | None = Field(default_factory=LatencySpec)
+    generation: GenerationSpec | None = Field(
+        None, description="decode speed of causal LMs (builds the generation folders)"
+    )
 
 
 class Limit(StrictModel):
@@ -275,6 +342,23 @@ class Recipe(StrictModel):
         stem = self._path.stem if self._path else re.sub(r"[^\w.-]+", "-", self.name)
         return f"out/{stem}/model.onnx"
 
+    @property
+    def generation_wanted(self) -> bool:
+        """Whether apply writes the generation folders: export.generation, else whether
+        measure.generation times them."""
+        if self.export.generation is not None:
+            return self.export.generation
+        return self.measure.generation is not None
+
+    @property
+    def model_folder(self) -> Path | None:
+        """model.source resolved, when it is a directory (a Hugging Face model folder)."""
+        source = self.model.source
+        if source is None or referenced_file(source) != source:  # a builder "file.py:fn"
+            return None
+        path = self.resolve(source)
+        return path if path.is_dir() else None
+
     def resolve(self, relative: str) -> Path:
         """A recipe path made absolute against the recipe's directory."""
         return (self.base_dir / relative).resolve()
@@ -301,8 +385,33 @@ def load_recipe(
         recipe._base_dir = Path(base_dir or Path.cwd()).resolve()
     else:
         recipe = parse_recipe(load_yaml(Path(source)))
+    _derive_inputs(recipe)
     _check_consistency(recipe)
     return recipe
+
+
+def _derive_inputs(recipe: Recipe) -> None:
+    """model.inputs of a Hugging Face folder when the recipe omits them: the task's token ids,
+    [batch, data.seq_len] (128 without data), ids drawn below the vocabulary size."""
+    if recipe.model.inputs is not None:
+        return
+    folder = recipe.model_folder
+    if folder is None:
+        raise recipe.error_at(
+            ("model", "inputs"),
+            "required unless model.source is a Hugging Face model folder: list each input's "
+            "name, shape and dtype",
+        )
+    try:
+        vocab = vocab_size(read_config(folder))
+    except ModelError as exc:
+        raise recipe.error_at(("model", "source"), str(exc)) from None
+    seq_len = recipe.data.seq_len if recipe.data else DataSpec.model_fields["seq_len"].default
+    recipe.model.inputs = [
+        InputSpec(
+            name=TOKEN_INPUT, shape=["batch", seq_len], dtype="int64", range=(0, float(vocab))
+        )
+    ]
 
 
 def as_recipe(
@@ -401,6 +510,7 @@ def _check_consistency(recipe: Recipe) -> None:
             problems.append(
                 recipe.error_at(loc, f"no such file: {file}, looked for {where}{relative}")
             )
+    problems += _text_problems(recipe)
     if recipe.evaluate and recipe.data is None:
         problems.append(recipe.error_at(("evaluate",), "evaluation needs a data section"))
     first_onnx_pass = None
@@ -425,8 +535,80 @@ def _check_consistency(recipe: Recipe) -> None:
         and (recipe.measure.latency is None)
     ):
         problems.append(recipe.error_at(("budgets",), "latency budgets need measure.latency"))
+    perplexity = recipe.evaluate is not None and recipe.evaluate.metric == "perplexity"
+    if budgets and (budgets.perplexity or budgets.perplexity_increase) and not perplexity:
+        problems.append(
+            recipe.error_at(("budgets",), "perplexity budgets need evaluate: {metric: perplexity}")
+        )
+    timed = recipe.measure.generation is not None
+    if budgets and (budgets.prefill_ms or budgets.decode_tokens_per_s) and not timed:
+        problems.append(recipe.error_at(("budgets",), "generation budgets need measure.generation"))
+    problems += _generation_problems(recipe)
     problems += _unknown_dims(recipe)
     _raise_all(problems)
+
+
+def _text_problems(recipe: Recipe) -> list[RecipeError]:
+    """data.text's files exist, and a tokenizer is there to read them: the model folder's."""
+    text = recipe.data.text if recipe.data else None
+    if text is None:
+        return []
+    problems = [
+        recipe.error_at(
+            ("data", "text", split),
+            f"no such file or folder: {path}, looked for {recipe.resolve(path)}",
+        )
+        for split, path in text.paths().items()
+        if not recipe.resolve(path).exists()
+    ]
+    if recipe.model_folder is None:
+        problems.append(
+            recipe.error_at(
+                ("data", "text"),
+                "text is tokenized by the model folder's tokenizer: model.source must be a "
+                "Hugging Face model folder (or give data.source a callable returning arrays)",
+            )
+        )
+    return problems
+
+
+def _generation_problems(recipe: Recipe) -> list[RecipeError]:
+    """Generation folders are written from a causal LM's Hugging Face folder."""
+    if not recipe.generation_wanted:
+        return []
+    section = "measure" if recipe.export.generation is None else "export"
+    loc = (section, "generation")
+    folder = recipe.model_folder
+    if folder is None:
+        return [
+            recipe.error_at(
+                loc,
+                "generation folders are exported from a Hugging Face causal LM folder: set "
+                "model.source to one (config.json, *.safetensors, tokenizer)",
+            )
+        ]
+    try:
+        causal = is_causal_lm(read_config(folder))
+    except ModelError as exc:
+        return [recipe.error_at(("model", "source"), str(exc))]
+    if not causal:
+        return [
+            recipe.error_at(
+                loc,
+                f"{folder.name} is not a causal LM (config.architectures has no *ForCausalLM): "
+                "only a decoder generates",
+            )
+        ]
+    return [
+        recipe.error_at(
+            ("passes", index),
+            "this pass changes the model's shapes, and a model folder's config is not yet "
+            "rewritten to match them: its generation folder cannot be built (set "
+            "export.generation: false)",
+        )
+        for index, config in enumerate(recipe.passes)
+        if config.reshapes
+    ]
 
 
 def _unknown_dims(recipe: Recipe) -> list[RecipeError]:

@@ -69,11 +69,19 @@ def format_percent(fraction: float) -> str:
 #: bytes: 37106 -> "37.1 kB" (exact: "37,106 B"); count: 7755 -> "7,755"; fraction, a share
 #: (sparsity, accuracy, a level): 0.7974 -> "79.74%"; points, a difference of shares (an accuracy
 #: drop, a change of sparsity): 0.0028 -> "0.28 pts" (percentage points); score, a figure without
-#: a unit (cosine, mse, a custom metric): "0.9749"; ms: "0.042 ms"; s: "94.9 s".
-Unit = Literal["bytes", "count", "fraction", "points", "score", "ms", "s"]
+#: a unit (cosine, mse, a custom metric): "0.9749"; ms: "0.042 ms"; s: "94.9 s"; per_s, a rate
+#: (decode tokens per second): "812.4 /s".
+Unit = Literal["bytes", "count", "fraction", "points", "score", "ms", "s", "per_s"]
 
 #: What follows a figure, and a column title ("drop (pts)"); counts and scores have none.
-SUFFIXES: dict[str, str] = {"bytes": "B", "fraction": "%", "points": "pts", "ms": "ms", "s": "s"}
+SUFFIXES: dict[str, str] = {
+    "bytes": "B",
+    "fraction": "%",
+    "points": "pts",
+    "ms": "ms",
+    "s": "s",
+    "per_s": "/s",
+}
 #: How a chart axis names the unit.
 _AXIS_NAMES = {**SUFFIXES, "bytes": "bytes", "points": "percentage points"}
 
@@ -104,8 +112,8 @@ def number(unit: Unit, value: float, decimals: int = 2) -> str:
         return f"{value * 100:.{decimals}f}"
     if unit == "ms":
         return f"{value:.3f}" if abs(value) < 100 else f"{value:,.1f}"
-    if unit == "s":
-        return f"{value:.1f}"
+    if unit in ("s", "per_s"):
+        return f"{value:,.1f}"
     tiny = value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5)
     return f"{value:.3g}" if tiny else f"{value:.4f}"
 

@@ -1,7 +1,8 @@
-"""Every benchmark script runs in its `--quick` mode and prints its tables: the header of the
-columns it compares and, for each model or variant, a row of figures with numeric ratios. The
-figures themselves are not checked: under --quick they come from a few epochs and rounds, and
-only the full runs are the benchmarks' (README, Benchmarks).
+"""Every benchmark script but llm.py runs in its `--quick` mode and prints its tables (llm.py's
+takes minutes, four generation folders per model; tests/test_llm.py runs its pipeline part):
+the header of the columns it compares and, for each model or variant, a row of figures with
+numeric ratios. The figures themselves are not checked: under --quick they come from a few
+epochs and rounds, and only the full runs are the benchmarks' (README, Benchmarks).
 
 The scripts run as `__main__` in this process (torch, onnxruntime and compress are imported once
 for all of them, which is most of a quick run's time), except prune_keras.py, which must import

@@ -45,6 +45,10 @@ SKIPPED = {
     "tests/test_benchmarks.py runs their --quick forms",
     ("ci.md", "compress apply recipes/seed_mlp_prune.yaml -o out/ci --no-progress"): "steps in "
     "a user's git repository; tests/test_ci_example.py runs them there",
+    ("README.md", "compress apply recipes/llm_int4.yaml"): "tests/test_llm.py applies this "
+    "recipe once and checks its figures",
+    ("benchmarks.md", ".venv/bin/python benchmarks/llm.py"): "minutes: four generation folders "
+    "per model; tests/test_llm.py runs its pipeline part",
 }
 #: (page, first line) of every block run in the e2e tier: TensorFlow, or several pipeline runs.
 E2E = {

@@ -68,6 +68,10 @@ def test_budget_models_have_one_key_per_budget_metric():
         "latency_p90_ms",
         "accuracy",
         "accuracy_drop",
+        "perplexity",
+        "perplexity_increase",
+        "prefill_ms",
+        "decode_tokens_per_s",
     ]
     assert list(Budgets.model_fields) == names
     assert list(RelativeBudgets.model_fields) == names

@@ -242,7 +242,7 @@ RUN_ON_SMALL_INPUTS = {
 }
 #: Recipes another test already applies as shipped: the README's example runs the quickstart
 #: (tests/test_docs.py, test_quickstart_meets_its_targets).
-RUN_ELSEWHERE = {"quickstart.yaml"}
+RUN_ELSEWHERE = {"quickstart.yaml", "llm_int4.yaml"}  # and tests/test_llm.py
 
 
 @pytest.mark.e2e

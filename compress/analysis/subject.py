@@ -53,7 +53,7 @@ def scorer_for(context: PassContext, baseline: Path, samples: int, usage: str) -
     if val is None:
         returned = ", ".join(context.data) or "none"
         raise RecipeError(
-            f"{usage} scores on the 'val' split, and {recipe.data.source} returned none "
+            f"{usage} scores on the 'val' split, and {recipe.data.origin} returned none "
             f"(its splits: {returned})"
         )
     taken = val.take(samples)

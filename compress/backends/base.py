@@ -140,6 +140,11 @@ class Backend(ABC):
         """Write the framework model to `path` in a form `compress.load_pruned` reads."""
         raise UsageError(f"{self.name} models cannot be saved by compress")
 
+    def save_folder(self, model: Any, source: Path, target: Path) -> None:
+        """Write a model loaded from the model folder `source` as a model folder `target`
+        (weights, config, the tokenizer files), for the library that reads `source`."""
+        raise UsageError(f"{self.name} models cannot be saved as a model folder by compress")
+
     @abstractmethod
     def predict(self, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run the framework model on numpy inputs (inference mode)."""

@@ -4,7 +4,8 @@ References are "module:function", imported when the pass first runs, so this tab
 (by `compress passes` and by the unsupported-pass error) without importing any framework.
 The `onnx` handlers rewrite exported ONNX files, whatever framework the model came from. The
 `session` role gives the part a CompressionSession runs inside a user's own loop; the `plan`
-role says what an ONNX pass will do to a file, for `compress plan`.
+role says what an ONNX pass will do to a file, for `compress plan`; the `generation` role
+quantizes a generation (KV-cache) decoder graph.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from compress.passes.quantize import (
     StaticQuantize,
     WeightOnlyQuantize,
 )
-from compress.passes.registry import ONNX, PLAN
+from compress.passes.registry import GENERATION, ONNX, PLAN
 
 _TORCH = "compress.backends.torch"
 _KERAS = "compress.backends.keras"
@@ -44,3 +45,4 @@ for _flavor in ("keras", "tf_keras"):
 for _post_training in (DynamicQuantize, StaticQuantize, WeightOnlyQuantize):
     register_handler(_post_training, ONNX, "compress.backends.onnx.passes:quantize_file")
     register_role(PLAN, _post_training, "compress.backends.onnx.plan:plan_quantize_file", ONNX)
+register_role(GENERATION, WeightOnlyQuantize, "compress.backends.onnx.decoder:quantize_decoder")

@@ -9,13 +9,20 @@ import numpy as np
 
 from compress.comparison import check_finite
 from compress.errors import ModelError
+from compress.measure.language import perplexity
 from compress.metrics import SHARE_METRICS
 from compress.sources import load_callable
 
 
 def metric_function(name: str, base_dir: Path) -> Callable[[np.ndarray, np.ndarray], float]:
     """The metric named by `evaluate.metric`: built-in or a "file.py:fn(outputs, targets)"."""
-    builtin = {"accuracy": accuracy, "top5": top5, "mse": mse, "cosine": cosine}
+    builtin = {
+        "accuracy": accuracy,
+        "top5": top5,
+        "mse": mse,
+        "cosine": cosine,
+        "perplexity": perplexity,
+    }
     if name in builtin:
         return builtin[name]
     return load_callable(name, base_dir)

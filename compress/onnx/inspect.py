@@ -180,15 +180,20 @@ def _nbits_node(model: onnx.ModelProto, weight: str) -> onnx.NodeProto:
 
 
 def _int4_stats(name: str, packed: np.ndarray, node: onnx.NodeProto) -> TensorStats:
-    """Unpack MatMulNBits' uint8 blobs (two 4-bit values a byte, low nibble first)."""
+    """Unpack MatMulNBits' uint8 blobs (two 4-bit values a byte, low nibble first; one 8-bit
+    value a byte with `bits` 8)."""
     attributes = _attributes(node)
-    k, n = int(attributes["K"]), int(attributes["N"])
-    values = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(n, -1)[:, :k]
-    zero_point = 8  # symmetric blocks; asymmetric ones carry explicit zero points
+    k, n, bits = int(attributes["K"]), int(attributes["N"]), int(attributes.get("bits", 4))
+    if bits == 8:
+        values = packed.reshape(n, -1)[:, :k]
+    else:
+        values = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(n, -1)[:, :k]
+    zero_point = 1 << (bits - 1)  # symmetric blocks; asymmetric ones carry explicit zero points
     if len(node.input) > 3 and node.input[3]:
         zero_point = None
     zeros = int(np.count_nonzero(values == zero_point)) if zero_point is not None else 0
-    return TensorStats(name=name, shape=(k, n), dtype="int4", params=k * n, zeros=zeros, channels=n)
+    dtype = f"int{bits}"
+    return TensorStats(name=name, shape=(k, n), dtype=dtype, params=k * n, zeros=zeros, channels=n)
 
 
 def opset(path: Path) -> int:

@@ -4,7 +4,7 @@ framework); quantization-aware training (`mode: qat`) runs in the model's framew
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,7 +21,9 @@ class Calibration(StrictModel):
 
 class QuantizeRecord(PassRecord):
     """What a quantize pass did: post-training modes add `format`, `why`, `per_channel`,
-    `calibration_samples`, `excluded_nodes`; static adds `activations`, `reduce_range`,
+    `calibration_samples`, `excluded_nodes`; weight_only adds `block_size`, `accuracy_level`,
+    `embeddings`, `lm_head` (widths), `lm_head_node`, `embedding_nodes`, `tied_embeddings` and
+    `tied_storage` (what one copy of a tied table is); static adds `activations`, `reduce_range`,
     `kept_float_for_speed` and `placement_trials`; every post-training mode `reverted_nodes` (what
     the accuracy-aware fallback put back in float, empty without `max_accuracy_drop`) and with it
     `accuracy_drop_before`/`_after` and `fallback_latency_ms`; QAT adds `engine` and `training`.
@@ -137,8 +139,14 @@ class StaticQuantize(PostTrainingQuantize):
         return super().recipe_problems(recipe, index)
 
 
+#: A weight-only width: 4- or 8-bit blocks, or left in float.
+BlockWidth = Literal["int4", "int8", "float"]
+
+
 class WeightOnlyQuantize(PostTrainingQuantize):
-    """INT4 weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`)."""
+    """INT4 weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`);
+    embedding tables as GatherBlockQuantized, the final projection at its own width, and a
+    table tied to it stored once."""
 
     selectors = ("mode", "algorithm")
 
@@ -146,11 +154,31 @@ class WeightOnlyQuantize(PostTrainingQuantize):
     algorithm: Literal["rtn"] = Field("rtn", description="rtn: round each block to nearest")
     block_size: int = Field(32, ge=16, description="weights per quantization block")
     symmetric: bool = Field(True, description="symmetric int4 blocks")
+    accuracy_level: Annotated[int, Field(ge=0, le=4)] | Literal["auto"] = Field(
+        "auto",
+        description="MatMulNBits compute type, as onnxruntime defines it: 0 unset (float), "
+        "1 fp32, 2 fp16, 3 bf16, 4 int8; auto = 4 (int8 compute, the fast CPU kernels)",
+    )
+    embeddings: BlockWidth = Field(
+        "int4", description="embedding tables (Gather) as GatherBlockQuantized blocks, or float"
+    )
+    lm_head: BlockWidth = Field(
+        "int4", description="the final projection (the MatMul producing the logits)"
+    )
 
     @model_validator(mode="after")
     def _weights(self) -> WeightOnlyQuantize:
         if self.weights != "int4":
             raise ValueError("mode weight_only quantizes to int4: set weights: int4")
+        return self
+
+    @model_validator(mode="after")
+    def _block_size(self) -> WeightOnlyQuantize:
+        if self.block_size & (self.block_size - 1):
+            raise ValueError(
+                f"block_size {self.block_size} is not a power of two (16, 32, 64, 128...), "
+                "which MatMulNBits and GatherBlockQuantized need"
+            )
         return self
 
 

@@ -14,8 +14,10 @@ Roles: `apply` (the handler that runs a pass on one backend: `handler(model, con
 -> (model, dict)`, or for backend `onnx`, `handler(source, target, config, context) -> dict`),
 `session` (the part a CompressionSession runs inside a user's loop, per backend), `scan`
 (`compress analyze`'s per-layer sensitivity), `plan` (what an ONNX-stage pass will do to a
-file: `handler(path, config, context) -> dict`, for `compress plan`) and `levels` (the
-sensitivity scan that `allocation: sensitivity` and `compress tune` allocate levels from).
+file: `handler(path, config, context) -> dict`, for `compress plan`), `levels` (the
+sensitivity scan that `allocation: sensitivity` and `compress tune` allocate levels from) and
+`generation` (applies an ONNX-stage pass to a generation (KV-cache) decoder graph without
+calibration or fallback: `handler(source: Path, target: Path, config) -> dict` record).
 A reference given as "module:function" is imported when first used, so the table is read
 without importing any framework. Nothing outside `compress/passes/` asks which class a pass
 is: it asks this registry.
@@ -41,6 +43,11 @@ ANY = "*"
 APPLY = "apply"
 #: The role that plans an ONNX-stage pass on an exported file (`compress plan`).
 PLAN = "plan"
+#: The role that applies an ONNX-stage pass to a generation (KV-cache) decoder graph.
+GENERATION = "generation"
+#: The role that applies an ONNX-stage pass to a generation (KV-cache) decoder graph, without
+#: calibration or fallback: `handler(source, target, config) -> dict`.
+GENERATION = "generation"
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)

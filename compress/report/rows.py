@@ -97,6 +97,10 @@ def _change(metric: Metric, unit: Unit, before: float, after: float) -> tuple[st
         speedup = before / after if after else float("inf")
         text = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
         return text, metric.flag_slower and speedup < SLOWER_THRESHOLD
+    if unit == "per_s":
+        speedup = after / before if before else float("inf")
+        text = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
+        return text, speedup < SLOWER_THRESHOLD
     return ("n/a" if before == 0 else f"{after / before:.2f}x"), False
 
 

@@ -38,6 +38,19 @@ class ExportRecord(Section):
     parity_max_abs_diff: float
 
 
+class Generation(Section):
+    """Generation timed with onnxruntime-genai on the model's generation folder: prefill of the
+    prompt, the median time per generated token, its inverse, and the peak resident memory."""
+
+    prefill_ms: float
+    decode_ms: float
+    tokens_per_s: float
+    peak_rss_bytes: int | None = None
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    runs: int | None = None
+
+
 class ModelMetrics(Section):
     size_bytes: int
     size_gzip_bytes: int
@@ -49,6 +62,10 @@ class ModelMetrics(Section):
     macs: int | None = None
     latency_ms: Latency | None = None
     accuracy: float | None = None
+    #: exp(mean next-token negative log-likelihood) on the val windows (evaluate: perplexity)
+    perplexity: float | None = None
+    #: decode speed of the generation folder (measure.generation)
+    generation: Generation | None = None
     export: ExportRecord | None = None
 
 
@@ -77,7 +94,10 @@ class Artifacts(Section):
     report_md: str | None = None
     report_html: str | None = None
     #: the compressed framework model, when passes changed its architecture (channel pruning)
+    #: or, for a Hugging Face folder a model-stage pass changed, the compressed model folder
     model: str | None = None
+    #: the generation folders (onnxruntime-genai) of both models: {baseline: DIR, compressed: DIR}
+    generation: dict[str, str] | None = None
 
 
 class Environment(Section):
@@ -116,6 +136,9 @@ class Report(Section):
     environment: Environment
     budgets: list[BudgetResult] = []
     speedup: dict[str, float] | None = None  # baseline / compressed latency, p50 and p90
+    #: how the generation folders were written: builder, seconds, parity with the framework
+    #: model, the passes applied to the decoder (None without a generation export)
+    generation: dict | None = None
     notes: list[str] = []
 
     def to_json(self) -> str:

@@ -1,5 +1,6 @@
 """Post-training quantization of ONNX files with onnxruntime's tools: dynamic and static INT8
-(QDQ), and INT4 weight-only blocks (MatMulNBits) with Gemm rewritten as MatMul + Add first.
+(QDQ), and INT4 weight-only blocks (MatMulNBits, GatherBlockQuantized; `weight_only`) with Gemm
+rewritten as MatMul + Add first.
 
 A `Quantizer` prepares the float model and calibrates once, then writes a quantized file for any
 set of nodes kept in float: the speed-aware placement and the accuracy-aware fallback try many.
@@ -30,6 +31,12 @@ from onnxruntime.quantization import (
 
 import compress.interrupts as interrupts
 from compress.backends.native_logs import quiet_loggers
+from compress.backends.onnx.weight_only import (
+    ORT_LOGGERS,
+    accuracy_level,
+    gemm_to_matmul,
+    quantize_blocks,
+)
 from compress.cpu import VNNI_FEATURES, cpu_flags
 from compress.errors import ModelError, message_line
 from compress.onnx.naming import layer_name
@@ -418,30 +425,51 @@ class StaticQuantizer(Quantizer):
 
 
 class WeightOnlyQuantizer(Quantizer):
-    """INT4 blocks (MatMulNBits), round to nearest; Gemm rewritten as MatMul + Add first."""
+    """INT4 blocks (MatMulNBits), round to nearest; Gemm rewritten as MatMul + Add first;
+    embeddings as GatherBlockQuantized and the lm_head at their own widths (`weight_only`)."""
 
     config: WeightOnlyQuantize
+    weight_ops = ("MatMul", "Gemm", "Gather")
 
     @classmethod
     def planned_types(cls, config: WeightOnlyQuantize) -> str:
         kind = "symmetric" if config.symmetric else "asymmetric"
+        level, _ = accuracy_level(config)
         return (
-            f"int4 weights in {kind} blocks of {config.block_size} (MatMulNBits), float activations"
+            f"int4 weights in {kind} blocks of {config.block_size} (MatMulNBits, accuracy_level "
+            f"{level}), embeddings {config.embeddings} (GatherBlockQuantized), lm_head "
+            f"{config.lm_head}, float activations"
         )
+
+    @classmethod
+    def decided_at_run(cls, config: WeightOnlyQuantize) -> list[str]:
+        tied = "a table tied to the lm_head is stored once, at the wider of the two widths"
+        return [tied, *super().decided_at_run(config)]
 
     def setup(
         self, model: onnx.ModelProto, calibration: list[np.ndarray] | None, batch: int
     ) -> None:
-        rewritten = gemm_to_matmul(onnx.load(str(self.prepared)))
+        rewritten, self.user_excluded = matmul_form(
+            onnx.load(str(self.prepared)), self.user_excluded
+        )
         onnx.save(rewritten, str(self.prepared))
-        names = {node.name for node in rewritten.graph.node}
-        self.user_excluded = [
-            name if name in names else f"{name}_MatMul" for name in self.user_excluded
-        ]
-        self.chosen["format"] = f"MatMulNBits int4, block {self.config.block_size}"
+        level, _ = accuracy_level(self.config)
+        self.chosen["format"] = (
+            f"MatMulNBits int4, block {self.config.block_size}, accuracy_level {level}"
+        )
 
     def quantize(self, target: Path, excluded: list[str]) -> None:
-        _weight_only(self.prepared, target, self.config, excluded)
+        model = onnx.load(str(self.prepared))
+        self.chosen.update(quantize_blocks(model, self.config, excluded))
+        onnx.save(model, str(target))
+
+
+def matmul_form(model: onnx.ModelProto, excluded: list[str]) -> tuple[onnx.ModelProto, list[str]]:
+    """`model` with Gemm rewritten as MatMul (+ Add), and the excluded node names following
+    the rewrite (a Gemm "fc" becomes "fc_MatMul")."""
+    rewritten = gemm_to_matmul(model)
+    names = {node.name for node in rewritten.graph.node}
+    return rewritten, [name if name in names else f"{name}_MatMul" for name in excluded]
 
 
 #: The quantizer of each post-training algorithm, by config class.
@@ -480,75 +508,8 @@ def _activations(config: StaticQuantize) -> Activations:
     return Activations(config.activations, False, "")
 
 
-def _weight_only(
-    source: Path, target: Path, config: WeightOnlyQuantize, excluded: list[str]
-) -> None:
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-
-    model = onnx.load(str(source))  # Gemm already rewritten by Quantizer.prepare
-    # Gather too: embedding tables are often the largest weights of a Linear-heavy model
-    algorithm = DefaultWeightOnlyQuantConfig(
-        block_size=config.block_size,
-        is_symmetric=config.symmetric,
-        bits=4,
-        op_types_to_quantize=("MatMul", "Gather"),
-        quant_axes=(("MatMul", 0), ("Gather", 1)),
-    )
-    quantizer = MatMulNBitsQuantizer(
-        model,
-        bits=4,
-        block_size=config.block_size,
-        is_symmetric=config.symmetric,
-        nodes_to_exclude=excluded,
-        algo_config=algorithm,
-    )
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
-
-
-def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Rewrite Gemm (alpha=beta=1, A not transposed) with a constant B as MatMul + Add, so that
-    int4 MatMulNBits can take it: exporters emit Gemm for Linear layers."""
-    initializers = {t.name: t for t in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
-        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if (
-            node.op_type != "Gemm"
-            or node.input[1] not in initializers
-            or attributes.get("transA", 0)
-            or attributes.get("alpha", 1.0) != 1.0
-            or attributes.get("beta", 1.0) != 1.0
-        ):
-            nodes.append(node)
-            continue
-        weight = initializers[node.input[1]]
-        if attributes.get("transB", 0):
-            array = onnx.numpy_helper.to_array(weight).T
-            weight.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(array), weight.name))
-        product = f"{node.output[0]}_matmul" if len(node.input) > 2 else node.output[0]
-        nodes.append(
-            onnx.helper.make_node(
-                "MatMul", [node.input[0], node.input[1]], [product], name=f"{node.name}_MatMul"
-            )
-        )
-        if len(node.input) > 2 and node.input[2]:
-            nodes.append(
-                onnx.helper.make_node(
-                    "Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"
-                )
-            )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model
-
-
 @contextlib.contextmanager
 def _quiet():
     """onnxruntime's quantizer logs every decision at INFO/WARNING, partly on its own loggers."""
-    names = ["", "onnxruntime.quantization.matmul_nbits_quantizer", "onnxruntime.quantization"]
-    with quiet_loggers(*names), contextlib.redirect_stdout(io.StringIO()):
+    with quiet_loggers(*ORT_LOGGERS), contextlib.redirect_stdout(io.StringIO()):
         yield

@@ -63,6 +63,11 @@ class TorchBackend(Backend):
 
         save_pruned(model, path)
 
+    def save_folder(self, model: nn.Module, source: Path, target: Path) -> None:
+        from compress.backends.torch.hf_folder import save_folder
+
+        save_folder(model, source, target)
+
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:
         model.eval()

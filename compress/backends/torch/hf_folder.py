@@ -9,15 +9,19 @@ loads only with trust, so loading a folder never runs code the recipe did not al
 
 from __future__ import annotations
 
-import json
+import contextlib
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
-from compress.errors import ModelError, UnsafeModelError
+from compress.errors import ModelError, message_line
+from compress.model_folders import TOKENIZER_FILES, check_folder, is_causal_lm, read_config
 
-#: Any of these holds a tokenizer that transformers' AutoTokenizer reads.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
+#: Files beside the weights that belong to the tokenizer (copied into a saved folder).
+TOKENIZER_PREFIXES = ("tokenizer", "special_tokens_map", "added_tokens", "merges", "vocab")
 
 
 class NextTokenLogits(nn.Module):
@@ -44,28 +48,9 @@ class LastHiddenState(nn.Module):
 
 def load_folder(folder: Path, trust: bool) -> nn.Module:
     """The folder's model, wrapped for the pipeline (see the module docstring)."""
-    config = _config(folder)
-    remote = "auto_map" in config
-    if remote and not trust:
-        raise UnsafeModelError(
-            f"refused to load {folder.name}: its config.json asks for the model's own Python code "
-            "(auto_map, trust_remote_code); set model.trust: true only for a folder you trust"
-        )
-    safetensors = sorted(folder.glob("*.safetensors"))
-    if not safetensors and not trust:
-        pickles = sorted(p.name for p in folder.glob("*.bin")) or ["no weights file"]
-        raise UnsafeModelError(
-            f"refused to load {folder.name}: it has no *.safetensors weights "
-            f"({', '.join(pickles)}); pickled weights can run code when loaded: convert them "
-            "to safetensors, or set "
-            "model.trust: true only for a folder you made yourself"
-        )
-    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise ModelError(
-            f"{folder.name} has no tokenizer (one of {', '.join(TOKENIZER_FILES)}): save it "
-            "into the folder with tokenizer.save_pretrained(folder)"
-        )
-    causal = any(name.endswith("ForCausalLM") for name in config.get("architectures") or [])
+    config = read_config(folder)
+    safetensors = check_folder(folder, config, trust)
+    causal = is_causal_lm(config)
     from transformers import AutoModel, AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
@@ -76,27 +61,87 @@ def load_folder(folder: Path, trust: bool) -> nn.Module:
             folder,
             local_files_only=True,
             use_safetensors=bool(safetensors),
-            trust_remote_code=trust and remote,
+            trust_remote_code=trust and "auto_map" in config,
         )
     except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load the model folder {folder.name}: {first}") from exc
+        why = message_line(exc)
+        raise ModelError(f"cannot load the model folder {folder.name}: {why}") from exc
     model.eval()
     return NextTokenLogits(model) if causal else LastHiddenState(model)
 
 
-def _config(folder: Path) -> dict:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise ModelError(
-            f"{folder} is not a Hugging Face model folder: it has no config.json (model.source "
-            "is a folder with config.json, *.safetensors and the tokenizer, a model file, or a "
-            "builder 'file.py:fn')"
-        )
+def token_stream(folder: Path, documents: Sequence[str]) -> np.ndarray:
+    """The documents tokenized by the folder's tokenizer as one stream, each followed by the
+    end-of-text token (when the tokenizer has one), without other special tokens."""
+    from transformers import AutoTokenizer
+
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from None
-    if not isinstance(config, dict):
-        raise ModelError(f"{path} is not a JSON object")
-    return config
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        why = message_line(exc)
+        raise ModelError(f"cannot load the tokenizer of {folder.name}: {why}") from exc
+    tokenizer.model_max_length = 2**62  # one stream, cut into windows later: no length warning
+    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    ids: list[int] = []
+    for document in documents:
+        ids += tokenizer(document, add_special_tokens=False)["input_ids"] + end
+    return np.asarray(ids, dtype=np.int64)
+
+
+def save_folder(model: nn.Module, source: Path, target: Path) -> None:
+    """A model loaded by `load_folder` written as a model folder: its config and safetensors
+    weights (save_pretrained, so transformers loads it), and the source's tokenizer files."""
+    inner = model.model if isinstance(model, NextTokenLogits | LastHiddenState) else model
+    if not hasattr(inner, "save_pretrained"):
+        raise ModelError(f"{type(inner).__name__} is not a transformers model: it has no folder")
+    inner.save_pretrained(target, safe_serialization=True)
+    for path in source.iterdir():
+        name = path.name
+        if path.is_file() and (name in TOKENIZER_FILES or name.startswith(TOKENIZER_PREFIXES)):
+            shutil.copy2(path, target / name)
+
+
+def greedy_reference(
+    folder: Path, prompt: np.ndarray, new_tokens: int
+) -> tuple[np.ndarray, list[int]]:
+    """The folder's causal LM in transformers on `prompt`: the prefill logits (sequence,
+    vocab) and `new_tokens` greedy tokens (end-of-text suppressed), what a generation folder is
+    checked against."""
+    import torch
+    from transformers import GenerationConfig
+
+    model = load_folder(folder, trust=False).model
+
+    ids = torch.from_numpy(prompt.astype(np.int64))[None]
+    eos = model.generation_config.eos_token_id
+    pad = model.generation_config.pad_token_id
+    if pad is None:
+        pad = eos[0] if isinstance(eos, list) else eos
+    config = GenerationConfig(
+        do_sample=False,
+        num_beams=1,
+        repetition_penalty=1.0,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        eos_token_id=eos,
+        pad_token_id=pad,
+    )
+    with torch.no_grad(), _quiet_transformers():
+        logits = model(input_ids=ids).logits[0].float().numpy()
+        generated = model.generate(
+            ids, attention_mask=torch.ones_like(ids), generation_config=config
+        )
+    return logits, [int(t) for t in generated[0, len(prompt) :]]
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """generate() warns about generation settings the model's own config carries."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)

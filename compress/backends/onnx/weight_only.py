@@ -1,0 +1,585 @@
+"""Weight-only block quantization of an ONNX graph, for exported files and for generation
+(KV-cache) decoder graphs alike: MatMul weights as MatMulNBits blocks, embedding tables as
+GatherBlockQuantized, the final projection (the lm_head) at its own width, and a table tied to
+the lm_head stored once.
+
+onnxruntime 1.32 decides the layouts. MatMulNBits takes 4- or 8-bit blocks along K, as uint8
+`[N, blocks, blob]`; GatherBlockQuantized reads int4 tables, or uint8 ones holding 4-bit pairs or
+8-bit values (its quantizer only writes the int4 form). A tied table `[V, H]` is the transpose of
+the lm_head's weight `[H, V]`, so its blocks along H are exactly the lm_head's blocks along K: the
+Gather reads the MatMulNBits weight through a Reshape, and one copy serves both.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from compress.backends.native_logs import quiet_loggers
+from compress.cpu import cpu_flags
+from compress.passes.quantize import WeightOnlyQuantize
+
+#: Bits of each recipe width (None: float), and the width of each.
+BITS = {"int4": 4, "int8": 8, "float": None}
+WIDTHS = {bits: width for width, bits in BITS.items()}
+#: The loggers onnxruntime's weight-only quantizer reports every node on.
+ORT_LOGGERS = ("", "onnxruntime.quantization.matmul_nbits_quantizer", "onnxruntime.quantization")
+#: Ops that logits may pass through after the final projection (bias, softcapping, casts).
+_AFTER_HEAD = {"Add", "Reshape", "Cast", "Identity", "Squeeze", "Unsqueeze", "Mul", "Div", "Tanh"}
+#: Ops token ids may pass through between the graph input and the embedding Gather.
+_INDEX_PASS_THROUGH = {"Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+#: x86 features onnxruntime's int8-compute MatMulNBits kernels (accuracy_level 4) need.
+INT8_COMPUTE_FEATURES = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def accuracy_level(config: WeightOnlyQuantize) -> tuple[int, str]:
+    """The MatMulNBits accuracy_level to write, and why when `auto` chose it. Auto is 4 (int8
+    compute: activations quantized per block, integer dot products): at level 0 the CPU kernels
+    unpack the weights to float and run slower than a float MatMul. onnxruntime steps down by
+    itself to the most accurate level it has kernels for, so 4 never fails."""
+    if config.accuracy_level != "auto":
+        return config.accuracy_level, ""
+    if platform.machine().lower() in {"arm64", "aarch64"}:
+        return 4, (
+            "accuracy_level auto: 4 (int8 compute; onnxruntime uses the ARM dot-product "
+            "kernels, and float compute where the CPU lacks them)"
+        )
+    found = [feature for feature in INT8_COMPUTE_FEATURES if feature in cpu_flags()]
+    if found:
+        return 4, (
+            f"accuracy_level auto: 4 (int8 compute; the CPU has {', '.join(found)}, which "
+            "onnxruntime's int8 MatMulNBits kernels use)"
+        )
+    return 4, (
+        "accuracy_level auto: 4, but the CPU has no AVX2: onnxruntime steps down to float "
+        "compute, as slow as accuracy_level 0"
+    )
+
+
+@dataclass(frozen=True)
+class Weight:
+    """A constant 2-D weight as a node reads it: an initializer, maybe through a Transpose."""
+
+    initializer: str
+    transposed: bool
+
+    def tensor(self, graph: onnx.GraphProto) -> onnx.TensorProto:
+        return next(t for t in graph.initializer if t.name == self.initializer)
+
+    def array(self, graph: onnx.GraphProto) -> np.ndarray:
+        array = numpy_helper.to_array(self.tensor(graph))
+        return np.ascontiguousarray(array.T) if self.transposed else array
+
+    def columns(self, graph: onnx.GraphProto) -> int:
+        """The second dimension of the weight as read (N of a MatMul's B, H of a table)."""
+        return int(self.tensor(graph).dims[0 if self.transposed else 1])
+
+
+def constant_weight(graph: onnx.GraphProto, name: str) -> Weight | None:
+    """The 2-D float initializer behind tensor `name` (directly, or through a 2-D Transpose)."""
+    floats = {
+        t.name
+        for t in graph.initializer
+        if len(t.dims) == 2 and t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)
+    }
+    if name in floats:
+        return Weight(name, False)
+    producer = next((n for n in graph.node if name in n.output), None)
+    if producer is not None and producer.op_type == "Transpose" and producer.input[0] in floats:
+        perm = _attributes(producer).get("perm", [1, 0])
+        if list(perm) == [1, 0]:
+            return Weight(producer.input[0], True)
+    return None
+
+
+def final_projection(graph: onnx.GraphProto) -> onnx.NodeProto | None:
+    """The lm_head: the MatMul with a constant weight whose output becomes the `logits` output
+    (else any output) through bias adds, reshapes and casts; without one, the last constant
+    MatMul when it has the largest N of the graph."""
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = {t.name for t in graph.initializer}
+    outputs = sorted(graph.output, key=lambda output: output.name != "logits")
+    for output in outputs:
+        node = producers.get(output.name)
+        while node is not None and node.op_type in _AFTER_HEAD:
+            data = [name for name in node.input if name and name not in constants]
+            node = producers.get(data[0]) if len(data) == 1 else None
+        if node is not None and node.op_type == "MatMul" and constant_weight(graph, node.input[1]):
+            return node
+    matmuls = [
+        (node, weight.columns(graph))
+        for node in graph.node
+        if node.op_type == "MatMul" and (weight := constant_weight(graph, node.input[1]))
+    ]
+    if matmuls and matmuls[-1][1] == max(n for _, n in matmuls):
+        return matmuls[-1][0]
+    return None
+
+
+def embedding_gathers(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, Weight]]:
+    """Token embeddings: Gathers along axis 0 of a constant 2-D float table by indices that are
+    a graph input (through casts and reshapes). Tables indexed by computed positions (rotary
+    caches, learned positions) stay float: small, and RoPE is sensitive to their error."""
+    inputs = {i.name for i in graph.input} - {t.name for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    found = []
+    for node in graph.node:
+        if node.op_type != "Gather" or _attributes(node).get("axis", 0) != 0:
+            continue
+        indices = node.input[1]
+        while indices in producers and producers[indices].op_type in _INDEX_PASS_THROUGH:
+            indices = producers[indices].input[0]
+        table = constant_weight(graph, node.input[0])
+        if table is not None and indices in inputs:
+            found.append((node, table))
+    return found
+
+
+def is_tied(graph: onnx.GraphProto, table: Weight, head: Weight) -> bool:
+    """Whether the table `[V, H]` holds the transpose of the lm_head weight `[H, V]`: the same
+    initializer read once transposed, or two initializers with those values."""
+    if table.initializer == head.initializer:
+        return table.transposed != head.transposed
+    stored, other = list(table.tensor(graph).dims), list(head.tensor(graph).dims)
+    if stored != (other[::-1] if table.transposed == head.transposed else other):
+        return False
+    return bool(np.array_equal(table.array(graph), head.array(graph).T))
+
+
+def quantize_blocks(
+    model: onnx.ModelProto, config: WeightOnlyQuantize, excluded: Collection[str]
+) -> dict:
+    """Quantize `model` in place (MatMul already, Gemm rewritten) leaving `excluded` nodes in
+    float; return what was done for the pass record. An excluded lm_head or embedding counts
+    as float when its table is tied: one copy is stored, at the wider width."""
+    level, why = accuracy_level(config)
+    graph = model.graph
+    head = final_projection(graph)
+    head_weight = constant_weight(graph, head.input[1]) if head is not None else None
+    head_bits = BITS[config.lm_head] if head is not None and head.name not in excluded else None
+    gathers = embedding_gathers(graph)
+    table_bits = {  # by output: exporters may leave nodes unnamed
+        node.output[0]: None if node.name in excluded else BITS[config.embeddings]
+        for node, _ in gathers
+    }
+    tied = [(n, t) for n, t in gathers if head_weight and is_tied(graph, t, head_weight)]
+    record: dict = {
+        "format": f"MatMulNBits int4, block {config.block_size}, accuracy_level {level}",
+        "block_size": config.block_size,
+        "accuracy_level": level,
+        "lm_head": WIDTHS[head_bits] if head is not None else None,
+        "lm_head_node": head.name if head is not None else None,
+        "embeddings": None,
+        "embedding_nodes": [node.name for node, _ in gathers],
+        "tied_embeddings": bool(tied),
+    }
+    if gathers:
+        kept = all(node.name in excluded for node, _ in gathers)
+        record["embeddings"] = "float" if kept else config.embeddings
+    if tied:
+        assert head is not None and head_weight is not None
+        asked = {"lm_head": head_bits, "embeddings": table_bits[tied[0][0].output[0]]}
+        widths = [head_bits, *(table_bits[node.output[0]] for node, _ in tied)]
+        head_bits = None if None in widths else max(widths)
+        record.update(_store_tied(model, config, head, head_weight, tied, head_bits, asked))
+    elif head_bits is not None:
+        assert head is not None and head_weight is not None
+        _quantize_head(model, config, head, head_weight, head_bits)
+    shared = {node.output[0] for node, _ in tied}
+    for node, table in gathers:
+        bits = table_bits[node.output[0]]
+        if bits is not None and node.output[0] not in shared:
+            _quantize_table(model, config, node, table, bits)
+    if head_bits == 8 and level < 4:
+        why = f"{why}; " if why else ""
+        why += (
+            "8-bit MatMulNBits below accuracy_level 4 runs onnxruntime's reference kernel, "
+            "many times slower than float"
+        )
+    if why:
+        record["why"] = why
+    _quantize_matmuls(model, config, [*excluded, *([head.name] if head is not None else [])])
+    for node in _all_nodes(graph):
+        if node.op_type == "MatMulNBits":
+            _set_attribute(node, "accuracy_level", level)
+    return record
+
+
+def _store_tied(
+    model: onnx.ModelProto,
+    config: WeightOnlyQuantize,
+    head: onnx.NodeProto,
+    weight: Weight,
+    tied: list[tuple[onnx.NodeProto, Weight]],
+    bits: int | None,
+    asked: dict[str, int | None],
+) -> dict:
+    """One copy of a tied table at `bits`: quantized, the lm_head's MatMulNBits weight that
+    each GatherBlockQuantized reads through a Reshape; float, the table that the lm_head reads
+    through a Transpose (as the exporter wrote it, where pre-processing made a second copy).
+    `asked` are the widths each side asked for, to say which one was raised."""
+    graph = model.graph
+    kind = WIDTHS[bits]
+    raised = [f"{part} {WIDTHS[value]} -> {kind}" for part, value in asked.items() if value != bits]
+    note = f"; raised to the wider width: {', '.join(raised)}" if raised else ""
+    record = {"lm_head": kind, "embeddings": kind}
+    if bits is None:
+        table = tied[0][1]
+        if weight.initializer != table.initializer:
+            _read_tied_table(graph, head, table)
+        for node, other in tied:
+            if other.initializer != table.initializer:
+                node.input[0] = _float_table(graph, table, node.name)
+        _drop_dead_transposes(graph)
+        return {**record, "tied_storage": f"one float copy{note}"}
+    source = tied[0][1]
+    if weight.initializer != source.initializer or weight.transposed:
+        head.input[1] = _add_initializer(graph, source.array(graph).T, f"{source.initializer}_T")
+    nodes = _quantize_node(graph, config, head, bits)
+    packed = next(t for t in graph.initializer if t.name == nodes[0].input[1])
+    for node, _ in tied:
+        _replace(graph, node, _gather_packed(graph, config, node, nodes[0], packed, bits))
+    _drop_dead_transposes(graph)
+    storage = (
+        f"one {kind} copy: the lm_head's MatMulNBits weight, read by GatherBlockQuantized "
+        f"through a Reshape{note}"
+    )
+    return {**record, "tied_storage": storage}
+
+
+def _quantize_head(
+    model: onnx.ModelProto,
+    config: WeightOnlyQuantize,
+    head: onnx.NodeProto,
+    weight: Weight,
+    bits: int,
+) -> None:
+    """The lm_head as MatMulNBits at `bits`, its weight made an initializer first when read
+    through a Transpose."""
+    if weight.transposed:
+        head.input[1] = _add_initializer(
+            model.graph, weight.array(model.graph), f"{weight.initializer}_T"
+        )
+    _quantize_node(model.graph, config, head, bits)
+    _drop_dead_transposes(model.graph)
+
+
+def _quantize_node(
+    graph: onnx.GraphProto, config: WeightOnlyQuantize, node: onnx.NodeProto, bits: int
+) -> list[onnx.NodeProto]:
+    """One MatMul as MatMulNBits at `bits` (onnxruntime's own node quantizer), in place."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        DefaultWeightOnlyQuantizer,
+    )
+
+    quantizer = DefaultWeightOnlyQuantizer(
+        DefaultWeightOnlyQuantConfig(
+            block_size=config.block_size, is_symmetric=config.symmetric, bits=bits
+        )
+    )
+    with quiet_loggers(*ORT_LOGGERS):
+        nodes = quantizer.quantize_matmul(node, [graph])
+    _replace(graph, node, nodes)
+    return nodes
+
+
+def _gather_packed(
+    graph: onnx.GraphProto,
+    config: WeightOnlyQuantize,
+    gather: onnx.NodeProto,
+    matmul: onnx.NodeProto,
+    packed: onnx.TensorProto,
+    bits: int,
+) -> list[onnx.NodeProto]:
+    """A GatherBlockQuantized over a MatMulNBits weight `[V, blocks, blob]` seen as rows
+    `[V, blocks * blob]`, sliced back to H columns where the last block is padded."""
+    rows, blocks, blob = packed.dims
+    shape = f"{packed.name}_rows"
+    if not any(t.name == shape for t in graph.initializer):
+        _add_initializer(graph, np.array([rows, blocks * blob], np.int64), shape)
+    name = f"{gather.name or gather.output[0]}_Q{bits}"
+    nodes = [
+        helper.make_node("Reshape", [packed.name, shape], [f"{name}_rows"], name=f"{name}_rows")
+    ]
+    inputs = [f"{name}_rows", gather.input[1], *matmul.input[2:4]]
+    hidden = _attributes(matmul)["K"]
+    padded = blocks * config.block_size != hidden
+    output = f"{name}_padded" if padded else gather.output[0]
+    nodes.append(
+        helper.make_node(
+            "GatherBlockQuantized",
+            inputs,
+            [output],
+            name=name,
+            domain="com.microsoft",
+            bits=bits,
+            block_size=config.block_size,
+            gather_axis=0,
+            quantize_axis=1,
+        )
+    )
+    if padded:
+        bounds = []
+        for label, value in (("starts", 0), ("ends", hidden), ("axes", -1)):
+            bounds.append(_add_initializer(graph, np.array([value], np.int64), f"{name}_{label}"))
+        nodes.append(
+            helper.make_node("Slice", [output, *bounds], [gather.output[0]], name=f"{name}_slice")
+        )
+    return nodes
+
+
+def _quantize_table(
+    model: onnx.ModelProto,
+    config: WeightOnlyQuantize,
+    node: onnx.NodeProto,
+    table: Weight,
+    bits: int,
+) -> None:
+    """An untied embedding as GatherBlockQuantized: int4 tables as onnxruntime's quantizer
+    writes them (INT4 values, opset 21), 8-bit ones as uint8 blocks along H; a table that
+    several Gathers read is quantized once."""
+    graph = model.graph
+    name = f"{table.initializer}_Q{bits}"
+    if not any(t.name == name for t in graph.initializer):
+        _add_table(model, config, table.array(graph), name, bits)
+    inputs = [name, node.input[1], f"{name}_scales"]
+    if not config.symmetric:
+        inputs.append(f"{name}_zero_points")
+    replacement = helper.make_node(
+        "GatherBlockQuantized",
+        inputs,
+        list(node.output),
+        name=f"{node.name}_Q{bits}",
+        domain="com.microsoft",
+        bits=bits,
+        block_size=config.block_size,
+        gather_axis=0,
+        quantize_axis=1,
+    )
+    _replace(graph, node, [replacement])
+
+
+def _add_table(
+    model: onnx.ModelProto, config: WeightOnlyQuantize, rows: np.ndarray, name: str, bits: int
+) -> None:
+    """The blocks of table `rows` as `name`, `name_scales` and (asymmetric) `name_zero_points`."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantizer
+
+    graph = model.graph
+    if bits == 4:
+        values, scales, zeros = DefaultWeightOnlyQuantizer.quantize_ndarray(
+            rows, 1, config.block_size, config.symmetric
+        )
+        kind = TensorProto.INT4 if config.symmetric else TensorProto.UINT4
+        graph.initializer.append(helper.make_tensor(name, kind, rows.shape, values.tobytes(), True))
+        if zeros is not None:
+            graph.initializer.append(
+                helper.make_tensor(f"{name}_zero_points", kind, scales.shape, zeros.tobytes(), True)
+            )
+        _require_int4_opset(model)
+    else:
+        values, scales, zeros = _uint8_blocks(rows, config.block_size, config.symmetric)
+        _add_initializer(graph, values, name)
+        if zeros is not None:
+            _add_initializer(graph, zeros, f"{name}_zero_points")
+    _add_initializer(graph, scales, f"{name}_scales")
+
+
+def _uint8_blocks(
+    rows: np.ndarray, block: int, symmetric: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """8-bit blocks of `block` values along each row, as GatherBlockQuantized reads them:
+    uint8 values, scales `[V, blocks]`, zero points (128 implied when symmetric)."""
+    count, width = rows.shape
+    blocks = -(-width // block)
+    padded = np.pad(rows.astype(np.float32), ((0, 0), (0, blocks * block - width)))
+    padded = padded.reshape(count, blocks, block)
+    if symmetric:
+        scales = np.abs(padded).max(axis=-1) / 127
+        zeros = np.full_like(scales, 128)
+    else:
+        low, high = np.minimum(padded.min(-1), 0), np.maximum(padded.max(-1), 0)
+        scales = (high - low) / 255
+        zeros = np.where(scales == 0, 128, np.round(-low / np.where(scales == 0, 1, scales)))
+    safe = np.where(scales == 0, 1, scales)
+    values = np.clip(np.round(padded / safe[..., None]) + zeros[..., None], 0, 255)
+    values = values.astype(np.uint8).reshape(count, -1)[:, :width]
+    scales = scales.astype(rows.dtype)
+    return values, scales, None if symmetric else zeros.astype(np.uint8)
+
+
+def _quantize_matmuls(
+    model: onnx.ModelProto, config: WeightOnlyQuantize, excluded: list[str]
+) -> None:
+    """Every other MatMul with a constant weight as 4-bit MatMulNBits (onnxruntime's quantizer,
+    which also drops the float initializers nothing reads any more)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    algorithm = DefaultWeightOnlyQuantConfig(
+        block_size=config.block_size,
+        is_symmetric=config.symmetric,
+        bits=4,
+        op_types_to_quantize=("MatMul",),
+        quant_axes=(("MatMul", 0),),
+    )
+    quantizer = MatMulNBitsQuantizer(
+        model,
+        bits=4,
+        block_size=config.block_size,
+        is_symmetric=config.symmetric,
+        nodes_to_exclude=excluded,
+        algo_config=algorithm,
+    )
+    with quiet_loggers(*ORT_LOGGERS):
+        quantizer.process()
+
+
+def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Rewrite Gemm (alpha=beta=1, A not transposed) with a constant B as MatMul + Add, so that
+    MatMulNBits can take it: exporters emit Gemm for Linear layers. A transposed B that other
+    nodes also read (a tied embedding) gets its own transposed copy."""
+    initializers = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    nodes = []
+    for node in model.graph.node:
+        attributes = _attributes(node)
+        if (
+            node.op_type != "Gemm"
+            or node.input[1] not in initializers
+            or attributes.get("transA", 0)
+            or attributes.get("alpha", 1.0) != 1.0
+            or attributes.get("beta", 1.0) != 1.0
+        ):
+            nodes.append(node)
+            continue
+        weight = node.input[1]
+        if attributes.get("transB", 0):
+            array = numpy_helper.to_array(initializers[weight]).T
+            if readers[weight] > 1:
+                weight = _add_initializer(model.graph, array, f"{weight}_T")
+            else:
+                initializers[weight].CopyFrom(
+                    numpy_helper.from_array(np.ascontiguousarray(array), weight)
+                )
+        product = f"{node.output[0]}_matmul" if len(node.input) > 2 else node.output[0]
+        nodes.append(
+            helper.make_node(
+                "MatMul", [node.input[0], weight], [product], name=f"{node.name}_MatMul"
+            )
+        )
+        if len(node.input) > 2 and node.input[2]:
+            nodes.append(
+                helper.make_node(
+                    "Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"
+                )
+            )
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def _read_tied_table(graph: onnx.GraphProto, head: onnx.NodeProto, table: Weight) -> None:
+    """Point the lm_head at the tied table (through a Transpose where the table is `[V, H]`);
+    its own float copy is dropped."""
+    if table.transposed:
+        head.input[1] = table.initializer
+    else:
+        name = f"{head.name}_weight"
+        transpose = helper.make_node(
+            "Transpose", [table.initializer], [name], name=name, perm=[1, 0]
+        )
+        graph.node.insert(list(graph.node).index(head), transpose)
+        head.input[1] = name
+    _drop_unread_initializers(graph)
+
+
+def _float_table(graph: onnx.GraphProto, table: Weight, reader: str) -> str:
+    """A tensor holding `table` as `[V, H]`: the initializer, or a Transpose of it."""
+    if not table.transposed:
+        return table.initializer
+    name = f"{reader}_table"
+    transpose = helper.make_node("Transpose", [table.initializer], [name], name=name, perm=[1, 0])
+    graph.node.insert(0, transpose)
+    return name
+
+
+def _require_int4_opset(model: onnx.ModelProto) -> None:
+    """INT4 tensors need opset 21 and IR version 10 (onnxruntime's quantizer raises both too)."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version < 21:
+            entry.version = 21
+    model.ir_version = max(model.ir_version, 10)
+
+
+def _replace(graph: onnx.GraphProto, node: onnx.NodeProto, nodes: list[onnx.NodeProto]) -> None:
+    index = list(graph.node).index(node)
+    kept = list(graph.node)
+    kept[index : index + 1] = nodes
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def _drop_dead_transposes(graph: onnx.GraphProto) -> None:
+    """Transposes of weights that nothing reads any more, and the initializers left unread."""
+    outputs = {output.name for output in graph.output}
+    read = {name for node in graph.node for name in node.input}
+    dead = [
+        node
+        for node in graph.node
+        if node.op_type == "Transpose" and node.output[0] not in read | outputs
+    ]
+    for node in dead:
+        graph.node.remove(node)
+    _drop_unread_initializers(graph)
+
+
+def _drop_unread_initializers(graph: onnx.GraphProto) -> None:
+    read = {name for node in _all_nodes(graph) for name in node.input}
+    read |= {output.name for output in graph.output}
+    kept = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def _add_initializer(graph: onnx.GraphProto, array: np.ndarray, name: str) -> str:
+    """Add `array` under `name`, or under `name_2`, `name_3`... when taken; the name used."""
+    taken = {t.name for t in graph.initializer}
+    unique, count = name, 1
+    while unique in taken:
+        count += 1
+        unique = f"{name}_{count}"
+    graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(array), unique))
+    return unique
+
+
+def _set_attribute(node: onnx.NodeProto, name: str, value: int) -> None:
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend([*kept, helper.make_attribute(name, value)])
+
+
+def _attributes(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node of `graph` and of its subgraphs (If/Loop bodies)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for sub in (
+                [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs
+            ):
+                yield from _all_nodes(sub)
