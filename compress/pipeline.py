@@ -407,10 +407,12 @@ def measure_models(
     if val is None:
         return metrics, None, summaries
     metric = recipe.evaluate.metric if recipe.evaluate else None
-    if metric == "perplexity":
+    if metric == "perplexity" or (val.targets is val.inputs[0] and recipe.causal_lm):
+        # next-token figures, streamed: a window's logits are seq_len x vocabulary floats
         scores, pair = language_scores(paths, val.inputs[0], recipe.eval_batch)
         for label, value in scores.items():
-            metrics[label]["perplexity"] = round(value, 6)
+            if metric == "perplexity":
+                metrics[label]["perplexity"] = round(value, 6)
         return metrics, pair, summaries
     outputs = {
         label: runtime.predict(runtime.make_session(path), val.inputs, recipe.eval_batch)[0]

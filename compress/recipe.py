@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from compress.errors import ModelError, RecipeError
+from compress.generation.source import SUPPORTED_ARCHITECTURES
 from compress.metrics import limits_model
-from compress.model_folders import TOKEN_INPUT, is_causal_lm, read_config, vocab_size
+from compress.model_folders import TOKEN_INPUT, architecture, is_causal_lm, read_config, vocab_size
 from compress.passes import AnyPass
 from compress.passes.registry import foreign_field
 from compress.schema import StrictModel
@@ -359,6 +360,12 @@ class Recipe(StrictModel):
         path = self.resolve(source)
         return path if path.is_dir() else None
 
+    @property
+    def causal_lm(self) -> bool:
+        """Whether model.source is a model folder of a causal LM (input_ids -> logits)."""
+        folder = self.model_folder
+        return folder is not None and is_causal_lm(read_config(folder))
+
     def resolve(self, relative: str) -> Path:
         """A recipe path made absolute against the recipe's directory."""
         return (self.base_dir / relative).resolve()
@@ -588,15 +595,24 @@ def _generation_problems(recipe: Recipe) -> list[RecipeError]:
             )
         ]
     try:
-        causal = is_causal_lm(read_config(folder))
+        config = read_config(folder)
     except ModelError as exc:
         return [recipe.error_at(("model", "source"), str(exc))]
+    causal, name = is_causal_lm(config), architecture(config)
     if not causal:
         return [
             recipe.error_at(
                 loc,
                 f"{folder.name} is not a causal LM (config.architectures has no *ForCausalLM): "
                 "only a decoder generates",
+            )
+        ]
+    if name not in SUPPORTED_ARCHITECTURES:
+        return [
+            recipe.error_at(
+                loc,
+                f"{folder.name} is a {name}, which onnxruntime-genai's model builder cannot "
+                f"write as a generation folder; supported: {', '.join(SUPPORTED_ARCHITECTURES)}",
             )
         ]
     return [

@@ -23,6 +23,12 @@ from compress.onnx import runtime
 pytestmark = pytest.mark.e2e
 
 
+def pydoc_lm_documents() -> dict[str, list[str]]:
+    from compress.sources import load_callable
+
+    return load_callable(str(MODELS / "pydoc_lm.py") + ":documents", MODELS)()
+
+
 @pytest.fixture(scope="module")
 def llm_report(tmp_path_factory) -> compress.Report:
     out = tmp_path_factory.mktemp("llm_int4")
@@ -122,12 +128,13 @@ def test_a_pruned_folder_model_is_written_back_as_a_model_folder(write_recipe, t
     (safetensors, config, tokenizer) that transformers loads, with the pruned weights."""
     from transformers import AutoModelForCausalLM
 
+    (tmp_path / "val.txt").write_text(" ".join(pydoc_lm_documents()["val"][:3]))
     recipe = write_recipe(
         {
             "version": 1,
             "name": "pruned-lm",
             "model": {"source": str(MODELS / "pydoc_lm")},
-            "data": {"seq_len": 16, "source": str(MODELS / "pydoc_lm.py") + ":documents"},
+            "data": {"seq_len": 16, "text": {"val": "val.txt"}},
             "passes": [{"type": "prune", "method": "magnitude", "sparsity": 0.3}],
             "measure": {"latency": None},
         }
@@ -140,3 +147,5 @@ def test_a_pruned_folder_model_is_written_back_as_a_model_folder(write_recipe, t
     weight = model.model.layers[0].mlp.up_proj.weight.detach().numpy()
     assert 0.25 < float(np.mean(weight == 0)) < 0.35
     assert report.compressed.sparsity > 0.2
+    assert report.fidelity.metric == "top1_agreement"  # next-token figures without a metric
+    assert report.compressed.perplexity is None

@@ -1,19 +1,21 @@
 """Text as a language model's data, and perplexity: files and a callable's strings become
-token windows cut by the model folder's tokenizer; a folder recipe needs no model.inputs;
-perplexity of the float ONNX export equals torch's; bad text inputs are clear recipe errors."""
+token windows cut by the model folder's tokenizer; a folder recipe needs no model.inputs; bad
+text inputs and inconsistent LLM recipes are clear recipe errors (the perplexity of the float
+export against torch's is checked in tests/test_llm.py)."""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
 from conftest import MODELS
 
 import compress
-from compress.backends import load_model
 from compress.backends.torch.hf_folder import token_stream
 from compress.data import load_data
 from compress.errors import EXIT_USAGE
-from compress.measure.language import language_scores, perplexity
 
 FOLDER = MODELS / "pydoc_lm"
 TEXT = (
@@ -53,25 +55,6 @@ def test_text_files_become_windows_of_seq_len_tokens(tmp_path):
     val_stream = token_stream(FOLDER, [TEXT[:300], TEXT[300:600]])  # a.md, then b.txt
     assert data["val"].inputs[0].size == len(val_stream) // 16 * 16
     assert data["calibration"].inputs[0] is train  # calibration defaults to train
-
-
-def test_perplexity_of_the_onnx_export_equals_torchs(tmp_path):
-    """The metric on the exported float model against torch's logits on the same windows."""
-    import torch
-
-    (tmp_path / "val.txt").write_text(TEXT)
-    recipe = compress.load_recipe(text_recipe(tmp_path, {"val": "val.txt"}), base_dir=tmp_path)
-    windows = load_data(recipe)["val"].inputs[0]
-    backend, model = load_model(recipe)
-    path = tmp_path / "lm.onnx"
-    backend.export_onnx(model, recipe, path, None)
-    with torch.no_grad():
-        logits = model(torch.from_numpy(windows)).numpy()
-    expected = perplexity(logits, windows)
-    scores, pair = language_scores({"baseline": path, "compressed": path}, windows, batch=2)
-    assert scores["baseline"] == pytest.approx(expected, rel=5e-3)
-    assert 1 < expected < 2048  # a trained model: far below the vocabulary size
-    assert pair["value"] == 1.0 and pair["kl_per_token"] == pytest.approx(0, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +125,21 @@ def test_generation_needs_a_causal_lm_folder(write_recipe, run_cli, tmp_path):
     code, _, err = run_cli("validate", write_recipe(raw))
     assert code == EXIT_USAGE
     assert "measure.generation: generation folders are exported from a Hugging Face causal" in err
+
+
+def test_an_architecture_the_builder_cannot_write_is_refused_before_any_work(
+    write_recipe, run_cli, tmp_path
+):
+    folder = tmp_path / "phi"
+    shutil.copytree(FOLDER, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["PhiForCausalLM"]
+    (folder / "config.json").write_text(json.dumps(config))
+    raw = text_recipe(tmp_path, {"val": "v.txt"})
+    (tmp_path / "v.txt").write_text(TEXT)
+    raw["model"] = {"source": str(folder)}
+    raw["measure"] = {"generation": {"new_tokens": 8}}
+    code, _, err = run_cli("validate", write_recipe(raw))
+    assert code == EXIT_USAGE
+    assert "phi is a PhiForCausalLM, which onnxruntime-genai's model builder cannot" in err
+    assert "supported: Ernie4_5ForCausalLM" in err and "LlamaForCausalLM" in err
