@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from compress.errors import ModelError
+from compress.errors import ModelError, RecipeError
 from compress.recipe import Recipe
 from compress.sources import call_reference
-from compress.text_data import is_text, text_windows, tokenizer_for, windows
+from compress.text_data import is_text, text_windows, tokenizer_for, windows, with_calibration
 
 KNOWN_SPLITS = ("train", "val", "calibration")
 
@@ -70,13 +70,12 @@ def _tokenized(recipe: Recipe, raw: dict, source: str) -> Splits:
                 f"{source}: split {name!r} is not a list of strings, but another split is: "
                 "give every split as text or every split as arrays"
             )
-        stream = tokenize(value)
-        splits[name] = _windows_split(
-            windows(stream, recipe.data.seq_len, f"{source}'s split {name!r}")
-        )
-    if "calibration" not in splits and "train" in splits:
-        splits["calibration"] = splits["train"]
-    return splits
+        try:
+            cut = windows(tokenize(value), recipe.data.seq_len, f"{source}'s split {name!r}")
+        except RecipeError as exc:
+            raise recipe.error_at(("data", "source"), str(exc)) from None
+        splits[name] = _windows_split(cut)
+    return with_calibration(splits)
 
 
 def _as_split(name: str, value: Any, source: str) -> Split:

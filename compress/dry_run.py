@@ -13,8 +13,9 @@ import numpy as np
 from compress.backends.base import Backend
 from compress.backends.native_logs import quiet_library
 from compress.data import Split, Splits, load_data
-from compress.errors import CompressError, first_line
+from compress.errors import CompressError, RecipeError, first_line
 from compress.generated_inputs import generated_array
+from compress.generation_step import generation_transforms
 from compress.measure.macs import macs_inputs
 from compress.recipe import InputSpec, Recipe
 
@@ -30,6 +31,7 @@ def dry_run(recipe: Recipe, backend: Backend, model: Any) -> Splits:
     check_data_shapes(recipe, data)
     macs_inputs(recipe, data)  # every dynamic dimension of the timed inputs has a size
     check_runs(recipe, backend, model)
+    generation_transforms(recipe)  # every ONNX-stage pass applies to a generation decoder
     for name, split in data.items():
         outputs = _forward(recipe, backend, model, split.take(BATCH).inputs, f"split {name!r}")
         if name == "train" and recipe.train is not None and split.targets is not None:
@@ -40,6 +42,8 @@ def dry_run(recipe: Recipe, backend: Backend, model: Any) -> Splits:
 def _loaded(recipe: Recipe) -> Splits:
     try:
         return load_data(recipe)
+    except RecipeError:
+        raise  # already at its recipe line (data.text's split)
     except CompressError as exc:
         raise recipe.error_at(("data", "source"), str(exc)) from None
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from compress.backends.base import PassContext
 from compress.data import Splits
+from compress.generation.build import Transform
 from compress.passes.registry import GENERATION, role_for
 from compress.progress import Reporter
 from compress.recipe import Recipe
@@ -35,9 +35,12 @@ class GenerationFolders:
     record: dict
 
 
-def generation_transforms(recipe: Recipe) -> list[Any]:
+def generation_transforms(recipe: Recipe) -> list[Transform]:
     """The recipe's ONNX-stage passes as functions (source, target) -> record on a decoder
-    graph; a pass that has none is a recipe error at its line."""
+    graph, when the recipe writes generation folders; a pass that has none is a recipe error at
+    its line (checked by `compress validate` and before `compress apply` does any work)."""
+    if not recipe.generation_wanted:
+        return []
     transforms = []
     for index, config in enumerate(recipe.passes):
         if config.stage != "onnx":

@@ -18,7 +18,12 @@ from compress.cpu import cpu_name, speed_features
 from compress.data import Splits, load_data
 from compress.dry_run import check_data_shapes, check_runs
 from compress.errors import CompressError, ModelError, unexpected
-from compress.generation_step import GenerationFolders, build_folders, time_generation
+from compress.generation_step import (
+    GenerationFolders,
+    build_folders,
+    generation_transforms,
+    time_generation,
+)
 from compress.measure.accuracy import fidelity, score
 from compress.measure.language import language_scores
 from compress.measure.latency import measure_latency
@@ -122,6 +127,7 @@ def _run(
     check_data_shapes(recipe, data)
     macs_inputs(recipe, data)  # a dynamic dimension without a size fails now, not after training
     check_runs(recipe, backend, model)
+    generation_transforms(recipe)  # a pass the generation decoder cannot take fails now
     samples = parity_samples(recipe, data)
 
     reporter.stage("exporting the baseline")

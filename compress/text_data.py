@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from compress.recipe import Recipe
 TEXT_SUFFIXES = (".txt", ".md")
 
 Tokenize = Callable[[Sequence[str]], np.ndarray]
+T = TypeVar("T")
 
 
 def is_text(value: object) -> bool:
@@ -80,7 +82,7 @@ def windows(stream: np.ndarray, seq_len: int, where: str) -> np.ndarray:
 
 
 def text_windows(recipe: Recipe) -> dict[str, np.ndarray]:
-    """The windows of each split of data.text; calibration defaults to train's."""
+    """The windows of each split of data.text, errors at the split's recipe line."""
     assert recipe.data is not None and recipe.data.text is not None
     tokenize = tokenizer_for(recipe)
     splits = {}
@@ -90,6 +92,12 @@ def text_windows(recipe: Recipe) -> dict[str, np.ndarray]:
             splits[split] = windows(tokenize(documents), recipe.data.seq_len, path)
         except RecipeError as exc:
             raise recipe.error_at(("data", "text", split), str(exc)) from None
+    return with_calibration(splits)
+
+
+def with_calibration(splits: dict[str, T]) -> dict[str, T]:
+    """The splits with calibration defaulting to train's windows (text has no third split
+    unless one is given)."""
     if "calibration" not in splits and "train" in splits:
         splits["calibration"] = splits["train"]
     return splits

@@ -132,10 +132,9 @@ def windows(seq_len: int = SEQ_LEN, limit: int | None = None) -> dict:
 
 def perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
     """exp(mean next-token negative log-likelihood) over every position."""
-    logits = logits.astype(np.float64)
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    picked = np.take_along_axis(log_probs, targets[..., None], -1)
+    from compress.measure.language import log_softmax
+
+    picked = np.take_along_axis(log_softmax(logits), targets[..., None], -1)
     return float(np.exp(-picked.mean()))
 
 

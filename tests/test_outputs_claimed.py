@@ -73,3 +73,19 @@ def test_apply_analyze_and_tune_refuse_a_users_file_of_an_output_name(
     (mine / "trials").mkdir()
     code, _, err = run_cli("tune", recipe, "-o", mine)
     assert code == EXIT_USAGE and f"refusing to write over {mine / 'trials'}" in err
+
+
+def test_a_rerun_replaces_the_folders_it_wrote(write_recipe, tmp_path):
+    """Generation folders are directories: a second run's folder replaces the first's whole
+    (a file the new run no longer writes inside it goes too)."""
+    recipe = load_recipe(write_recipe(seed_mlp_recipe()))
+    for run in ("first", "second"):
+        plan = plan_outputs(recipe, tmp_path / "out")
+        plan.open()
+        folder = plan.stage(plan.generation_names["compressed"])
+        folder.mkdir()
+        (folder / f"{run}.onnx").write_text(run)
+        plan.publish()
+        plan.close()
+    published = tmp_path / "out" / plan.generation_names["compressed"]
+    assert sorted(p.name for p in published.iterdir()) == ["second.onnx"]

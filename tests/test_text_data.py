@@ -143,3 +143,61 @@ def test_an_architecture_the_builder_cannot_write_is_refused_before_any_work(
     assert code == EXIT_USAGE
     assert "phi is a PhiForCausalLM, which onnxruntime-genai's model builder cannot" in err
     assert "supported: Ernie4_5ForCausalLM" in err and "LlamaForCausalLM" in err
+
+
+def test_a_text_error_is_located_at_its_split_only(write_recipe, run_cli, tmp_path):
+    (tmp_path / "v.txt").write_text("short text")
+    code, _, err = run_cli("validate", write_recipe(text_recipe(tmp_path, {"val": "v.txt"})))
+    assert code == EXIT_USAGE
+    assert err.count("data.text.val:") == 1 and "data.source" not in err
+
+
+def test_a_pass_the_generation_decoder_cannot_take_is_refused_before_any_work(
+    write_recipe, run_cli, tmp_path
+):
+    (tmp_path / "v.txt").write_text(TEXT)
+    raw = text_recipe(tmp_path, {"val": "v.txt"})
+    raw["passes"] = [{"type": "quantize", "mode": "static"}]
+    raw["measure"] = {"generation": {"new_tokens": 8}}
+    code, _, err = run_cli("validate", write_recipe(raw))
+    assert code == EXIT_USAGE
+    assert "passes.0: this pass cannot be applied to a generation (KV-cache) decoder" in err
+
+
+def test_export_generation_without_a_model_folder_is_refused_at_its_line(
+    write_recipe, run_cli, tmp_path
+):
+    raw = {
+        "version": 1,
+        "name": "mlp",
+        "model": {
+            "source": str(MODELS / "seed_mlp.py") + ":build",
+            "inputs": [{"name": "x", "shape": ["batch", 10]}],
+        },
+        "export": {"generation": True},
+    }
+    code, _, err = run_cli("validate", write_recipe(raw))
+    assert code == EXIT_USAGE
+    assert "export.generation: generation folders are exported from a Hugging Face" in err
+
+
+def test_a_reshaping_pass_with_generation_folders_is_refused(write_recipe, run_cli, tmp_path):
+    (tmp_path / "v.txt").write_text(TEXT)
+    raw = text_recipe(tmp_path, {"val": "v.txt"})
+    raw["passes"] = [{"type": "prune", "method": "channel", "sparsity": 0.5}]
+    raw["measure"] = {"generation": {"new_tokens": 8}}
+    code, _, err = run_cli("validate", write_recipe(raw))
+    assert code == EXIT_USAGE
+    assert "passes.0: this pass changes the model's shapes" in err
+
+
+def test_a_source_mixing_text_and_arrays_is_refused(write_recipe, run_cli, tmp_path):
+    (tmp_path / "mixed.py").write_text(
+        "import numpy as np\n\ndef load():\n"
+        "    return {'train': ['some text ' * 50], 'val': np.zeros((4, 16), dtype=np.int64)}\n"
+    )
+    raw = text_recipe(tmp_path, {"val": "v.txt"})
+    raw["data"] = {"source": "mixed.py:load", "seq_len": 16}
+    code, _, err = run_cli("validate", write_recipe(raw))
+    assert code == EXIT_USAGE
+    assert "split 'val' is not a list of strings, but another split is" in err

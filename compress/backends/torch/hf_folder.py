@@ -10,6 +10,7 @@ loads only with trust, so loading a folder never runs code the recipe did not al
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -73,6 +74,17 @@ def load_folder(folder: Path, trust: bool) -> nn.Module:
 def token_stream(folder: Path, documents: Sequence[str]) -> np.ndarray:
     """The documents tokenized by the folder's tokenizer as one stream, each followed by the
     end-of-text token (when the tokenizer has one), without other special tokens."""
+    tokenizer = _tokenizer(folder)
+    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    ids: list[int] = []
+    for document in documents:
+        ids += tokenizer(document, add_special_tokens=False)["input_ids"] + end
+    return np.asarray(ids, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(folder: Path):
+    """The folder's tokenizer, loaded once per folder (every split is tokenized with it)."""
     from transformers import AutoTokenizer
 
     try:
@@ -81,11 +93,7 @@ def token_stream(folder: Path, documents: Sequence[str]) -> np.ndarray:
         why = message_line(exc)
         raise ModelError(f"cannot load the tokenizer of {folder.name}: {why}") from exc
     tokenizer.model_max_length = 2**62  # one stream, cut into windows later: no length warning
-    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    ids: list[int] = []
-    for document in documents:
-        ids += tokenizer(document, add_special_tokens=False)["input_ids"] + end
-    return np.asarray(ids, dtype=np.int64)
+    return tokenizer
 
 
 def save_folder(model: nn.Module, source: Path, target: Path) -> None:
