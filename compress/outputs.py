@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compress import interrupts
 from compress.atomic import write_text_atomic
 from compress.errors import UsageError
 from compress.recipe import Recipe, referenced_file
@@ -72,8 +73,11 @@ class OutputPlan:
             ) from None
 
     def publish(self) -> None:
-        """Move every staged artifact into the output directory (each move is atomic)."""
+        """Move every staged artifact into the output directory (each move is atomic).
+        A signal that a library swallowed (one landing in a garbage-collection callback is
+        only printed) still stops the command here, before anything is published."""
         assert self.staging is not None
+        interrupts.check()
         for name in self.staged:
             staged, target = self.staging / name, self.directory / name
             if staged.is_dir() and target.is_dir():

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from compress import interrupts
 from compress.analysis.html import render_analysis
 from compress.analysis.scans import LEVELS, SCAN, LevelScan
 from compress.analysis.schema import Analysis, PassAnalysis
@@ -75,6 +76,7 @@ def analyze(
         directory=str(directory),
     )
     json_name, html_name = ANALYSIS_FILES
+    interrupts.check()  # a signal a library swallowed still publishes nothing
     write_text_or_fail(directory / json_name, analysis.to_json(), "analysis")
     write_text_or_fail(directory / html_name, render_analysis(analysis), "analysis")
     record_written(directory, ANALYSIS_FILES, "compress analyze", replace=True)
