@@ -35,10 +35,11 @@ class GenerationFolders:
     record: dict
 
 
-def generation_transforms(recipe: Recipe) -> list[Transform]:
+def generation_transforms(recipe: Recipe, context: PassContext | None = None) -> list[Transform]:
     """The recipe's ONNX-stage passes as functions (source, target) -> record on a decoder
     graph, when the recipe writes generation folders; a pass that has none is a recipe error at
-    its line (checked by `compress validate` and before `compress apply` does any work)."""
+    its line (checked by `compress validate` and before `compress apply` does any work). With
+    the run's `context`, each reuses what its pass chose on the exported file."""
     if not recipe.generation_wanted:
         return []
     transforms = []
@@ -52,7 +53,7 @@ def generation_transforms(recipe: Recipe) -> list[Transform]:
                 "this pass cannot be applied to a generation (KV-cache) decoder: use "
                 "quantize mode weight_only, or set export.generation: false",
             )
-        transforms.append(lambda source, target, c=config, h=handler: h(source, target, c))
+        transforms.append(lambda source, target, c=config, h=handler: h(source, target, c, context))
     return transforms
 
 
@@ -71,7 +72,7 @@ def build_folders(
     context.reporter.stage("writing the generation folders")
     baseline = build_generation_folder(source, paths["baseline"])
     compressed = build_generation_folder(
-        compressed_source, paths["compressed"], generation_transforms(recipe)
+        compressed_source, paths["compressed"], generation_transforms(recipe, context)
     )
     context.reporter.stage("checking the generation folder against the framework model")
     prompt = prompt_ids(recipe, context.data, min(64, recipe.data.seq_len if recipe.data else 64))

@@ -42,6 +42,9 @@ class PassContext:
     backend: Backend | None = None  # the backend running the pass (set by apply_pass)
     #: (teacher, config) of the recovery distill pass whose loss the later training passes add
     distiller: tuple[Any, Any] | None = None
+    #: What an ONNX-stage pass leaves for its generation role, by id of the pass config (the
+    #: weight-only grids, so that the generation decoder gets the same blocks).
+    generation_state: dict[int, Any] = field(default_factory=dict)
 
     def split(self, config: PassConfig) -> tuple[str, Split] | None:
         """The first of the pass's `splits` that data.source returned, with its name."""

@@ -15,6 +15,8 @@ from compress.passes.distill import DistillPass
 from compress.passes.prune import ChannelPrune, MagnitudePrune, NMPrune
 from compress.passes.quantize import (
     DynamicQuantize,
+    GPTQQuantize,
+    HQQQuantize,
     QATQuantize,
     StaticQuantize,
     WeightOnlyQuantize,
@@ -42,7 +44,9 @@ for _flavor in ("keras", "tf_keras"):
     register_role(SESSION, DistillPass, f"{_KERAS}.session:distill_part", _flavor)
     register_handler(QATQuantize, _flavor, f"{_KERAS}.quantization:apply_qat")
 
-for _post_training in (DynamicQuantize, StaticQuantize, WeightOnlyQuantize):
+_WEIGHT_ONLY = (WeightOnlyQuantize, GPTQQuantize, HQQQuantize)
+for _post_training in (DynamicQuantize, StaticQuantize, *_WEIGHT_ONLY):
     register_handler(_post_training, ONNX, "compress.backends.onnx.passes:quantize_file")
     register_role(PLAN, _post_training, "compress.backends.onnx.plan:plan_quantize_file", ONNX)
-register_role(GENERATION, WeightOnlyQuantize, "compress.backends.onnx.decoder:quantize_decoder")
+for _weight_only in _WEIGHT_ONLY:
+    register_role(GENERATION, _weight_only, "compress.backends.onnx.decoder:quantize_decoder")

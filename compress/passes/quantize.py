@@ -144,16 +144,21 @@ BlockWidth = Literal["int4", "int8", "float"]
 
 
 class WeightOnlyQuantize(PostTrainingQuantize):
-    """INT4 weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`);
+    """Weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`);
     embedding tables as GatherBlockQuantized, the final projection at its own width, and a
-    table tied to it stored once."""
+    table tied to it stored once. The calibrated algorithms are its subclasses."""
 
     selectors = ("mode", "algorithm")
 
     mode: Literal["weight_only"] = Field(..., description=MODE_DESCRIPTION)
-    algorithm: Literal["rtn"] = Field("rtn", description="rtn: round each block to nearest")
+    algorithm: Literal["rtn"] = Field(
+        "rtn", description="rtn: round each block to nearest; gptq, hqq: see their pages"
+    )
+    weights: Literal["int4", "int8"] = Field(
+        "int4", description="the width of the MatMul blocks (int8: near-lossless, 2x larger)"
+    )
     block_size: int = Field(32, ge=16, description="weights per quantization block")
-    symmetric: bool = Field(True, description="symmetric int4 blocks")
+    symmetric: bool = Field(True, description="symmetric blocks (no zero points stored)")
     accuracy_level: Annotated[int, Field(ge=0, le=4)] | Literal["auto"] = Field(
         "auto",
         description="MatMulNBits compute type, as onnxruntime defines it: 0 unset (float), "
@@ -165,12 +170,16 @@ class WeightOnlyQuantize(PostTrainingQuantize):
     lm_head: BlockWidth = Field(
         "int4", description="the final projection (the MatMul producing the logits)"
     )
+    sensitive: Literal["int8", "float"] = Field(
+        "int8",
+        description="what max_accuracy_drop puts the most sensitive layers at: 8-bit blocks "
+        "(mixed precision) or float",
+    )
 
-    @model_validator(mode="after")
-    def _weights(self) -> WeightOnlyQuantize:
-        if self.weights != "int4":
-            raise ValueError("mode weight_only quantizes to int4: set weights: int4")
-        return self
+    @property
+    def calibrated(self) -> bool:
+        """Whether the algorithm reads calibration samples."""
+        return False
 
     @model_validator(mode="after")
     def _block_size(self) -> WeightOnlyQuantize:
@@ -179,6 +188,54 @@ class WeightOnlyQuantize(PostTrainingQuantize):
                 f"block_size {self.block_size} is not a power of two (16, 32, 64, 128...), "
                 "which MatMulNBits and GatherBlockQuantized need"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _weights(self) -> WeightOnlyQuantize:
+        return self  # every width of `weights` has blocks
+
+
+class GPTQQuantize(WeightOnlyQuantize):
+    """GPTQ: each MatMul's blocks chosen to keep its output on calibration inputs, the
+    rounding error of every column spread over the columns not yet rounded; sequential (each
+    layer sees the inputs the already-quantized layers before it produce)."""
+
+    algorithm: Literal["gptq"] = Field(..., description="gptq: Hessian-aware, calibrated")
+    damping: float = Field(
+        0.01, gt=0, le=1, description="added to the Hessian diagonal, times its mean"
+    )
+    act_order: bool = Field(
+        True, description="round the columns with the largest inputs first (static blocks)"
+    )
+    calibration: Calibration = Field(default_factory=lambda: Calibration(samples=128))
+
+    @property
+    def calibrated(self) -> bool:
+        return True
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("calibration", "train")
+
+    def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
+        if recipe.data is None:
+            message = "gptq calibrates on data: add a data section (data.text or data.source)"
+            return [recipe.error_at(("passes", index, "algorithm"), message)]
+        return super().recipe_problems(recipe, index)
+
+
+class HQQQuantize(WeightOnlyQuantize):
+    """HQQ: calibration-free block ranges by half-quadratic optimisation of the zero points
+    (rounded to integers, so the fast kernels run it), scales refitted by least squares."""
+
+    algorithm: Literal["hqq"] = Field(..., description="hqq: calibration-free, asymmetric")
+    symmetric: bool = Field(False, description="hqq fits zero points: asymmetric blocks")
+    iterations: int = Field(20, ge=1, le=200, description="half-quadratic steps per weight")
+
+    @model_validator(mode="after")
+    def _asymmetric(self) -> HQQQuantize:
+        if self.symmetric:
+            raise ValueError("hqq fits each block's zero point: leave symmetric false")
         return self
 
 
@@ -205,6 +262,8 @@ QUANTIZE_PASSES: tuple[type[QuantizeBase], ...] = (
     DynamicQuantize,
     StaticQuantize,
     WeightOnlyQuantize,
+    GPTQQuantize,
+    HQQQuantize,
     QATQuantize,
 )
 

@@ -17,7 +17,8 @@ Roles: `apply` (the handler that runs a pass on one backend: `handler(model, con
 file: `handler(path, config, context) -> dict`, for `compress plan`), `levels` (the
 sensitivity scan that `allocation: sensitivity` and `compress tune` allocate levels from) and
 `generation` (applies an ONNX-stage pass to a generation (KV-cache) decoder graph without
-calibration or fallback: `handler(source: Path, target: Path, config) -> dict` record).
+calibration or fallback: `handler(source: Path, target: Path, config, context) -> dict`
+record; `context.generation_state` holds what the pass left for it on the exported file).
 A reference given as "module:function" is imported when first used, so the table is read
 without importing any framework. Nothing outside `compress/passes/` asks which class a pass
 is: it asks this registry.
@@ -43,10 +44,8 @@ ANY = "*"
 APPLY = "apply"
 #: The role that plans an ONNX-stage pass on an exported file (`compress plan`).
 PLAN = "plan"
-#: The role that applies an ONNX-stage pass to a generation (KV-cache) decoder graph.
-GENERATION = "generation"
 #: The role that applies an ONNX-stage pass to a generation (KV-cache) decoder graph, without
-#: calibration or fallback: `handler(source, target, config) -> dict`.
+#: calibration or fallback: `handler(source, target, config, context) -> dict`.
 GENERATION = "generation"
 
 Handler = Callable[..., Any]

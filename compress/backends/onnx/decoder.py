@@ -12,6 +12,8 @@ from pathlib import Path
 
 import onnx
 
+from compress.backends.base import PassContext
+from compress.backends.onnx.grids import prepare_grids
 from compress.backends.onnx.quantize import excluded_nodes, matmul_form
 from compress.backends.onnx.weight_only import quantize_blocks
 from compress.errors import ModelError
@@ -21,20 +23,29 @@ from compress.passes.quantize import WeightOnlyQuantize
 EXTERNAL_BYTES = 1_800_000_000
 
 
-def quantize_decoder(source: Path, target: Path, config: WeightOnlyQuantize) -> dict:
+def quantize_decoder(
+    source: Path, target: Path, config: WeightOnlyQuantize, context: PassContext | None = None
+) -> dict:
     """Quantize the decoder graph `source` (its external data read from beside it) into
-    `target`; the record says what was done, as the `apply` role's does."""
+    `target` with the blocks the pass chose for the same weights of the exported file (found
+    by value; a calibrated algorithm is not run again), the calibration-free algorithm for any
+    other; the record says what was done, as the `apply` role's does."""
     model = onnx.load(str(source))
     excluded, unmatched = excluded_nodes(model, config.ignore)
     if unmatched:
         raise ModelError(f"quantize: ignore {unmatched[0]!r} matches no node of the decoder graph")
     model, excluded = matmul_form(model, excluded)
-    record = quantize_blocks(model, config, excluded)
+    grids = context.generation_state.get(id(config)) if context is not None else None
+    if grids is None:
+        grids = prepare_grids(model, config, None, 1, excluded, calibrate=False)
+    choose, counts = grids.for_decoder()
+    record = quantize_blocks(model, config, excluded, choose)
     external = save(model, target)  # no onnx checker: builders use onnxruntime-only ops
     return {
         "mode": config.mode,
         "weights": config.weights,
         **record,
+        **counts,
         "excluded_nodes": excluded,
         "external_data": external,
     }

@@ -110,7 +110,7 @@ def revert_until_within(
             return Fallback(reverted, before, drop, path)
     raise ModelError(
         f"quantize: max_accuracy_drop {limit:g} is not met even with all {len(ranked)} "
-        f"quantized nodes reverted to float: drop {before:.4g} fully quantized, {drop:.4g} "
-        f"after reverting (measured in {scorer.measure} on val); raise the limit or use a "
-        "less aggressive mode"
+        f"quantized nodes reverted to {quantizer.reverted_to}: drop {before:.4g} fully "
+        f"quantized, {drop:.4g} after reverting (measured in {scorer.measure} on val); "
+        "raise the limit or use a less aggressive mode"
     )

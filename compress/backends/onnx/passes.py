@@ -52,6 +52,8 @@ def quantize_file(
                 record["fallback_latency_ms"] = {k: round(v, 4) for k, v in p50.items()}
             current = fallback.path
         shutil.copyfile(current, target)
+    if quantizer.generation_state is not None:
+        context.generation_state[id(config)] = quantizer.generation_state
     return {
         "mode": config.mode,
         "weights": config.weights,

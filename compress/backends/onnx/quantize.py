@@ -16,6 +16,7 @@ import platform
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -31,6 +32,7 @@ from onnxruntime.quantization import (
 
 import compress.interrupts as interrupts
 from compress.backends.native_logs import quiet_loggers
+from compress.backends.onnx.grids import prepare_grids
 from compress.backends.onnx.weight_only import (
     ORT_LOGGERS,
     accuracy_level,
@@ -44,6 +46,8 @@ from compress.onnx.runtime import make_session, predict
 from compress.onnx.tidy import drop_initializer_value_info
 from compress.passes.quantize import (
     DynamicQuantize,
+    GPTQQuantize,
+    HQQQuantize,
     PostTrainingQuantize,
     StaticQuantize,
     WeightOnlyQuantize,
@@ -171,6 +175,10 @@ class Quantizer:
     user_excluded: list[str]
     scratch: Path
     chosen: dict = field(default_factory=dict)
+    #: What the fallback does to a node it takes back (weight-only mixed precision: 8 bits).
+    reverted_to: str = "float"
+    #: What the pass's generation role reuses (weight-only: the grids chosen here).
+    generation_state: Any = None
 
     @staticmethod
     def prepare(
@@ -455,13 +463,26 @@ class WeightOnlyQuantizer(Quantizer):
         onnx.save(rewritten, str(self.prepared))
         level, _ = accuracy_level(self.config)
         self.chosen["format"] = (
-            f"MatMulNBits int4, block {self.config.block_size}, accuracy_level {level}"
+            f"MatMulNBits {self.config.weights}, block {self.config.block_size}, "
+            f"accuracy_level {level}"
         )
+        self.grids = prepare_grids(rewritten, self.config, calibration, batch, self.user_excluded)
+        self.chosen.update(self.grids.record)
+        self.generation_state = self.grids
+        if self.config.sensitive == "int8":
+            self.reverted_to = "8-bit blocks"
 
-    def quantize(self, target: Path, excluded: list[str]) -> None:
+    def write(self, target: Path, keep_float: Collection[str] = ()) -> None:
+        """Quantize into `target`; `keep_float` nodes (the fallback's) go to 8-bit blocks when
+        `sensitive: int8` (mixed precision), else to float like the ignored ones."""
+        wider = set(keep_float) if self.config.sensitive == "int8" else set()
+        excluded = sorted({*self.user_excluded, *keep_float} - wider)
         model = onnx.load(str(self.prepared))
-        self.chosen.update(quantize_blocks(model, self.config, excluded))
+        self.chosen.update(
+            quantize_blocks(model, self.config, excluded, self.grids.choose, sorted(wider))
+        )
         onnx.save(model, str(target))
+        onnx.checker.check_model(str(target))
 
 
 def matmul_form(model: onnx.ModelProto, excluded: list[str]) -> tuple[onnx.ModelProto, list[str]]:
@@ -477,6 +498,8 @@ QUANTIZERS: dict[type[PostTrainingQuantize], type[Quantizer]] = {
     DynamicQuantize: DynamicQuantizer,
     StaticQuantize: StaticQuantizer,
     WeightOnlyQuantize: WeightOnlyQuantizer,
+    GPTQQuantize: WeightOnlyQuantizer,
+    HQQQuantize: WeightOnlyQuantizer,
 }
 
 

@@ -13,14 +13,14 @@ Gather reads the MatMulNBits weight through a Reshape, and one copy serves both.
 from __future__ import annotations
 
 import platform
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from compress.backends.native_logs import quiet_loggers
+from compress.backends.onnx.blocks import Grid, add_initializer, matmul_nbits
 from compress.cpu import cpu_flags
 from compress.passes.quantize import WeightOnlyQuantize
 
@@ -33,6 +33,8 @@ ORT_LOGGERS = ("", "onnxruntime.quantization.matmul_nbits_quantizer", "onnxrunti
 _AFTER_HEAD = {"Add", "Reshape", "Cast", "Identity", "Squeeze", "Unsqueeze", "Mul", "Div", "Tanh"}
 #: Ops token ids may pass through between the graph input and the embedding Gather.
 _INDEX_PASS_THROUGH = {"Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+#: The blocks of one weight: (initializer name, weight [K, N], bits) -> Grid.
+Choose = Callable[[str, np.ndarray, int], Grid]
 #: x86 features onnxruntime's int8-compute MatMulNBits kernels (accuracy_level 4) need.
 INT8_COMPUTE_FEATURES = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -152,24 +154,31 @@ def is_tied(graph: onnx.GraphProto, table: Weight, head: Weight) -> bool:
 
 
 def quantize_blocks(
-    model: onnx.ModelProto, config: WeightOnlyQuantize, excluded: Collection[str]
+    model: onnx.ModelProto,
+    config: WeightOnlyQuantize,
+    excluded: Collection[str],
+    choose: Choose,
+    wider: Collection[str] = (),
 ) -> dict:
     """Quantize `model` in place (MatMul already, Gemm rewritten) leaving `excluded` nodes in
-    float; return what was done for the pass record. An excluded lm_head or embedding counts
-    as float when its table is tied: one copy is stored, at the wider width."""
+    float and `wider` ones at 8 bits, each weight's blocks from `choose`; return what was done
+    for the pass record. An excluded lm_head or embedding counts as float when its table is
+    tied: one copy is stored, at the wider width."""
     level, why = accuracy_level(config)
     graph = model.graph
     head = final_projection(graph)
     head_weight = constant_weight(graph, head.input[1]) if head is not None else None
-    head_bits = BITS[config.lm_head] if head is not None and head.name not in excluded else None
+    head_bits = _width(head, BITS[config.lm_head], excluded, wider) if head is not None else None
     gathers = embedding_gathers(graph)
     table_bits = {  # by output: exporters may leave nodes unnamed
-        node.output[0]: None if node.name in excluded else BITS[config.embeddings]
+        node.output[0]: _width(node, BITS[config.embeddings], excluded, wider)
         for node, _ in gathers
     }
     tied = [(n, t) for n, t in gathers if head_weight and is_tied(graph, t, head_weight)]
     record: dict = {
-        "format": f"MatMulNBits int4, block {config.block_size}, accuracy_level {level}",
+        "format": (
+            f"MatMulNBits {config.weights}, block {config.block_size}, accuracy_level {level}"
+        ),
         "block_size": config.block_size,
         "accuracy_level": level,
         "lm_head": WIDTHS[head_bits] if head is not None else None,
@@ -186,10 +195,10 @@ def quantize_blocks(
         asked = {"lm_head": head_bits, "embeddings": table_bits[tied[0][0].output[0]]}
         widths = [head_bits, *(table_bits[node.output[0]] for node, _ in tied)]
         head_bits = None if None in widths else max(widths)
-        record.update(_store_tied(model, config, head, head_weight, tied, head_bits, asked))
+        record.update(_store_tied(model, config, choose, head, head_weight, tied, head_bits, asked))
     elif head_bits is not None:
         assert head is not None and head_weight is not None
-        _quantize_head(model, config, head, head_weight, head_bits)
+        _quantize_head(model, choose, head, head_weight, head_bits)
     shared = {node.output[0] for node, _ in tied}
     for node, table in gathers:
         bits = table_bits[node.output[0]]
@@ -203,16 +212,37 @@ def quantize_blocks(
         )
     if why:
         record["why"] = why
-    _quantize_matmuls(model, config, [*excluded, *([head.name] if head is not None else [])])
+    skipped = {*excluded, *([head.name] if head is not None else [])}
+    bits = BITS[config.weights]
+    widths = _quantize_matmuls(model, choose, skipped, bits, wider)
+    if head is not None:
+        widths[head.name or "lm_head"] = WIDTHS[head_bits]
+    for node, _ in gathers:
+        widths[node.name or node.output[0]] = WIDTHS[table_bits[node.output[0]]]
+    record["node_widths"] = widths
+    record["width_counts"] = {
+        width: sum(1 for value in widths.values() if value == width)
+        for width in ("int4", "int8", "float")
+    }
     for node in _all_nodes(graph):
         if node.op_type == "MatMulNBits":
             _set_attribute(node, "accuracy_level", level)
     return record
 
 
+def _width(
+    node: onnx.NodeProto, bits: int | None, excluded: Collection[str], wider: Collection[str]
+) -> int | None:
+    """The bits of a node: None (float) when excluded, 8 when it is to be wider, else `bits`."""
+    if node.name in excluded:
+        return None
+    return max(bits, 8) if node.name in wider and bits is not None else bits
+
+
 def _store_tied(
     model: onnx.ModelProto,
     config: WeightOnlyQuantize,
+    choose: Choose,
     head: onnx.NodeProto,
     weight: Weight,
     tied: list[tuple[onnx.NodeProto, Weight]],
@@ -239,11 +269,11 @@ def _store_tied(
         return {**record, "tied_storage": f"one float copy{note}"}
     source = tied[0][1]
     if weight.initializer != source.initializer or weight.transposed:
-        head.input[1] = _add_initializer(graph, source.array(graph).T, f"{source.initializer}_T")
-    nodes = _quantize_node(graph, config, head, bits)
-    packed = next(t for t in graph.initializer if t.name == nodes[0].input[1])
+        head.input[1] = add_initializer(graph, source.array(graph).T, f"{source.initializer}_T")
+    matmul = _quantize_node(graph, choose, head, bits)
+    packed = next(t for t in graph.initializer if t.name == matmul.input[1])
     for node, _ in tied:
-        _replace(graph, node, _gather_packed(graph, config, node, nodes[0], packed, bits))
+        _replace(graph, node, _gather_packed(graph, config, node, matmul, packed, bits))
     _drop_dead_transposes(graph)
     storage = (
         f"one {kind} copy: the lm_head's MatMulNBits weight, read by GatherBlockQuantized "
@@ -253,40 +283,28 @@ def _store_tied(
 
 
 def _quantize_head(
-    model: onnx.ModelProto,
-    config: WeightOnlyQuantize,
-    head: onnx.NodeProto,
-    weight: Weight,
-    bits: int,
+    model: onnx.ModelProto, choose: Choose, head: onnx.NodeProto, weight: Weight, bits: int
 ) -> None:
     """The lm_head as MatMulNBits at `bits`, its weight made an initializer first when read
     through a Transpose."""
     if weight.transposed:
-        head.input[1] = _add_initializer(
+        head.input[1] = add_initializer(
             model.graph, weight.array(model.graph), f"{weight.initializer}_T"
         )
-    _quantize_node(model.graph, config, head, bits)
+    _quantize_node(model.graph, choose, head, bits)
     _drop_dead_transposes(model.graph)
 
 
 def _quantize_node(
-    graph: onnx.GraphProto, config: WeightOnlyQuantize, node: onnx.NodeProto, bits: int
-) -> list[onnx.NodeProto]:
-    """One MatMul as MatMulNBits at `bits` (onnxruntime's own node quantizer), in place."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        DefaultWeightOnlyQuantizer,
-    )
-
-    quantizer = DefaultWeightOnlyQuantizer(
-        DefaultWeightOnlyQuantConfig(
-            block_size=config.block_size, is_symmetric=config.symmetric, bits=bits
-        )
-    )
-    with quiet_loggers(*ORT_LOGGERS):
-        nodes = quantizer.quantize_matmul(node, [graph])
-    _replace(graph, node, nodes)
-    return nodes
+    graph: onnx.GraphProto, choose: Choose, node: onnx.NodeProto, bits: int
+) -> onnx.NodeProto:
+    """One MatMul (its weight an initializer) as MatMulNBits at `bits`, in place."""
+    weight = constant_weight(graph, node.input[1])
+    assert weight is not None and not weight.transposed
+    grid = choose(weight.initializer, weight.array(graph), bits)
+    replacement = matmul_nbits(graph, node, grid, weight.initializer)
+    _replace(graph, node, [replacement])
+    return replacement
 
 
 def _gather_packed(
@@ -302,7 +320,7 @@ def _gather_packed(
     rows, blocks, blob = packed.dims
     shape = f"{packed.name}_rows"
     if not any(t.name == shape for t in graph.initializer):
-        _add_initializer(graph, np.array([rows, blocks * blob], np.int64), shape)
+        add_initializer(graph, np.array([rows, blocks * blob], np.int64), shape)
     name = f"{gather.name or gather.output[0]}_Q{bits}"
     nodes = [
         helper.make_node("Reshape", [packed.name, shape], [f"{name}_rows"], name=f"{name}_rows")
@@ -327,7 +345,7 @@ def _gather_packed(
     if padded:
         bounds = []
         for label, value in (("starts", 0), ("ends", hidden), ("axes", -1)):
-            bounds.append(_add_initializer(graph, np.array([value], np.int64), f"{name}_{label}"))
+            bounds.append(add_initializer(graph, np.array([value], np.int64), f"{name}_{label}"))
         nodes.append(
             helper.make_node("Slice", [output, *bounds], [gather.output[0]], name=f"{name}_slice")
         )
@@ -385,10 +403,10 @@ def _add_table(
         _require_int4_opset(model)
     else:
         values, scales, zeros = _uint8_blocks(rows, config.block_size, config.symmetric)
-        _add_initializer(graph, values, name)
+        add_initializer(graph, values, name)
         if zeros is not None:
-            _add_initializer(graph, zeros, f"{name}_zero_points")
-    _add_initializer(graph, scales, f"{name}_scales")
+            add_initializer(graph, zeros, f"{name}_zero_points")
+    add_initializer(graph, scales, f"{name}_scales")
 
 
 def _uint8_blocks(
@@ -415,32 +433,29 @@ def _uint8_blocks(
 
 
 def _quantize_matmuls(
-    model: onnx.ModelProto, config: WeightOnlyQuantize, excluded: list[str]
-) -> None:
-    """Every other MatMul with a constant weight as 4-bit MatMulNBits (onnxruntime's quantizer,
-    which also drops the float initializers nothing reads any more)."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-
-    algorithm = DefaultWeightOnlyQuantConfig(
-        block_size=config.block_size,
-        is_symmetric=config.symmetric,
-        bits=4,
-        op_types_to_quantize=("MatMul",),
-        quant_axes=(("MatMul", 0),),
-    )
-    quantizer = MatMulNBitsQuantizer(
-        model,
-        bits=4,
-        block_size=config.block_size,
-        is_symmetric=config.symmetric,
-        nodes_to_exclude=excluded,
-        algo_config=algorithm,
-    )
-    with quiet_loggers(*ORT_LOGGERS):
-        quantizer.process()
+    model: onnx.ModelProto,
+    choose: Choose,
+    skipped: Collection[str],
+    bits: int,
+    wider: Collection[str],
+) -> dict[str, str]:
+    """Every other MatMul with a constant weight as MatMulNBits at `bits` (8 for `wider`
+    ones); the float weights nothing reads any more are dropped. The width of each."""
+    graph = model.graph
+    widths: dict[str, str] = {}
+    for node in list(graph.node):
+        if node.op_type != "MatMul" or node.name in skipped:
+            continue
+        weight = constant_weight(graph, node.input[1])
+        if weight is None:
+            continue
+        width = max(bits, 8) if node.name in wider else bits
+        if weight.transposed:
+            node.input[1] = add_initializer(graph, weight.array(graph), f"{weight.initializer}_T")
+        _quantize_node(graph, choose, node, width)
+        widths[node.name or node.output[0]] = WIDTHS[width]
+    _drop_dead_transposes(graph)
+    return widths
 
 
 def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -468,7 +483,7 @@ def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
         if attributes.get("transB", 0):
             array = numpy_helper.to_array(initializers[weight]).T
             if readers[weight] > 1:
-                weight = _add_initializer(model.graph, array, f"{weight}_T")
+                weight = add_initializer(model.graph, array, f"{weight}_T")
             else:
                 initializers[weight].CopyFrom(
                     numpy_helper.from_array(np.ascontiguousarray(array), weight)
@@ -546,22 +561,16 @@ def _drop_dead_transposes(graph: onnx.GraphProto) -> None:
 
 
 def _drop_unread_initializers(graph: onnx.GraphProto) -> None:
+    """Initializers nothing reads, and their entries among the graph inputs (older IRs)."""
     read = {name for node in _all_nodes(graph) for name in node.input}
     read |= {output.name for output in graph.output}
+    dropped = {t.name for t in graph.initializer if t.name not in read}
     kept = [t for t in graph.initializer if t.name in read]
     del graph.initializer[:]
     graph.initializer.extend(kept)
-
-
-def _add_initializer(graph: onnx.GraphProto, array: np.ndarray, name: str) -> str:
-    """Add `array` under `name`, or under `name_2`, `name_3`... when taken; the name used."""
-    taken = {t.name for t in graph.initializer}
-    unique, count = name, 1
-    while unique in taken:
-        count += 1
-        unique = f"{name}_{count}"
-    graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(array), unique))
-    return unique
+    inputs = [i for i in graph.input if i.name not in dropped]
+    del graph.input[:]
+    graph.input.extend(inputs)
 
 
 def _set_attribute(node: onnx.NodeProto, name: str, value: int) -> None:

@@ -1,0 +1,142 @@
+"""Which blocks each weight gets: the weight-only algorithms behind one function,
+`Choose(initializer, weight, bits) -> Grid`, that the MatMulNBits writer calls per weight.
+
+Round to nearest and HQQ look at the weight alone. GPTQ runs first, over the whole graph in
+order (sequential calibration), and its grids are then handed out by weight; a width it did not
+calibrate (the 8-bit layers of mixed precision) is rounded to nearest, which 8 bits affords.
+Every grid handed out is remembered by value, so that the generation decoder, which holds the
+same weights (some fused side by side), gets exactly the same blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from compress.backends.onnx.blocks import Grid, GridMemo, rtn_grid
+from compress.backends.onnx.gptq import gptq_grid
+from compress.backends.onnx.hqq import hqq_grid
+from compress.backends.onnx.sequential import SequentialRunner, batches_of, input_hessian
+from compress.backends.onnx.weight_only import BITS, Choose, constant_weight
+from compress.passes.quantize import GPTQQuantize, HQQQuantize, WeightOnlyQuantize
+
+
+def calibration_free(config: WeightOnlyQuantize) -> Choose:
+    """The algorithm's blocks from the weight alone (GPTQ's fallback: round to nearest)."""
+    if isinstance(config, HQQQuantize):
+        return lambda name, weight, bits: hqq_grid(
+            weight, bits, config.block_size, config.iterations
+        )
+    return lambda name, weight, bits: rtn_grid(weight, bits, config.block_size, config.symmetric)
+
+
+@dataclass
+class Grids:
+    """The grids of one pass: calibrated ones by initializer (GPTQ), the calibration-free
+    algorithm for the rest, and the memo of every grid handed out."""
+
+    config: WeightOnlyQuantize
+    calibrated: GridMemo = field(default_factory=GridMemo.empty)
+    memo: GridMemo = field(default_factory=GridMemo.empty)
+    record: dict = field(default_factory=dict)
+
+    def choose(self, name: str, weight: np.ndarray, bits: int) -> Grid:
+        """The calibrated grid of these values at `bits`, else the calibration-free one."""
+        grid = self.calibrated.recall(weight, bits)
+        if grid is None:
+            grid = calibration_free(self.config)(name, weight, bits)
+        self.memo.remember(weight, grid)
+        return grid
+
+    def for_decoder(self) -> tuple[Choose, dict[str, int]]:
+        """A `Choose` for the generation decoder: the grid remembered for the same values,
+        else the calibration-free one; and the counts of both, filled as it is called."""
+        counts = {"decoder_weights_matched": 0, "decoder_weights_unmatched": 0}
+        fresh = calibration_free(self.config)
+
+        def choose(name: str, weight: np.ndarray, bits: int) -> Grid:
+            grid = self.memo.recall(weight, bits)
+            counts["decoder_weights_matched" if grid else "decoder_weights_unmatched"] += 1
+            return grid if grid is not None else fresh(name, weight, bits)
+
+        return choose, counts
+
+
+def prepare_grids(
+    model: onnx.ModelProto,
+    config: WeightOnlyQuantize,
+    calibration: list[np.ndarray] | None,
+    batch: int,
+    skipped: Collection[str],
+    calibrate: bool = True,
+) -> Grids:
+    """The pass's grids; for GPTQ (unless `calibrate` is false), every MatMul not `skipped`
+    calibrated in graph order."""
+    grids = Grids(config)
+    if isinstance(config, GPTQQuantize) and calibrate:
+        assert calibration is not None  # the pass's splits guarantee it
+        started = time.perf_counter()
+        grids.calibrated, calibrated = gptq_sequential(model, config, calibration, batch, skipped)
+        grids.record = {
+            "algorithm": "gptq",
+            "calibration_samples": len(calibration[0]),
+            "calibrated_weights": calibrated,
+            "calibration_seconds": round(time.perf_counter() - started, 2),
+            "damping": config.damping,
+            "act_order": config.act_order,
+        }
+    else:
+        grids.record = {"algorithm": config.algorithm}
+    return grids
+
+
+def gptq_sequential(
+    model: onnx.ModelProto,
+    config: GPTQQuantize,
+    calibration: list[np.ndarray],
+    batch: int,
+    skipped: Collection[str],
+) -> tuple[GridMemo, int]:
+    """GPTQ grids of every constant MatMul weight (found by value), and how many. MatMuls
+    sharing an
+    input (q, k and v) are solved together from one Hessian; each group's weights are replaced
+    by their quantized values before the next group's inputs are computed."""
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in initializers]
+    runner = SequentialRunner(model, list(batches_of(names, calibration, batch)))
+    groups: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.name not in skipped:
+            weight = constant_weight(graph, node.input[1])
+            if weight is not None and node.input[0] not in initializers:
+                groups.setdefault(node.input[0], []).append(node)
+    bits = BITS[config.weights]
+    assert bits is not None
+    solved: set[str] = set()
+    memo = GridMemo.empty()
+    for source, nodes in groups.items():  # graph order: a group's inputs follow its ancestors
+        hessian = input_hessian(runner.tensor(source))
+        for node in nodes:
+            weight = constant_weight(graph, node.input[1])
+            assert weight is not None
+            if weight.initializer in solved:
+                continue
+            grid = gptq_grid(
+                weight.array(graph),
+                hessian,
+                bits,
+                config.block_size,
+                config.symmetric,
+                config.damping,
+                config.act_order,
+            )
+            solved.add(weight.initializer)
+            memo.remember(weight.array(graph), grid)
+            quantized = grid.dequantized()
+            runner.set_weight(weight.initializer, quantized.T if weight.transposed else quantized)
+    return memo, len(solved)
