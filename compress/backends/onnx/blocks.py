@@ -159,9 +159,8 @@ def matmul_nbits(
         add_initializer(graph, grid.scales.astype(np.float32), f"{prefix}_scales"),
     ]
     if grid.zeros is not None:
-        inputs.append(
-            add_initializer(graph, _packed(grid.zeros, grid.bits), f"{prefix}_zero_points")
-        )
+        zeros = _packed(grid.zeros, grid.bits, pad=1 << (grid.bits - 1))  # as onnxruntime pads
+        inputs.append(add_initializer(graph, zeros, f"{prefix}_zero_points"))
     return helper.make_node(
         "MatMulNBits",
         inputs,
@@ -175,13 +174,14 @@ def matmul_nbits(
     )
 
 
-def _packed(codes: np.ndarray, bits: int) -> np.ndarray:
+def _packed(codes: np.ndarray, bits: int, pad: int = 0) -> np.ndarray:
     """Codes along the last axis packed as MatMulNBits stores them: 8-bit as they are, 4-bit
-    two per byte, the first in the low nibble (an odd count padded with a zero)."""
+    two per byte, the first in the low nibble (an odd count padded with `pad`)."""
     if bits == 8:
         return np.ascontiguousarray(codes.astype(np.uint8))
     if codes.shape[-1] % 2:
-        codes = np.concatenate([codes, np.zeros((*codes.shape[:-1], 1), codes.dtype)], axis=-1)
+        padding = np.full((*codes.shape[:-1], 1), pad, codes.dtype)
+        codes = np.concatenate([codes, padding], axis=-1)
     low, high = codes[..., 0::2], codes[..., 1::2]
     return np.ascontiguousarray((low | (high << 4)).astype(np.uint8))
 
