@@ -39,7 +39,8 @@ def quantize_decoder(
     if grids is None:
         grids = prepare_grids(model, config, None, 1, excluded, calibrate=False)
     choose, counts = grids.for_decoder()
-    record = quantize_blocks(model, config, excluded, choose)
+    floats, wider = grids.decoder_widths(model)  # mixed precision as the kept file has it
+    record = quantize_blocks(model, config, sorted({*excluded, *floats}), choose, wider)
     external = save(model, target)  # no onnx checker: builders use onnxruntime-only ops
     return {
         "mode": config.mode,

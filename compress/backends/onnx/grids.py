@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from compress.backends.onnx.blocks import Grid, GridMemo, rtn_grid
+from compress.backends.onnx.blocks import Grid, GridMemo, column_keys, rtn_grid
 from compress.backends.onnx.gptq import gptq_grid
 from compress.backends.onnx.hqq import hqq_grid
 from compress.backends.onnx.sequential import SequentialRunner, batches_of, input_hessian
@@ -43,6 +43,9 @@ class Grids:
     calibrated: GridMemo = field(default_factory=GridMemo.empty)
     memo: GridMemo = field(default_factory=GridMemo.empty)
     record: dict = field(default_factory=dict)
+    #: The width each column was last written at (None: left float), by column fingerprint:
+    #: the last write is the file the pass keeps, mixed precision included.
+    widths: dict[bytes, int | None] = field(default_factory=dict)
 
     def choose(self, name: str, weight: np.ndarray, bits: int) -> Grid:
         """The calibrated grid of these values at `bits`, else the calibration-free one."""
@@ -50,7 +53,35 @@ class Grids:
         if grid is None:
             grid = calibration_free(self.config)(name, weight, bits)
         self.memo.remember(weight, grid)
+        self.widths.update(dict.fromkeys(column_keys(weight), bits))
         return grid
+
+    def begin_write(self, model: onnx.ModelProto, floats: Collection[str]) -> None:
+        """A new file is being written, with the MatMuls `floats` of `model` left float."""
+        self.widths = {}
+        for node in model.graph.node:
+            if node.op_type != "MatMul" or node.name not in floats:
+                continue
+            weight = constant_weight(model.graph, node.input[1])
+            if weight is not None:
+                self.widths.update(dict.fromkeys(column_keys(weight.array(model.graph))))
+
+    def decoder_widths(self, model: onnx.ModelProto) -> tuple[list[str], list[str]]:
+        """The MatMuls of a generation decoder graph that the kept file has in float and at 8
+        bits (by their weights' values; a fused weight takes the widest of its parts)."""
+        floats, wider = [], []
+        for node in model.graph.node:
+            weight = (
+                constant_weight(model.graph, node.input[1]) if node.op_type == "MatMul" else None
+            )
+            if weight is None:
+                continue
+            seen = [self.widths.get(key, 0) for key in column_keys(weight.array(model.graph))]
+            if None in seen:
+                floats.append(node.name)
+            elif max(seen, default=0) == 8:
+                wider.append(node.name)
+        return floats, wider
 
     def for_decoder(self) -> tuple[Choose, dict[str, int]]:
         """A `Choose` for the generation decoder: the grid remembered for the same values,

@@ -478,6 +478,7 @@ class WeightOnlyQuantizer(Quantizer):
         wider = set(keep_float) if self.config.sensitive == "int8" else set()
         excluded = sorted({*self.user_excluded, *keep_float} - wider)
         model = onnx.load(str(self.prepared))
+        self.grids.begin_write(model, set(keep_float) - wider)
         self.chosen.update(
             quantize_blocks(model, self.config, excluded, self.grids.choose, sorted(wider))
         )
