@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.atomic import write_text_atomic
 from compress.errors import UsageError
 from compress.recipe import Recipe, referenced_file

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from compress import interrupts
+import compress.interrupts as interrupts
 from compress.analysis.html import render_analysis
 from compress.analysis.scans import LEVELS, SCAN, LevelScan
 from compress.analysis.schema import Analysis, PassAnalysis
