@@ -111,14 +111,23 @@ LOWER_IS_BETTER = {"mse", "perplexity"}
 SHARE_METRICS = ("accuracy", "top5")
 
 
+#: Metrics whose drop is relative (0.01 = 1% worse): a perplexity's scale depends on the model.
+RELATIVE_DROP = {"perplexity"}
+
+
 def drop_unit(metric: str | None) -> Unit:
     """The unit of a drop in the recipe's evaluate metric `metric` (or, without labels, in the
     fidelity it implies: top-1 agreement for accuracy and top5, else cosine)."""
+    if metric in RELATIVE_DROP:
+        return "fraction"
     return "points" if metric in SHARE_METRICS else "score"
 
 
 def metric_drop(metric: str | None, before: float, after: float) -> float:
-    """How much worse `after` is than `before` in `metric` (positive: worse)."""
+    """How much worse `after` is than `before` in `metric` (positive: worse); for perplexity
+    relative to `before` (the `max_accuracy_drop` of an LLM is a relative increase)."""
+    if metric in RELATIVE_DROP:
+        return after / before - 1 if before > 0 else float("inf")
     return after - before if metric in LOWER_IS_BETTER else before - after
 
 

@@ -142,3 +142,13 @@ def test_accuracy_drop_follows_the_metric_direction(metric, drop):
     raw["recipe"]["spec"]["evaluate"] = {"metric": metric} if metric else None
     value = METRICS["accuracy_drop"].figure(Report.model_validate(raw), "compressed")
     assert value == pytest.approx(drop)
+
+
+def test_a_perplexity_drop_is_relative_to_the_baseline():
+    """Friction (benchmarks/int4.py): max_accuracy_drop 0.001 on perplexity compared 0.147
+    perplexity points, 74x stricter than the 0.1% the docs promise."""
+    from compress.metrics import drop_unit, metric_drop
+
+    assert metric_drop("perplexity", 74.3325, 74.4796) == pytest.approx(0.00198, abs=1e-5)
+    assert drop_unit("perplexity") == "fraction"
+    assert metric_drop("accuracy", 0.95, 0.94) == pytest.approx(0.01)
