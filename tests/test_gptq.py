@@ -221,3 +221,71 @@ def test_max_accuracy_drop_puts_the_most_sensitive_layers_at_8_bits(tmp_path: Pa
     # the generation decoder, found by the weights' values, gets the same widths
     floats, wider = quantizer.generation_state.decoder_widths(_mlp())
     assert sorted(wider) == sorted(fallback.reverted) and not floats
+
+
+def _block_model(fused: bool = False) -> onnx.ModelProto:
+    """A transformer block's weight layout: x * gamma feeds q and k (side by side in one MatMul
+    when `fused`, as the generation decoder has them), x * gamma2 feeds gate and up, and
+    sigmoid(gate) * up feeds down. Inputs have a few loud channels."""
+    rng = np.random.default_rng(11)
+    q, k, gate, up = (rng.normal(0, 0.1, (WIDTH, WIDTH)).astype(np.float32) for _ in range(4))
+    down = rng.normal(0, 0.1, (WIDTH, WIDTH)).astype(np.float32)
+    gammas = [(1 + rng.random(WIDTH)).astype(np.float32) for _ in range(2)]
+    initializers = [
+        numpy_helper.from_array(gammas[0], "gamma"),
+        numpy_helper.from_array(gammas[1], "gamma2"),
+        *(numpy_helper.from_array(w, n) for w, n in ((gate, "gate"), (up, "up"), (down, "down"))),
+    ]
+    nodes = [helper.make_node("Mul", ["x", "gamma"], ["normed"], "norm")]
+    if fused:
+        initializers.append(numpy_helper.from_array(np.concatenate([q, k], axis=1), "qk"))
+        initializers.append(numpy_helper.from_array(np.array([WIDTH, WIDTH], np.int64), "halves"))
+        nodes += [
+            helper.make_node("MatMul", ["normed", "qk"], ["qk_out"], "qk_proj"),
+            helper.make_node("Split", ["qk_out", "halves"], ["q_out", "k_out"], "split", axis=-1),
+        ]
+    else:
+        initializers += [numpy_helper.from_array(q, "q"), numpy_helper.from_array(k, "k")]
+        nodes += [
+            helper.make_node("MatMul", ["normed", "q"], ["q_out"], "q_proj"),
+            helper.make_node("MatMul", ["normed", "k"], ["k_out"], "k_proj"),
+        ]
+    nodes += [
+        helper.make_node("Add", ["q_out", "k_out"], ["attn"], "attn"),
+        helper.make_node("Mul", ["attn", "gamma2"], ["normed2"], "norm2"),
+        helper.make_node("MatMul", ["normed2", "gate"], ["gate_out"], "gate_proj"),
+        helper.make_node("MatMul", ["normed2", "up"], ["up_out"], "up_proj"),
+        helper.make_node("Sigmoid", ["gate_out"], ["act"], "act"),
+        helper.make_node("Mul", ["act", "up_out"], ["gated"], "gated"),
+        helper.make_node("MatMul", ["gated", "down"], ["y"], "down_proj"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "block",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, WIDTH])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, WIDTH])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_awq_folds_its_scales_and_the_decoder_gets_the_same_function():
+    from compress.backends.onnx.awq import apply_smoothing, awq_smooth
+
+    calibration, held_out = _inputs(512), _inputs(128, seed=7)
+    reference = _run(_block_model(), held_out)
+    smoothed = _block_model()
+    smoothing = awq_smooth(smoothed, [calibration], 64, 4, 32, True, [])
+    assert set(smoothing.alphas) == {"q_proj", "gate_proj", "down_proj"}  # one per group
+    assert any(alpha > 0 for alpha in smoothing.alphas.values())
+    assert [n.op_type for n in smoothed.graph.node] == [
+        n.op_type for n in _block_model().graph.node
+    ]
+    np.testing.assert_allclose(_run(smoothed, held_out), reference, rtol=1e-4, atol=1e-4)
+    fused = _block_model(fused=True)  # q and k side by side: found by their columns' values
+    assert apply_smoothing(fused, smoothing) >= 3
+    np.testing.assert_allclose(_run(fused, held_out), reference, rtol=1e-4, atol=1e-4)
+    weights = {t.name: numpy_helper.to_array(t) for t in smoothed.graph.initializer}
+    fused_weights = {t.name: numpy_helper.to_array(t) for t in fused.graph.initializer}
+    np.testing.assert_array_equal(fused_weights["qk"][:, :WIDTH], weights["q"])
+    np.testing.assert_array_equal(fused_weights["gamma"], weights["gamma"])

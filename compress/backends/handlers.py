@@ -14,6 +14,7 @@ from compress.passes import register_handler, register_role
 from compress.passes.distill import DistillPass
 from compress.passes.prune import ChannelPrune, MagnitudePrune, NMPrune
 from compress.passes.quantize import (
+    AWQQuantize,
     DynamicQuantize,
     GPTQQuantize,
     HQQQuantize,
@@ -44,7 +45,7 @@ for _flavor in ("keras", "tf_keras"):
     register_role(SESSION, DistillPass, f"{_KERAS}.session:distill_part", _flavor)
     register_handler(QATQuantize, _flavor, f"{_KERAS}.quantization:apply_qat")
 
-_WEIGHT_ONLY = (WeightOnlyQuantize, GPTQQuantize, HQQQuantize)
+_WEIGHT_ONLY = (WeightOnlyQuantize, GPTQQuantize, AWQQuantize, HQQQuantize)
 for _post_training in (DynamicQuantize, StaticQuantize, *_WEIGHT_ONLY):
     register_handler(_post_training, ONNX, "compress.backends.onnx.passes:quantize_file")
     register_role(PLAN, _post_training, "compress.backends.onnx.plan:plan_quantize_file", ONNX)

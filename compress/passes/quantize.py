@@ -195,18 +195,10 @@ class WeightOnlyQuantize(PostTrainingQuantize):
         return self  # every width of `weights` has blocks
 
 
-class GPTQQuantize(WeightOnlyQuantize):
-    """GPTQ: each MatMul's blocks chosen to keep its output on calibration inputs, the
-    rounding error of every column spread over the columns not yet rounded; sequential (each
-    layer sees the inputs the already-quantized layers before it produce)."""
+class CalibratedWeightOnly(WeightOnlyQuantize):
+    """What the calibrated weight-only algorithms (gptq, awq) share: calibration samples from
+    the `calibration` split (else `train`), and a data section to draw them from."""
 
-    algorithm: Literal["gptq"] = Field(..., description="gptq: Hessian-aware, calibrated")
-    damping: float = Field(
-        0.01, gt=0, le=1, description="added to the Hessian diagonal, times its mean"
-    )
-    act_order: bool = Field(
-        True, description="round the columns with the largest inputs first (static blocks)"
-    )
     calibration: Calibration = Field(default_factory=lambda: Calibration(samples=128))
 
     @property
@@ -219,9 +211,33 @@ class GPTQQuantize(WeightOnlyQuantize):
 
     def recipe_problems(self, recipe: RecipeView, index: int) -> list[RecipeError]:
         if recipe.data is None:
-            message = "gptq calibrates on data: add a data section (data.text or data.source)"
+            message = (
+                f"{self.algorithm} calibrates on data: add a data section (data.text or "
+                "data.source)"
+            )
             return [recipe.error_at(("passes", index, "algorithm"), message)]
         return super().recipe_problems(recipe, index)
+
+
+class GPTQQuantize(CalibratedWeightOnly):
+    """GPTQ: each MatMul's blocks chosen to keep its output on calibration inputs, the
+    rounding error of every column spread over the columns not yet rounded; sequential (each
+    layer sees the inputs the already-quantized layers before it produce)."""
+
+    algorithm: Literal["gptq"] = Field(..., description="gptq: Hessian-aware, calibrated")
+    damping: float = Field(
+        0.01, gt=0, le=1, description="added to the Hessian diagonal, times its mean"
+    )
+    act_order: bool = Field(
+        True, description="round the columns with the largest inputs first (static blocks)"
+    )
+
+
+class AWQQuantize(CalibratedWeightOnly):
+    """AWQ: activation-aware per-channel scales (mean |x|^alpha, alpha searched on calibration
+    inputs) folded into the op before each MatMul group, then round to nearest."""
+
+    algorithm: Literal["awq"] = Field(..., description="awq: activation-aware scales, calibrated")
 
 
 class HQQQuantize(WeightOnlyQuantize):
@@ -263,6 +279,7 @@ QUANTIZE_PASSES: tuple[type[QuantizeBase], ...] = (
     StaticQuantize,
     WeightOnlyQuantize,
     GPTQQuantize,
+    AWQQuantize,
     HQQQuantize,
     QATQuantize,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 import onnx
 
 from compress.backends.base import PassContext
+from compress.backends.onnx.awq import apply_smoothing
 from compress.backends.onnx.grids import prepare_grids
 from compress.backends.onnx.quantize import excluded_nodes, matmul_form
 from compress.backends.onnx.weight_only import quantize_blocks
@@ -38,6 +39,9 @@ def quantize_decoder(
     grids = context.generation_state.get(id(config)) if context is not None else None
     if grids is None:
         grids = prepare_grids(model, config, None, 1, excluded, calibrate=False)
+    smoothed = {}
+    if grids.smoothing is not None:  # awq: the same scales, folded the same way
+        smoothed = {"decoder_weights_smoothed": apply_smoothing(model, grids.smoothing)}
     choose, counts = grids.for_decoder()
     floats, wider = grids.decoder_widths(model)  # mixed precision as the kept file has it
     record = quantize_blocks(model, config, sorted({*excluded, *floats}), choose, wider)
@@ -47,6 +51,7 @@ def quantize_decoder(
         "weights": config.weights,
         **record,
         **counts,
+        **smoothed,
         "excluded_nodes": excluded,
         "external_data": external,
     }

@@ -11,27 +11,37 @@ same weights (some fused side by side), gets exactly the same blocks.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import onnx
 
+from compress.backends.onnx.awq import Smoothing, awq_smooth, matmul_groups
 from compress.backends.onnx.blocks import Grid, GridMemo, column_keys, rtn_grid
 from compress.backends.onnx.gptq import gptq_grid
 from compress.backends.onnx.hqq import hqq_grid
 from compress.backends.onnx.sequential import SequentialRunner, batches_of, input_hessian
 from compress.backends.onnx.weight_only import BITS, Choose, constant_weight
-from compress.passes.quantize import GPTQQuantize, HQQQuantize, WeightOnlyQuantize
+from compress.passes.quantize import AWQQuantize, GPTQQuantize, HQQQuantize, WeightOnlyQuantize
 
 
 def calibration_free(config: WeightOnlyQuantize) -> Choose:
-    """The algorithm's blocks from the weight alone (GPTQ's fallback: round to nearest)."""
-    if isinstance(config, HQQQuantize):
-        return lambda name, weight, bits: hqq_grid(
-            weight, bits, config.block_size, config.iterations
-        )
+    """The algorithm's blocks from the weight alone (the calibrated ones': round to nearest)."""
+    return FROM_THE_WEIGHT.get(type(config), _round_to_nearest)(config)
+
+
+def _round_to_nearest(config: WeightOnlyQuantize) -> Choose:
     return lambda name, weight, bits: rtn_grid(weight, bits, config.block_size, config.symmetric)
+
+
+def _half_quadratic(config: HQQQuantize) -> Choose:
+    return lambda name, weight, bits: hqq_grid(weight, bits, config.block_size, config.iterations)
+
+
+#: The calibration-free algorithms other than round to nearest, by config class.
+FROM_THE_WEIGHT: dict[type, Callable[[Any], Choose]] = {HQQQuantize: _half_quadratic}
 
 
 @dataclass
@@ -43,6 +53,8 @@ class Grids:
     calibrated: GridMemo = field(default_factory=GridMemo.empty)
     memo: GridMemo = field(default_factory=GridMemo.empty)
     record: dict = field(default_factory=dict)
+    #: What awq changed in the float weights (None for the other algorithms).
+    smoothing: Smoothing | None = None
     #: The width each column was last written at (None: left float), by column fingerprint:
     #: the last write is the file the pass keeps, mixed precision included.
     widths: dict[bytes, int | None] = field(default_factory=dict)
@@ -105,24 +117,64 @@ def prepare_grids(
     skipped: Collection[str],
     calibrate: bool = True,
 ) -> Grids:
-    """The pass's grids; for GPTQ (unless `calibrate` is false), every MatMul not `skipped`
-    calibrated in graph order."""
+    """The pass's grids; a calibrated algorithm (unless `calibrate` is false) first runs over
+    every MatMul not `skipped`, in graph order."""
     grids = Grids(config)
-    if isinstance(config, GPTQQuantize) and calibrate:
+    grids.record = {"algorithm": config.algorithm}
+    calibrator = CALIBRATORS.get(type(config))
+    if calibrator is not None and calibrate:
         assert calibration is not None  # the pass's splits guarantee it
         started = time.perf_counter()
-        grids.calibrated, calibrated = gptq_sequential(model, config, calibration, batch, skipped)
-        grids.record = {
-            "algorithm": "gptq",
-            "calibration_samples": len(calibration[0]),
-            "calibrated_weights": calibrated,
-            "calibration_seconds": round(time.perf_counter() - started, 2),
-            "damping": config.damping,
-            "act_order": config.act_order,
-        }
-    else:
-        grids.record = {"algorithm": config.algorithm}
+        calibrator(grids, CalibrationRun(model, calibration, batch, skipped))
+        grids.record.update(
+            calibration_samples=len(calibration[0]),
+            calibration_seconds=round(time.perf_counter() - started, 2),
+        )
     return grids
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """What a calibrated algorithm runs on: the graph, its calibration inputs (fed `batch`
+    samples at a time) and the MatMuls to leave alone."""
+
+    model: onnx.ModelProto
+    calibration: list[np.ndarray]
+    batch: int
+    skipped: Collection[str]
+
+
+def _calibrate_gptq(grids: Grids, run: CalibrationRun) -> None:
+    config = cast(GPTQQuantize, grids.config)  # CALIBRATORS is keyed by the class
+    grids.calibrated, count = gptq_sequential(
+        run.model, config, run.calibration, run.batch, run.skipped
+    )
+    grids.record.update(
+        calibrated_weights=count, damping=config.damping, act_order=config.act_order
+    )
+
+
+def _calibrate_awq(grids: Grids, run: CalibrationRun) -> None:
+    config = grids.config
+    bits = BITS[config.weights]
+    assert bits is not None
+    grids.smoothing = awq_smooth(
+        run.model,
+        run.calibration,
+        run.batch,
+        bits,
+        config.block_size,
+        config.symmetric,
+        run.skipped,
+    )
+    grids.record["awq_alphas"] = grids.smoothing.alphas
+
+
+#: The calibrated algorithms, by config class: what runs before any block is chosen.
+CALIBRATORS: dict[type, Callable[[Grids, CalibrationRun], None]] = {
+    GPTQQuantize: _calibrate_gptq,
+    AWQQuantize: _calibrate_awq,
+}
 
 
 def gptq_sequential(
@@ -140,12 +192,7 @@ def gptq_sequential(
     initializers = {t.name for t in graph.initializer}
     names = [i.name for i in graph.input if i.name not in initializers]
     runner = SequentialRunner(model, list(batches_of(names, calibration, batch)))
-    groups: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        if node.op_type == "MatMul" and node.name not in skipped:
-            weight = constant_weight(graph, node.input[1])
-            if weight is not None and node.input[0] not in initializers:
-                groups.setdefault(node.input[0], []).append(node)
+    groups = matmul_groups(graph, skipped)
     bits = BITS[config.weights]
     assert bits is not None
     solved: set[str] = set()

@@ -45,6 +45,7 @@ from compress.onnx.naming import layer_name
 from compress.onnx.runtime import make_session, predict
 from compress.onnx.tidy import drop_initializer_value_info
 from compress.passes.quantize import (
+    AWQQuantize,
     DynamicQuantize,
     GPTQQuantize,
     HQQQuantize,
@@ -460,13 +461,13 @@ class WeightOnlyQuantizer(Quantizer):
         rewritten, self.user_excluded = matmul_form(
             onnx.load(str(self.prepared)), self.user_excluded
         )
-        onnx.save(rewritten, str(self.prepared))
         level, _ = accuracy_level(self.config)
         self.chosen["format"] = (
             f"MatMulNBits {self.config.weights}, block {self.config.block_size}, "
             f"accuracy_level {level}"
         )
         self.grids = prepare_grids(rewritten, self.config, calibration, batch, self.user_excluded)
+        onnx.save(rewritten, str(self.prepared))  # smoothed by awq (the same float function)
         self.chosen.update(self.grids.record)
         self.generation_state = self.grids
         if self.config.sensitive == "int8":
@@ -500,6 +501,7 @@ QUANTIZERS: dict[type[PostTrainingQuantize], type[Quantizer]] = {
     StaticQuantize: StaticQuantizer,
     WeightOnlyQuantize: WeightOnlyQuantizer,
     GPTQQuantize: WeightOnlyQuantizer,
+    AWQQuantize: WeightOnlyQuantizer,
     HQQQuantize: WeightOnlyQuantizer,
 }
 
