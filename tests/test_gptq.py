@@ -289,3 +289,19 @@ def test_awq_folds_its_scales_and_the_decoder_gets_the_same_function():
     fused_weights = {t.name: numpy_helper.to_array(t) for t in fused.graph.initializer}
     np.testing.assert_array_equal(fused_weights["qk"][:, :WIDTH], weights["q"])
     np.testing.assert_array_equal(fused_weights["gamma"], weights["gamma"])
+
+
+def test_analyze_scores_each_matmul_at_4_bits_with_gptq(tmp_path):
+    """`compress analyze` on a weight-only pass: every MatMul scored alone (GPTQ run once)."""
+    import compress
+    from conftest import seed_mlp_recipe
+
+    raw = seed_mlp_recipe(
+        passes=[{"type": "quantize", "mode": "weight_only", "algorithm": "gptq", "block_size": 16}]
+    )
+    raw["export"] = {"path": str(tmp_path / "out" / "model.onnx")}
+    analysis = compress.analyze(raw, output_dir=tmp_path / "analysis", samples=64, progress=False)
+    (scanned,) = analysis.passes
+    assert scanned.kind == "nodes" and scanned.method == "weight_only"
+    assert len(scanned.nodes) >= 2 and {node.op for node in scanned.nodes} == {"MatMul"}
+    assert scanned.full_drop is not None

@@ -19,7 +19,10 @@ from compress.onnx.macs import macs_by_layer
 from compress.passes import register_role
 from compress.passes.prune import ChannelPrune, MagnitudePrune
 from compress.passes.quantize import (
+    AWQQuantize,
     DynamicQuantize,
+    GPTQQuantize,
+    HQQQuantize,
     PostTrainingQuantize,
     StaticQuantize,
     WeightOnlyQuantize,
@@ -100,5 +103,12 @@ def scan_quantized_nodes(
 
 register_role(LEVELS, MagnitudePrune, scan_magnitude)
 register_role(LEVELS, ChannelPrune, scan_channel_groups)
-for _post_training in (DynamicQuantize, StaticQuantize, WeightOnlyQuantize):
+for _post_training in (
+    DynamicQuantize,
+    StaticQuantize,
+    WeightOnlyQuantize,
+    GPTQQuantize,
+    AWQQuantize,
+    HQQQuantize,
+):
     register_role(SCAN, _post_training, scan_quantized_nodes)
