@@ -293,8 +293,9 @@ def test_awq_folds_its_scales_and_the_decoder_gets_the_same_function():
 
 def test_analyze_scores_each_matmul_at_4_bits_with_gptq(tmp_path):
     """`compress analyze` on a weight-only pass: every MatMul scored alone (GPTQ run once)."""
-    import compress
     from conftest import seed_mlp_recipe
+
+    import compress
 
     raw = seed_mlp_recipe(
         passes=[{"type": "quantize", "mode": "weight_only", "algorithm": "gptq", "block_size": 16}]
