@@ -1,4 +1,4 @@
-"""4-bit weight-only quantization: compress's algorithms (rtn, gptq, hqq) against onnxruntime's
+"""4-bit weight-only quantization: compress's algorithms (rtn, hqq, awq, gptq) against onnxruntime's
 quantizer and onnxruntime-genai's model builder used by hand, every figure measured in this one
 process.
 
@@ -6,9 +6,10 @@ pydoc_lm (models/pydoc_lm, the trained 2M-parameter Llama, context 128), one row
 onnxruntime-genai folder, at block 32 and 128:
 
 * fp32: compress's baseline generation folder (`report.artifacts.generation["baseline"]`);
-* compress rtn / hqq / gptq: `compress.apply` of `{type: quantize, mode: weight_only, algorithm:
-  rtn|hqq|gptq, block_size: 32|128}` (gptq: `calibration: {samples: 128}`, its default
-  `act_order` and `damping`) with `measure.generation` set, which writes the generation folders;
+* compress rtn / hqq / awq / gptq: `compress.apply` of `{type: quantize, mode: weight_only,
+  algorithm: rtn|hqq|awq|gptq, block_size: 32|128}` (awq, gptq: `calibration: {samples: 128}`;
+  gptq's default `act_order` and `damping`) with `measure.generation` set, which writes the
+  generation folders;
   and at block 32 compress gptq mixed: the same with `max_accuracy_drop: 0.001` (perplexity: the
   relative increase) and `sensitive: int8`;
 * builder int4: `python -m onnxruntime_genai.models.builder -p int4 -e cpu` (RTN, symmetric,
@@ -98,6 +99,8 @@ MINILM_DATA = f"{common.MODELS / 'minilm.py'}:docstrings"
 
 FP32, FAILED = "fp32", "failed*"
 ALGORITHMS = ("rtn", "hqq", "gptq")
+#: compress's own algorithms (onnxruntime has no AWQ for MatMulNBits on CPU).
+COMPRESS_ALGORITHMS = ("rtn", "hqq", "awq", "gptq")
 MIXED = "compress gptq mixed"
 BUILDER = "builder int4"
 
@@ -294,7 +297,7 @@ def pydoc_recipe(algorithm: str, block: int, settings: Settings, mixed: bool = F
         "weights": "int4",
         "block_size": block,
     }
-    if algorithm == "gptq":
+    if algorithm in ("gptq", "awq"):
         step["calibration"] = {"samples": CALIBRATION_SAMPLES}
     if mixed:
         step.update(max_accuracy_drop=MIXED_DROP, sensitive="int8")
@@ -411,7 +414,7 @@ def produce_pydoc(workdir: Path, settings: Settings) -> Section:
     section = Section()
     compress_rows = []
     for block in settings.blocks:
-        for algorithm in ALGORITHMS:
+        for algorithm in COMPRESS_ALGORITHMS:
             raw = pydoc_recipe(algorithm, block, settings)
             folder = workdir / f"pydoc-compress-{algorithm}-{block}"
             compress_rows.append(compress_row(compress_label(algorithm), block, raw, folder))
@@ -651,7 +654,7 @@ def minilm_recipe(algorithm: str, block: int, model: dict, settings: Settings) -
         "weights": "int4",
         "block_size": block,
     }
-    if algorithm == "gptq":
+    if algorithm in ("gptq", "awq"):
         step["calibration"] = {"samples": CALIBRATION_SAMPLES}
     raw = {
         "version": 1,
@@ -673,7 +676,7 @@ def produce_minilm(workdir: Path, settings: Settings) -> tuple[Section, dict]:
     model = {"source": MINILM_BUILD, "inputs": BERT_INPUTS}
     rows = []
     for block in settings.blocks:
-        for algorithm in ALGORITHMS:
+        for algorithm in COMPRESS_ALGORITHMS:
             source = {"source": str(fp32_path), "inputs": BERT_INPUTS} if fp32_path else model
             raw = minilm_recipe(algorithm, block, source, settings)
             row = Row(compress_label(algorithm), block)
@@ -798,7 +801,7 @@ def minilm_targets(section: Section, settings: Settings) -> list[tuple[bool, str
     found = []
     base = section.measured(FP32, None, "size")
     for block in settings.blocks:
-        for algorithm in ALGORITHMS:
+        for algorithm in COMPRESS_ALGORITHMS:
             row = section.find(compress_label(algorithm), block)
             text = f"MiniLM compress {algorithm} /{block}"
             if row is None or "cosine_min" not in row.figures or not base:
