@@ -218,6 +218,7 @@ def test_max_accuracy_drop_puts_the_most_sensitive_layers_at_8_bits(tmp_path: Pa
     assert not any(n.op_type == "MatMul" for n in model.graph.node)
     widths = quantizer.chosen["node_widths"]
     assert {widths[name] for name in fallback.reverted} == {"int8"}
+    assert quantizer.revert_cost("mm0") == WIDTH * WIDTH  # ranked by error removed per weight
     # the generation decoder, found by the weights' values, gets the same widths
     floats, wider = quantizer.generation_state.decoder_widths(_mlp())
     assert sorted(wider) == sorted(fallback.reverted) and not floats

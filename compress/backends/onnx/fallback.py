@@ -99,6 +99,8 @@ def revert_until_within(
 
     candidates = [n for n in quantizer.quantized_nodes(start) if n not in keep_float]
     ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
+    # the error removed per unit of what reverting costs (weight-only: the weights widened)
+    ranked.sort(key=lambda item: -item.gain / quantizer.revert_cost(item.name))
     reverted: list[str] = []
     drop = before
     for step, item in enumerate(ranked, 1):

@@ -259,6 +259,11 @@ class Quantizer:
     def quantize(self, target: Path, excluded: list[str]) -> None:
         raise NotImplementedError
 
+    def revert_cost(self, name: str) -> float:
+        """What reverting node `name` costs, relative to other nodes: the fallback reverts the
+        most error removed per cost first (1 each: by error removed alone)."""
+        return 1.0
+
     def node_ops(self) -> dict[str, str]:
         """The op type of each node of the prepared model, by name."""
         return {node.name: node.op_type for node in onnx.load(str(self.prepared)).graph.node}
@@ -434,11 +439,12 @@ class StaticQuantizer(Quantizer):
 
 
 class WeightOnlyQuantizer(Quantizer):
-    """INT4 blocks (MatMulNBits), round to nearest; Gemm rewritten as MatMul + Add first;
-    embeddings as GatherBlockQuantized and the lm_head at their own widths (`weight_only`)."""
+    """Weight blocks (MatMulNBits) chosen by the pass's algorithm; Gemm rewritten as MatMul +
+    Add first; embeddings as GatherBlockQuantized and the lm_head at their own widths."""
 
     config: WeightOnlyQuantize
     weight_ops = ("MatMul", "Gemm", "Gather")
+    _weight_counts: dict[str, int] | None = None
 
     @classmethod
     def planned_types(cls, config: WeightOnlyQuantize) -> str:
@@ -472,6 +478,18 @@ class WeightOnlyQuantizer(Quantizer):
         self.generation_state = self.grids
         if self.config.sensitive == "int8":
             self.reverted_to = "8-bit blocks"
+
+    def revert_cost(self, name: str) -> float:
+        """The weights the node holds: widening a large embedding table costs more bytes than
+        widening a small MatMul, so the fallback widens the most error removed per weight."""
+        if self._weight_counts is None:
+            model = onnx.load(str(self.prepared))
+            sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+            self._weight_counts = {
+                node.name: max((sizes.get(i, 0) for i in node.input), default=0)
+                for node in model.graph.node
+            }
+        return float(max(self._weight_counts.get(name, 1), 1))
 
     def write(self, target: Path, keep_float: Collection[str] = ()) -> None:
         """Quantize into `target`; `keep_float` nodes (the fallback's) go to 8-bit blocks when
