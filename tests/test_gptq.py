@@ -307,3 +307,20 @@ def test_analyze_scores_each_matmul_at_4_bits_with_gptq(tmp_path):
     assert scanned.kind == "nodes" and scanned.method == "weight_only"
     assert len(scanned.nodes) >= 2 and {node.op for node in scanned.nodes} == {"MatMul"}
     assert scanned.full_drop is not None
+
+
+@pytest.mark.parametrize("algorithm", ["gptq", "awq"])
+def test_a_calibrated_algorithm_without_data_is_refused_at_its_line(write_recipe, algorithm):
+    from conftest import seed_mlp_recipe
+
+    from compress.errors import RecipeError
+    from compress.recipe import load_recipe
+
+    raw = seed_mlp_recipe(
+        passes=[{"type": "quantize", "mode": "weight_only", "algorithm": algorithm}]
+    )
+    for section in ("data", "train", "evaluate"):
+        del raw[section]
+    with pytest.raises(RecipeError, match=f"{algorithm} calibrates on data") as refused:
+        load_recipe(write_recipe(raw))
+    assert "recipe.yaml:" in str(refused.value)  # file:line:col

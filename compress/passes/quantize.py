@@ -144,9 +144,9 @@ BlockWidth = Literal["int4", "int8", "float"]
 
 
 class WeightOnlyQuantize(PostTrainingQuantize):
-    """Weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`);
-    embedding tables as GatherBlockQuantized, the final projection at its own width, and a
-    table tied to it stored once. The calibrated algorithms are its subclasses."""
+    """Weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`; the
+    other algorithms are gptq, awq and hqq); embedding tables as GatherBlockQuantized, the
+    final projection at its own width, and a table tied to it stored once."""
 
     selectors = ("mode", "algorithm")
 
