@@ -71,7 +71,6 @@ from pathlib import Path
 import llm
 import numpy as np
 import onnx
-import onnxruntime as ort
 from _shared import common
 from _shared.builders import BERT_INPUTS
 from onnx import numpy_helper
@@ -499,6 +498,18 @@ def measure_pydoc(section: Section, settings: Settings) -> None:
         row.figures["tokens_per_s"] = figures[row.name]["tokens_per_s"]
 
 
+def by_block(section: Section, cells: Callable[[Row], list[str]]) -> list[common.Row]:
+    """The table rows of `section`: a "block N" line before each block's rows, indented."""
+    rows: list[common.Row] = []
+    last: int | None = -1
+    for row in section.rows:
+        if row.block != last and row.block is not None:
+            rows.append((f"block {row.block}", []))
+        last = row.block
+        rows.append((f"  {row.label}" if row.block else row.label, cells(row)))
+    return rows
+
+
 def pydoc_rows(section: Section) -> tuple[list[str], list[common.Row]]:
     headers = [
         "perplexity",
@@ -534,14 +545,7 @@ def pydoc_rows(section: Section) -> tuple[list[str], list[common.Row]]:
             f"{row.seconds:.1f}" if row.seconds is not None and row.block else missing,
         ]
 
-    rows: list[common.Row] = []
-    last: int | None = -1
-    for row in section.rows:
-        if row.block != last and row.block is not None:
-            rows.append((f"block {row.block}", []))
-        last = row.block
-        rows.append((f"  {row.label}" if row.block else row.label, cells(row)))
-    return headers, rows
+    return headers, by_block(section, cells)
 
 
 def print_pydoc(section: Section, settings: Settings) -> None:
@@ -778,14 +782,7 @@ def minilm_rows(section: Section) -> tuple[list[str], list[common.Row]]:
             f"{row.seconds:.1f}" if row.seconds is not None and row.block else missing,
         ]
 
-    rows: list[common.Row] = []
-    last: int | None = -1
-    for row in section.rows:
-        if row.block != last and row.block is not None:
-            rows.append((f"block {row.block}", []))
-        last = row.block
-        rows.append((f"  {row.label}" if row.block else row.label, cells(row)))
-    return headers, rows
+    return headers, by_block(section, cells)
 
 
 def print_minilm(section: Section, data: dict) -> None:
@@ -834,10 +831,8 @@ def minilm_targets(section: Section, settings: Settings) -> list[tuple[bool, str
 def print_header(settings: Settings) -> None:
     print(common.machine_line())
     print(
-        f"onnxruntime {ort.__version__}, onnxruntime-genai "
-        f"{common.package_version('onnxruntime-genai')}, transformers "
-        f"{common.package_version('transformers')}, compress {compress.__version__}; CPU, "
-        f"{THREADS} intra-op thread, greedy, {settings.runs} timed run(s) per folder after one "
+        f"{common.versions_line()}; CPU, {THREADS} intra-op thread, greedy, "
+        f"{settings.runs} timed run(s) per folder after one "
         f"warm-up, the folders interleaved; blocks {', '.join(map(str, settings.blocks))}"
     )
     olive = common.package_version("olive-ai")

@@ -51,10 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from _shared import common
 
-import compress
 from compress import Report
 from compress.backends.torch.hf_folder import token_stream
 from compress.generation import measure_generation
@@ -420,10 +418,8 @@ def targets(result: Result) -> list[tuple[bool, str]]:
 def print_header(settings: Settings) -> None:
     print(common.machine_line())
     print(
-        f"onnxruntime {ort.__version__}, onnxruntime-genai "
-        f"{common.package_version('onnxruntime-genai')}, transformers "
-        f"{common.package_version('transformers')}, compress {compress.__version__}; CPU, "
-        f"{THREADS} intra-op thread, greedy, {settings.runs} timed run(s) per folder after one "
+        f"{common.versions_line()}; CPU, {THREADS} intra-op thread, greedy, "
+        f"{settings.runs} timed run(s) per folder after one "
         "warm-up, the folders of a model interleaved"
     )
 

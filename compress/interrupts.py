@@ -12,6 +12,7 @@ published (SIGTERM included, which would otherwise kill the process on the spot)
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -32,6 +33,15 @@ def handle_signals() -> None:
         return
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
+    sys.unraisablehook = _quiet_unraisable
+
+
+def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """A signal landing where Python cannot raise (a garbage-collection callback) is printed
+    as "Exception ignored in ..." with a traceback; it is remembered and raised again by
+    `check()`, so nothing is printed for it. Other unraisable errors print as before."""
+    if not isinstance(unraisable.exc_value, Interrupted):
+        sys.__unraisablehook__(unraisable)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -127,6 +127,13 @@ def package_version(name: str) -> str:
         return "absent"
 
 
+def versions_line() -> str:
+    """The versions of the runtimes an LLM benchmark measures with."""
+    names = ("onnxruntime", "onnxruntime-genai", "transformers", "compress-recipes")
+    found = [f"{name.removesuffix('-recipes')} {package_version(name)}" for name in names]
+    return ", ".join(found)
+
+
 def machine_line() -> str:
     """The CPU, its core count and the speed features that INT8 kernels use."""
     features = ", ".join(speed_features()) or "none of " + "/".join(SPEED_FEATURES)

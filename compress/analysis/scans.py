@@ -19,13 +19,8 @@ from compress.onnx.macs import macs_by_layer
 from compress.passes import register_role
 from compress.passes.prune import ChannelPrune, MagnitudePrune
 from compress.passes.quantize import (
-    AWQQuantize,
-    DynamicQuantize,
-    GPTQQuantize,
-    HQQQuantize,
+    POST_TRAINING_PASSES,
     PostTrainingQuantize,
-    StaticQuantize,
-    WeightOnlyQuantize,
 )
 
 LEVELS = "levels"
@@ -103,12 +98,5 @@ def scan_quantized_nodes(
 
 register_role(LEVELS, MagnitudePrune, scan_magnitude)
 register_role(LEVELS, ChannelPrune, scan_channel_groups)
-for _post_training in (
-    DynamicQuantize,
-    StaticQuantize,
-    WeightOnlyQuantize,
-    GPTQQuantize,
-    AWQQuantize,
-    HQQQuantize,
-):
+for _post_training in POST_TRAINING_PASSES:
     register_role(SCAN, _post_training, scan_quantized_nodes)

@@ -13,15 +13,7 @@ from __future__ import annotations
 from compress.passes import register_handler, register_role
 from compress.passes.distill import DistillPass
 from compress.passes.prune import ChannelPrune, MagnitudePrune, NMPrune
-from compress.passes.quantize import (
-    AWQQuantize,
-    DynamicQuantize,
-    GPTQQuantize,
-    HQQQuantize,
-    QATQuantize,
-    StaticQuantize,
-    WeightOnlyQuantize,
-)
+from compress.passes.quantize import POST_TRAINING_PASSES, WEIGHT_ONLY_PASSES, QATQuantize
 from compress.passes.registry import GENERATION, ONNX, PLAN
 
 _TORCH = "compress.backends.torch"
@@ -45,9 +37,8 @@ for _flavor in ("keras", "tf_keras"):
     register_role(SESSION, DistillPass, f"{_KERAS}.session:distill_part", _flavor)
     register_handler(QATQuantize, _flavor, f"{_KERAS}.quantization:apply_qat")
 
-_WEIGHT_ONLY = (WeightOnlyQuantize, GPTQQuantize, AWQQuantize, HQQQuantize)
-for _post_training in (DynamicQuantize, StaticQuantize, *_WEIGHT_ONLY):
+for _post_training in POST_TRAINING_PASSES:
     register_handler(_post_training, ONNX, "compress.backends.onnx.passes:quantize_file")
     register_role(PLAN, _post_training, "compress.backends.onnx.plan:plan_quantize_file", ONNX)
-for _weight_only in _WEIGHT_ONLY:
+for _weight_only in WEIGHT_ONLY_PASSES:
     register_role(GENERATION, _weight_only, "compress.backends.onnx.decoder:quantize_decoder")

@@ -273,16 +273,21 @@ class QATQuantize(QuantizeBase):
         return "quantization-aware training needs the built-in trainer"
 
 
-#: Every quantization algorithm, for the registry.
-QUANTIZE_PASSES: tuple[type[QuantizeBase], ...] = (
-    DynamicQuantize,
-    StaticQuantize,
+#: The weight-only algorithms (their roles are registered for all of them alike).
+WEIGHT_ONLY_PASSES: tuple[type[WeightOnlyQuantize], ...] = (
     WeightOnlyQuantize,
     GPTQQuantize,
     AWQQuantize,
     HQQQuantize,
-    QATQuantize,
 )
+#: The algorithms that quantize the exported ONNX file.
+POST_TRAINING_PASSES: tuple[type[PostTrainingQuantize], ...] = (
+    DynamicQuantize,
+    StaticQuantize,
+    *WEIGHT_ONLY_PASSES,
+)
+#: Every quantization algorithm, for the registry.
+QUANTIZE_PASSES: tuple[type[QuantizeBase], ...] = (*POST_TRAINING_PASSES, QATQuantize)
 
 
 def plan_quantize(config: QuantizeBase, layers: list[LayerInfo]) -> dict:

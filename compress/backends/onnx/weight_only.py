@@ -197,8 +197,9 @@ def quantize_blocks(
         head_bits = None if None in widths else max(widths)
         record.update(_store_tied(model, config, choose, head, head_weight, tied, head_bits, asked))
     elif head_bits is not None:
-        assert head is not None and head_weight is not None
-        _quantize_head(model, choose, head, head_weight, head_bits)
+        assert head is not None
+        _quantize_node(graph, choose, head, head_bits)
+        _drop_dead_transposes(graph)
     shared = {node.output[0] for node, _ in tied}
     for node, table in gathers:
         bits = table_bits[node.output[0]]
@@ -282,25 +283,13 @@ def _store_tied(
     return {**record, "tied_storage": storage}
 
 
-def _quantize_head(
-    model: onnx.ModelProto, choose: Choose, head: onnx.NodeProto, weight: Weight, bits: int
-) -> None:
-    """The lm_head as MatMulNBits at `bits`, its weight made an initializer first when read
-    through a Transpose."""
-    if weight.transposed:
-        head.input[1] = add_initializer(
-            model.graph, weight.array(model.graph), f"{weight.initializer}_T"
-        )
-    _quantize_node(model.graph, choose, head, bits)
-    _drop_dead_transposes(model.graph)
-
-
 def _quantize_node(
     graph: onnx.GraphProto, choose: Choose, node: onnx.NodeProto, bits: int
 ) -> onnx.NodeProto:
-    """One MatMul (its weight an initializer) as MatMulNBits at `bits`, in place."""
+    """One MatMul with a constant weight (read directly or through a Transpose) as
+    MatMulNBits at `bits`, in place; a Transpose left unread goes with _drop_dead_transposes."""
     weight = constant_weight(graph, node.input[1])
-    assert weight is not None and not weight.transposed
+    assert weight is not None
     grid = choose(weight.initializer, weight.array(graph), bits)
     replacement = matmul_nbits(graph, node, grid, weight.initializer)
     _replace(graph, node, [replacement])
@@ -450,8 +439,6 @@ def _quantize_matmuls(
         if weight is None:
             continue
         width = max(bits, 8) if node.name in wider else bits
-        if weight.transposed:
-            node.input[1] = add_initializer(graph, weight.array(graph), f"{weight.initializer}_T")
         _quantize_node(graph, choose, node, width)
         widths[node.name or node.output[0]] = WIDTHS[width]
     _drop_dead_transposes(graph)
