@@ -148,15 +148,33 @@ def analyze(
     type=click.Path(file_okay=False),
     help="Where to write tuned.yaml, tuning.json/html and the trials (default: <export dir>/tune).",
 )
+@click.option(
+    "--algorithms",
+    callback=lambda _ctx, _param, text: _names_option(text),
+    help="Weight-only width search: the algorithms to try, comma-separated "
+    "(default gptq,hqq,awq,rtn; gptq and awq only with data).",
+)
+@click.option(
+    "--block-sizes",
+    callback=lambda _ctx, _param, text: _sizes_option(text),
+    help="Weight-only width search: the block sizes to try, comma-separated (default 128,64,32).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print tuning.json on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 @_friendly_errors
 def tune(
-    recipe: str, trials: int, output_dir: str | None, as_json: bool, no_progress: bool
+    recipe: str,
+    trials: int,
+    output_dir: str | None,
+    algorithms: tuple[str, ...] | None,
+    block_sizes: tuple[int, ...] | None,
+    as_json: bool,
+    no_progress: bool,
 ) -> None:
-    """Search RECIPE's prune level (per layer, from sensitivity) for the most compression that
-    meets every budget; write tuned.yaml, which `compress apply` reproduces (exit 1 when no
-    trial met the budgets, 130 when interrupted)."""
+    """Search RECIPE for the most compression that meets every budget: its prune level (per
+    layer, from sensitivity) or, without a prune pass, its 4-bit weight-only widths (algorithm,
+    block size, nodes at 8 bits); write tuned.yaml, which `compress apply` reproduces (exit 1
+    when no trial met the budgets, 130 when interrupted)."""
     from compress.tuning.search import tune as run_tune
     from compress.tuning.table import print_tuning
 
@@ -165,6 +183,8 @@ def tune(
         trials=trials,
         output_dir=output_dir,
         progress=False if (no_progress or as_json) else None,
+        algorithms=algorithms,
+        block_sizes=block_sizes,
     )
     if as_json:
         click.echo(result.to_json(), nl=False)
@@ -176,6 +196,31 @@ def tune(
     if result.best is None:
         click.echo("error: no trial met every budget (see tuning.html)", err=True)
         sys.exit(EXIT_BUDGET)
+
+
+def _names_option(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list of names (None when not given)."""
+    if text is None:
+        return None
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise click.BadParameter("give at least one name, comma-separated")
+    return names
+
+
+def _sizes_option(text: str | None) -> tuple[int, ...] | None:
+    """--block-sizes: powers of two of at least 16, comma-separated."""
+    names = _names_option(text)
+    if names is None:
+        return None
+    try:
+        sizes = tuple(int(name) for name in names)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of whole numbers, like 128,32") from None
+    wrong = [size for size in sizes if size < 16 or size & (size - 1)]
+    if wrong:
+        raise click.BadParameter(f"{wrong[0]} is not a power of two of at least 16")
+    return sizes
 
 
 def _levels_option(text: str) -> list[float]:

@@ -68,6 +68,15 @@ def apply(
 
 
 @dataclass(frozen=True)
+class VerifiedBaseline:
+    """A baseline export already verified for a recipe that differs from this one only in its
+    passes (`compress tune`'s scan): each trial copies it instead of exporting again."""
+
+    path: Path
+    record: ExportRecord
+
+
+@dataclass(frozen=True)
 class Trained:
     """A model whose model-stage passes ran outside the pipeline (in a CompressionSession's
     loop): the backend, the trained model and the records of those passes."""
@@ -83,16 +92,18 @@ def run(
     output_dir: str | Path | None = None,
     progress: bool | None = None,
     trained: Trained | None = None,
+    verified: VerifiedBaseline | None = None,
 ) -> Report:
     """The one apply path, for `compress apply` and CompressionSession.export: export the
-    baseline (`model`, else the recipe's model), run the model-stage passes unless `trained`
-    holds their result, export, run the ONNX-stage passes, measure both, write the reports."""
+    baseline (`model`, else the recipe's model; `verified`'s copy when given), run the
+    model-stage passes unless `trained` holds their result, export, run the ONNX-stage passes,
+    measure both, write the reports."""
     reporter = Reporter(progress_wanted(progress))
     plan = plan_outputs(recipe, output_dir)
     plan.open()
     try:
         with unexpected_failures(recipe, reporter):
-            report = _run(recipe, model, plan, reporter, trained)
+            report = _run(recipe, model, plan, reporter, trained, verified)
         plan.publish()
     finally:
         plan.close()
@@ -113,7 +124,12 @@ def unexpected_failures(recipe: Recipe, reporter: Reporter) -> Iterator[None]:
 
 
 def _run(
-    recipe: Recipe, given: Any, plan: OutputPlan, reporter: Reporter, trained: Trained | None
+    recipe: Recipe,
+    given: Any,
+    plan: OutputPlan,
+    reporter: Reporter,
+    trained: Trained | None,
+    verified: VerifiedBaseline | None,
 ) -> Report:
     if trained is None:
         reporter.stage("loading model")
@@ -130,9 +146,13 @@ def _run(
     generation_transforms(recipe)  # a pass the generation decoder cannot take fails now
     samples = parity_samples(recipe, data)
 
-    reporter.stage("exporting the baseline")
     baseline_path = plan.stage(plan.baseline_name)
-    baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
+    if verified is None:
+        reporter.stage("exporting the baseline")
+        baseline_export = export_verified(backend, model, recipe, baseline_path, samples, reporter)
+    else:
+        copy_model(verified.path, baseline_path)
+        baseline_export = verified.record
 
     context = PassContext(recipe=recipe, data=data, reporter=reporter, backend=backend)
     if trained is None and any(config.allocates for config in recipe.passes):

@@ -22,6 +22,8 @@ from pydantic import ValidationError
 import compress.backends  # noqa: F401 - registers the handlers
 from compress.backends.onnx import decoder
 from compress.backends.onnx.quantize import Quantizer
+from compress.backends.onnx.weight_only import int4_bytes
+from compress.errors import ModelError
 from compress.onnx.inspect import weight_tensors
 from compress.passes.registry import GENERATION, parse_pass, role_for
 from tests.conftest import MODELS
@@ -338,3 +340,38 @@ def test_a_large_decoder_keeps_its_tensors_beside_it(tied_gemm, folder, monkeypa
     assert record["external_data"] == "model.onnx.data"
     assert target.stat().st_size < (target.parent / "model.onnx.data").stat().st_size
     assert cosine(logits(target, TINY_IDS), logits(tied_gemm, TINY_IDS)) > 0.99
+
+
+def quantized_bytes(path: Path) -> int:
+    """The stored bytes of every MatMulNBits and GatherBlockQuantized initializer."""
+    model = onnx.load(str(path))
+    stored = {t.name: len(t.raw_data) for t in model.graph.initializer}
+    ops = ("MatMulNBits", "GatherBlockQuantized")
+    read = {name for node in model.graph.node if node.op_type in ops for name in node.input}
+    return sum(size for name, size in stored.items() if name in read)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_int4_bytes_predicts_the_blocks_written_padding_included(quantize, untied, symmetric):
+    """pydoc_lm's hidden size is 192: block 128 pads it to 256, so block 64 is the smallest
+    file, and the width search must know it before it runs a trial."""
+    blocks = (32, 64, 128)
+    predicted = int4_bytes(untied, blocks, symmetric)
+    written = {
+        b: quantized_bytes(quantize(untied, block_size=b, symmetric=symmetric)[0]) for b in blocks
+    }
+    assert predicted == written
+    assert min(written, key=written.get) == 64 and written[128] > written[32]
+
+
+def test_int8_nodes_are_written_at_8_bits_and_an_unmatched_one_is_refused(quantize, reference):
+    path, record = quantize(int8_nodes=("re:.*down_proj.*",))
+    widths = record["node_widths"]
+    wider = sorted(name for name, width in widths.items() if width == "int8")
+    assert wider and all("down_proj" in name for name in wider)
+    assert {attribute(n, "bits") for n in nodes(path, "MatMulNBits") if "down_proj" in n.name} == {
+        8
+    }
+    assert cosine(logits(path), reference) > 0.99
+    with pytest.raises(ModelError, match="int8_nodes 're:no_such_node' matches no node"):
+        quantize(int8_nodes=("re:no_such_node",))

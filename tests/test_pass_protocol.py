@@ -253,3 +253,13 @@ def test_a_field_of_another_algorithm_names_it(random_prune, write_recipe):
     passes = [{"type": "prune", "method": "rand", "sparsity": 0.5}]
     with pytest.raises(RecipeError, match=r"passes\.0\.method: Input should be .*'random'"):
         compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))
+
+
+def test_a_field_of_a_sibling_algorithm_names_the_selector_that_differs(write_recipe):
+    """calibration belongs to mode static and to weight-only gptq/awq: for weight-only rtn the
+    message names the algorithms, not "mode: weight_only" (the mode it already has)."""
+    step = {"type": "quantize", "mode": "weight_only", "weights": "int4"}
+    passes = [{**step, "calibration": {"samples": 16}}]
+    said = r"calibration applies to mode: static; algorithm: gptq, awq only"
+    with pytest.raises(RecipeError, match=said):
+        compress.load_recipe(write_recipe(seed_mlp_recipe(passes=passes)))

@@ -86,7 +86,7 @@ def test_no_passing_trial_is_exit_1_without_tuned_yaml(run_cli, tmp_path):
     ("changes", "message"),
     [
         ({"budgets": None}, "compress tune meets the recipe's budgets"),
-        ({"passes": [{"type": "quantize", "mode": "dynamic"}]}, "has none"),
+        ({"passes": [{"type": "quantize", "mode": "dynamic"}]}, "has neither"),
         (
             {
                 "data": {"source": "VAL_LESS"},
@@ -180,3 +180,79 @@ def test_trial_folders_never_replace_an_input(run_cli, tmp_path):
     code, _, err = run_cli("tune", inside, "-o", tmp_path)
     assert code == 2 and "compress tune writes trials/ there, over the input file" in err
     assert inside.read_text() == before
+
+
+def pydoc_width_recipe(tmp_path: Path) -> Path:
+    """The trained LM of models/ at 4 bits, its text split written beside the recipe (the trial
+    recipes read it through relative paths), budget +0.9% perplexity."""
+    from test_llm import pydoc_lm_documents
+
+    documents = pydoc_lm_documents()
+    (tmp_path / "train.txt").write_text("\n\n".join(documents["train"])[:100_000])
+    (tmp_path / "val.txt").write_text("\n\n".join(documents["val"])[:30_000])
+    recipe = {
+        "version": 1,
+        "name": "pydoc-widths",
+        "model": {"source": str(MODELS / "pydoc_lm")},
+        "data": {"text": {"train": "train.txt", "val": "val.txt"}, "seq_len": 64},
+        "evaluate": {"metric": "perplexity"},
+        "passes": [{"type": "quantize", "mode": "weight_only", "weights": "int4"}],
+        "budgets": {"perplexity_increase": {"max": 0.009}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+@pytest.mark.e2e
+def test_width_search_orders_blocks_by_file_size_and_widens_the_best_buy_nodes(run_cli, tmp_path):
+    """hidden 192 pads to 256 at block 128, so block 64 is tried first; neither algorithm
+    passes at a block size alone, so the search puts the best-buy node(s) at 8 bits."""
+    out = tmp_path / "tune"
+    code, stdout, err = run_cli(
+        "tune", pydoc_width_recipe(tmp_path), "--trials", "4", "--algorithms", "rtn,hqq",
+        "--block-sizes", "32,64", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    log = json.loads((out / "tuning.json").read_text())
+    assert log["search"] == "widths"
+    asked = [(t["widths"]["algorithm"], t["widths"]["block_size"]) for t in log["trials"]]
+    assert asked[:3] == [("rtn", 64), ("hqq", 64), ("hqq", 32)]  # hqq lost least at block 64
+    rises = [t["figures"]["perplexity_increase"] for t in log["trials"]]
+    assert rises[1] < rises[0] and [t["status"] for t in log["trials"][:3]] == ["fail"] * 3
+    best = log["trials"][log["best"] - 1]
+    assert best["status"] == "pass" and best["widths"]["int8_nodes"]
+    assert best["figures"]["perplexity_increase"] <= 0.009
+    assert best["figures"]["size_bytes"] < log["trials"][2]["figures"]["size_bytes"]
+    report = json.loads((Path(best["recipe"]).parent / "report.json").read_text())
+    assert report["compressed"]["size_bytes"] == best["figures"]["size_bytes"]
+    tuned = yaml.safe_load((out / "tuned.yaml").read_text())["passes"][0]
+    trial = yaml.safe_load(Path(best["recipe"]).read_text())["passes"][0]
+    assert tuned == trial and tuned["algorithm"] == "hqq" and tuned["block_size"] == 64
+    assert tuned["int8_nodes"] == best["widths"]["int8_nodes"] and "symmetric" not in tuned
+    text = load_recipe(out / "tuned.yaml").data.text  # relative to tuned.yaml's folder
+    assert (out / text.train).resolve() == (tmp_path / "train.txt").resolve()
+    assert "8-bit nodes" in stdout and "best: trial" in stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (("--algorithms", "rtn,nope"), "no weight-only algorithm 'nope'"),
+        (("--block-sizes", "48"), "48 is not a power of two of at least 16"),
+        (("--block-sizes", "64,x"), "is not a list of whole numbers"),
+        (("--algorithms", "gptq"), "algorithm gptq calibrates on data: add a data section"),
+    ],
+)
+def test_width_search_flags_are_checked_before_any_trial(flags, said, run_cli, tmp_path):
+    path = pydoc_width_recipe(tmp_path)
+    if "gptq" in flags:
+        raw = yaml.safe_load(path.read_text())
+        del raw["data"], raw["evaluate"], raw["budgets"]["perplexity_increase"]
+        raw["budgets"] = {"size_bytes": {"max": "2MB"}}
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, _, err = run_cli("tune", path, *flags, "-o", tmp_path / "t")
+    assert code == 2 and said in err and "Traceback" not in err
+    assert not (tmp_path / "t" / "trials").exists()
+    if "gptq" in flags:
+        assert "recipe.yaml:" in err  # at the pass's line

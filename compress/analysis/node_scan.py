@@ -12,7 +12,7 @@ from compress.analysis.schema import NodeSensitivity
 from compress.analysis.subject import Subject
 from compress.backends.onnx.passes import calibration_inputs
 from compress.backends.onnx.quantize import Quantizer
-from compress.backends.onnx.ranking import rank_reverts
+from compress.backends.onnx.ranking import per_cost, rank_reverts
 from compress.passes.quantize import PostTrainingQuantize
 
 
@@ -76,9 +76,10 @@ def _scan(
 
 
 def ranked_nodes(subject: Subject, config: PostTrainingQuantize) -> tuple[list[str], float]:
-    """The pass's quantized nodes whose reversion to float gains anything, the one that helps
-    most first (the fallback's ranking, on the baseline): the order `compress tune` keeps nodes
-    in float; and the drop quantizing every one of them costs the baseline."""
+    """The pass's quantized nodes whose reversion (to float, or for weight-only to 8 bits)
+    gains anything, the best buy first (the fallback's ranking and order, on the baseline): the
+    order `compress tune` keeps nodes in float or widens them; and the drop quantizing every one
+    of them costs the baseline."""
     quantizer, candidates = count_nodes(subject, config)
     scorer = subject.scorer
     quantized = scorer.outputs(quantizer.scratch / "full.onnx")
@@ -88,5 +89,8 @@ def ranked_nodes(subject: Subject, config: PostTrainingQuantize) -> tuple[list[s
         quantizer.write(trial, {name})
         return scorer.outputs(trial, rows)
 
-    ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
+    ranked = per_cost(
+        rank_reverts(candidates, outputs_without, scorer.reference, quantized),
+        quantizer.revert_cost,
+    )
     return [item.name for item in ranked if item.gain > 0], scorer.drop(quantized)

@@ -103,9 +103,11 @@ def _prepare(
     context = PassContext(recipe=recipe, data=data, reporter=reporter, backend=backend)
     reporter.stage("exporting the baseline")
     baseline = scratch / "baseline.onnx"
-    export_verified(backend, model, recipe, baseline, parity_samples(recipe, data), reporter)
+    export = export_verified(
+        backend, model, recipe, baseline, parity_samples(recipe, data), reporter
+    )
     scorer = scorer_for(context, baseline, samples, usage)
-    return Subject(backend, model, context, baseline, scorer, scratch)
+    return Subject(backend, model, context, baseline, scorer, scratch, export)
 
 
 def scan_pass(

@@ -14,6 +14,7 @@ from compress.backends.base import Backend, PassContext
 from compress.backends.onnx.fallback import Scorer
 from compress.errors import RecipeError
 from compress.recipe import Recipe
+from compress.report.schema import ExportRecord
 
 #: Val samples a scan scores on unless told otherwise.
 SCAN_SAMPLES = 256
@@ -27,6 +28,7 @@ class Subject:
     baseline: Path
     scorer: Scorer
     scratch: Path
+    export: ExportRecord | None = None  # the baseline's export record, when this run made it
 
     @property
     def recipe(self) -> Recipe:

@@ -148,6 +148,12 @@ class PassConfig(StrictModel):
         return False
 
     @property
+    def searches_widths(self) -> bool:
+        """Whether `compress tune` searches this pass's widths (algorithm, block size, 8-bit
+        nodes) when the recipe has no prune level to move."""
+        return False
+
+    @property
     def keeps_nodes_float(self) -> bool:
         """Whether the pass rewrites ONNX nodes and takes node names in `ignore` to leave them
         in float (`compress tune` moves such nodes)."""

@@ -175,11 +175,20 @@ class WeightOnlyQuantize(PostTrainingQuantize):
         description="what max_accuracy_drop puts the most sensitive layers at: 8-bit blocks "
         "(mixed precision) or float",
     )
+    int8_nodes: list[Pattern] = Field(
+        default_factory=list,
+        description="node names, `re:` regexes or `op:Type` quantized in 8-bit blocks (mixed "
+        "precision by hand; `compress tune` writes the ones it chose here)",
+    )
 
     @property
     def calibrated(self) -> bool:
         """Whether the algorithm reads calibration samples."""
         return False
+
+    @property
+    def searches_widths(self) -> bool:
+        return self.weights == "int4"
 
     @model_validator(mode="after")
     def _block_size(self) -> WeightOnlyQuantize:

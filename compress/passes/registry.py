@@ -206,10 +206,21 @@ def foreign_field(value: Any, field: str) -> str | None:
     ]
     if not owners or not chosen.selectors:
         return None
-    selector = chosen.selectors[0]
-    named = ", ".join(dict.fromkeys(cls.selection()[0] for cls in owners))
     family = _family(owners)
-    return f"{field} applies to {family or f'{selector}: {named}'} only"
+    return f"{field} applies to {family or _selections(chosen, owners)} only"
+
+
+def _selections(chosen: type[PassConfig], owners: list[type[PassConfig]]) -> str:
+    """The owners named by the first selector on which each differs from `chosen`:
+    "mode: static; algorithm: gptq, awq" for a field of weight-only rtn."""
+    named: dict[str, dict[str, None]] = {}
+    for cls in owners:
+        pairs = zip(cls.selectors, cls.selection(), strict=True)
+        mine = dict(zip(chosen.selectors, chosen.selection(), strict=True))
+        selector, value = next(((k, v) for k, v in pairs if mine.get(k) != v), (None, None))
+        if selector is not None:
+            named.setdefault(selector, {})[value] = None
+    return "; ".join(f"{selector}: {', '.join(values)}" for selector, values in named.items())
 
 
 def _family(owners: list[type[PassConfig]]) -> str | None:

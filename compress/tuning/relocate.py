@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from compress.recipe import BUILTIN_METRICS, Recipe, referenced_file
+from compress.recipe import BUILTIN_METRICS, Recipe, TextSplits, referenced_file
 
 
 def recipe_data(recipe: Recipe) -> dict:
@@ -27,6 +27,7 @@ def relocated(data: dict, recipe: Recipe, directory: Path) -> dict:
         ("model", "weights"),
         ("data", "source"),
         ("evaluate", "metric"),
+        *(("data", "text", split) for split in TextSplits.model_fields),
     ]
     for index, config in enumerate(recipe.passes):
         locations += [("passes", index, *loc) for loc, _ in config.references()]

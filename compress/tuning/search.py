@@ -1,8 +1,9 @@
-"""The search of `compress tune`, FastNAS style: a sensitivity scan of the prune pass's layers
+"""The level search of `compress tune`, FastNAS style: a sensitivity scan of the prune pass's layers
 gives each overall level its per-layer levels and a predicted drop, the first guess is the
 highest level predicted to meet the accuracy budget, a binary search on the overall level finds
 the edge with real trials, and local moves then raise single layers to where the failing trial
-had them. Every trial runs the real pipeline (fine-tuning included)."""
+had them. Every trial runs the real pipeline (fine-tuning included). A recipe without a prune
+pass but with a 4-bit weight-only one gets the width search instead (tuning/widths.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import compress.interrupts as interrupts
 from compress.analysis.levels import ALLOCATION_LEVELS, Allocator
@@ -29,6 +30,7 @@ from compress.recipe import Recipe, as_recipe, check_usage
 from compress.tuning.html import render_tuning
 from compress.tuning.relocate import recipe_data
 from compress.tuning.trials import Trial, Tuning, run_trial, write_recipe
+from compress.tuning.widths import WidthSearch, search_space, width_pass
 from compress.version import __version__
 
 DEFAULT_TRIALS = 12
@@ -49,41 +51,57 @@ def tune(
     output_dir: str | Path | None = None,
     progress: bool | None = None,
     base_dir: str | Path | None = None,
+    algorithms: tuple[str, ...] | None = None,
+    block_sizes: tuple[int, ...] | None = None,
 ) -> Tuning:
-    """Search the first magnitude or channel prune pass of `recipe` for the highest overall
-    level that meets every budget, in at most `trials` pipeline runs; writes tuned.yaml,
-    tuning.json and tuning.html to `output_dir` (default `<export dir>/tune`). Ctrl-C stops
-    the search and keeps the best trial so far (`interrupted` is then set)."""
+    """Search `recipe` for the most compression that meets every budget, in at most `trials`
+    pipeline runs: the level of its first magnitude or channel prune pass or, without one,
+    the widths of its 4-bit weight-only pass (`algorithms` x `block_sizes` x nodes at 8 bits);
+    writes tuned.yaml, tuning.json and tuning.html to `output_dir` (default `<export
+    dir>/tune`). Ctrl-C stops the search and keeps the best trial so far (`interrupted`)."""
     recipe = check_usage(as_recipe(recipe, base_dir), "apply")
     pass_index, config = tuned_pass(recipe)
+    space = None
+    if role_for(LEVELS, config) is None:
+        space = search_space(recipe, pass_index, algorithms, block_sizes)
     reporter = Reporter(progress_wanted(progress))
     directory = tool_directory(recipe, output_dir, "tune", TUNE_WRITES)
     clear_written(directory, "trials/", "compress tune")  # an earlier search's trials
     record_written(directory, TUNE_WRITES, "compress tune")  # trials are written as it runs
     started = time.perf_counter()
+    search: Search | WidthSearch
     with prepared(recipe, reporter, SCAN_SAMPLES, "compress tune") as subject:
-        reporter.stage("scanning sensitivity")
-        allocator = Allocator(subject, config)
-        search = Search(recipe, pass_index, allocator, directory, reporter, trials, subject)
-        limit = quality_limit(recipe, subject.scorer.reference_score)
-        search.run(first_guess(allocator, limit, config))
-    tuning = search.result(time.perf_counter() - started)
+        if space is None:
+            reporter.stage("scanning sensitivity")
+            allocator = Allocator(subject, config)
+            search = Search(recipe, pass_index, allocator, directory, reporter, trials, subject)
+            limit = quality_limit(recipe, subject.scorer.reference_score)
+            search.run(first_guess(allocator, limit, cast(PruneBase, config)))
+        else:
+            search = WidthSearch(recipe, pass_index, directory, reporter, trials, subject, *space)
+            search.run()
+    tuning = result(search, config, time.perf_counter() - started)
     write_outputs(tuning, search, recipe, directory)
     return tuning
 
 
 def tuned_pass(recipe: Recipe) -> tuple[int, PassConfig]:
     """The pass the search moves: the first whose class has a `levels` sensitivity scan
-    (magnitude and channel pruning); the recipe must have budgets to meet."""
+    (magnitude and channel pruning), else the 4-bit weight-only pass; the recipe must have
+    budgets to meet."""
     if recipe.budgets is None or not recipe.budgets.model_dump(exclude_none=True):
         raise recipe.error_at(("budgets",), "compress tune meets the recipe's budgets: add some")
     for index, config in enumerate(recipe.passes):
         if role_for(LEVELS, config) is not None:
             return index, config
+    found = width_pass(recipe)
+    if found is not None:
+        return found
     tunable = ", ".join(cls.label() for cls in classes_with(LEVELS))
     raise RecipeError(
-        f"compress tune searches the level of a pass with a sensitivity scan ({tunable}): "
-        f"{recipe.path.name if recipe.path else 'the recipe'} has none"
+        f"compress tune searches the level of a pass with a sensitivity scan ({tunable}) or "
+        "the widths of a 4-bit weight-only quantize pass: "
+        f"{recipe.path.name if recipe.path else 'the recipe'} has neither"
     )
 
 
@@ -129,6 +147,8 @@ class Search:
     #: quantized nodes every further trial keeps in float (set by a float move that passed)
     keep_float: list[str] = field(default_factory=list)
     interrupted: bool = False
+
+    goal = "the highest level that met every budget"
 
     @property
     def quantize_index(self) -> int | None:
@@ -259,9 +279,13 @@ class Search:
         keep_float = self.keep_float if keep_float is None else keep_float
         data = self.variant(level, levels, keep_float)
         folder = self.directory / "trials" / f"{index:02d}"
-        predicted = self.allocator.predicted(levels)
+        asked = {
+            "level": round(level, 4),
+            "levels": levels,
+            "predicted_drop": round(self.allocator.predicted(levels), 6),
+        }
         trial = run_trial(
-            index, why, data, self.recipe, folder, self.pass_index, (level, levels, predicted)
+            index, why, data, self.recipe, folder, self.pass_index, asked, self.subject
         )
         if keep_float:
             trial = trial.model_copy(update={"keep_float": keep_float})
@@ -285,36 +309,41 @@ class Search:
             data["passes"][index] = quantize
         return data
 
-    def result(self, seconds: float) -> Tuning:
-        best = self.best
-        config = self.recipe.passes[self.pass_index]
-        budgets = self.recipe.budgets.model_dump(exclude_none=True) if self.recipe.budgets else {}
-        return Tuning(
-            tool_version=__version__,
-            recipe={"name": self.recipe.name, "path": str(self.recipe.path or "")},
-            pass_index=self.pass_index,
-            method=config.variant,
-            budgets=budgets,
-            evaluate_metric=self.recipe.evaluate.metric if self.recipe.evaluate else None,
-            trials=self.trials,
-            best=best.index if best else None,
-            interrupted=self.interrupted,
-            seconds=round(seconds, 2),
-        )
+    def recipe_of(self, trial: Trial) -> dict:
+        return self.variant(trial.level, trial.levels, trial.keep_float)
 
 
-def write_outputs(tuning: Tuning, search: Search, recipe: Recipe, directory: Path) -> None:
+def result(search: Search | WidthSearch, config: PassConfig, seconds: float) -> Tuning:
+    """The log of `search`, its best trial marked."""
+    best, recipe = search.best, search.recipe
+    budgets = recipe.budgets.model_dump(exclude_none=True) if recipe.budgets else {}
+    return Tuning(
+        tool_version=__version__,
+        recipe={"name": recipe.name, "path": str(recipe.path or "")},
+        pass_index=search.pass_index,
+        method=config.variant,
+        search="widths" if isinstance(search, WidthSearch) else "levels",
+        budgets=budgets,
+        evaluate_metric=recipe.evaluate.metric if recipe.evaluate else None,
+        trials=search.trials,
+        best=best.index if best else None,
+        interrupted=search.interrupted,
+        seconds=round(seconds, 2),
+    )
+
+
+def write_outputs(
+    tuning: Tuning, search: Search | WidthSearch, recipe: Recipe, directory: Path
+) -> None:
     """tuned.yaml (the best trial's recipe, exporting to `tuned/`), tuning.json, tuning.html."""
     best = tuning.best_trial
     if best is not None:
         tuned = directory / "tuned.yaml"
         header = (
             f"Written by compress tune from {recipe.path or recipe.name}: trial {best.index} of "
-            f"{len(tuning.trials)},\nthe highest level that met every budget. "
-            "`compress apply` on this file reproduces it."
+            f"{len(tuning.trials)},\n{search.goal}. `compress apply` on this file reproduces it."
         )
-        variant = search.variant(best.level, best.levels, best.keep_float)
-        write_recipe(variant, recipe, tuned, "tuned/model.onnx", header)
+        write_recipe(search.recipe_of(best), recipe, tuned, "tuned/model.onnx", header)
         tuning.tuned = str(tuned)
     write_text_or_fail(directory / "tuning.json", tuning.to_json(), "tuning log")
     write_text_or_fail(directory / "tuning.html", render_tuning(tuning), "tuning log")

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
+from compress.analysis.subject import Subject
 from compress.atomic import write_text_or_fail
 from compress.errors import CompressError
 from compress.metrics import METRICS
-from compress.pipeline import apply
-from compress.recipe import Recipe
+from compress.pipeline import VerifiedBaseline, run
+from compress.recipe import Recipe, as_recipe, check_usage
 from compress.report.rows import budget_lines
 from compress.tuning.relocate import relocated
 
@@ -23,24 +24,31 @@ TUNING_SCHEMA_VERSION = 1
 FIGURES = (
     "accuracy",
     "accuracy_drop",
+    "perplexity",
+    "perplexity_increase",
     "sparsity",
+    "size_bytes",
     "size_gzip_bytes",
     "params",
     "macs",
     "latency_p50_ms",
+    "fidelity",
 )
 
 
 class Trial(BaseModel):
-    """What one trial asked (`level` overall, `levels` per layer) and got."""
+    """What one trial asked (a level search: `level` overall, `levels` per layer; a width
+    search: `widths`) and got."""
 
     index: int
     why: str
-    level: float
-    levels: dict[str, float]
+    level: float = 0.0
+    levels: dict[str, float] = Field(default_factory=dict)
     #: quantized nodes kept in float (added to the quantize pass's ignore)
     keep_float: list[str] = Field(default_factory=list)
-    predicted_drop: float
+    #: a width search's weight-only settings: algorithm, block_size, int8_nodes
+    widths: dict[str, Any] | None = None
+    predicted_drop: float = 0.0
     status: Literal["pass", "fail", "error"]
     #: budgets that failed, as "metric limit (got value)" in the metric's unit
     failed: list[str] = Field(default_factory=list)
@@ -53,12 +61,21 @@ class Trial(BaseModel):
     recipe: str
 
 
+def quality_lost(trial: Trial) -> float | None:
+    """What a trial lost against the baseline: its accuracy drop, else its relative perplexity
+    increase (a perplexity metric)."""
+    drop = trial.figures.get("accuracy_drop")
+    return trial.figures.get("perplexity_increase") if drop is None else drop
+
+
 class Tuning(BaseModel):
     schema_version: int = TUNING_SCHEMA_VERSION
     tool_version: str
     recipe: dict
     pass_index: int
     method: str
+    #: what was searched: a prune pass's levels, or a weight-only pass's widths
+    search: Literal["levels", "widths"] = "levels"
     budgets: dict
     #: the recipe's evaluate metric: drops are in points for accuracy and top5
     evaluate_metric: str | None = None
@@ -93,23 +110,21 @@ def run_trial(
     recipe: Recipe,
     folder: Path,
     pass_index: int,
-    planned: tuple[float, dict[str, float], float],
+    asked: dict[str, Any],
+    subject: Subject,
 ) -> Trial:
-    """Run the recipe `data` from `folder` (its recipe.yaml, report and model land there)."""
-    level, levels, predicted = planned
+    """Run the recipe `data` from `folder` (its recipe.yaml, report and model land there),
+    copying the `subject`'s verified baseline instead of exporting it again (trials differ
+    from the recipe only in their passes); `asked` holds the Trial fields that say what the
+    search asked for."""
+    export = subject.export
+    verified = None if export is None else VerifiedBaseline(subject.baseline, export)
     path = folder / "recipe.yaml"
     write_recipe(data, recipe, path, "model.onnx")
     started = time.perf_counter()
-    common = {
-        "index": index,
-        "why": why,
-        "level": round(level, 4),
-        "levels": levels,
-        "predicted_drop": round(predicted, 6),
-        "recipe": str(path),
-    }
+    common = {"index": index, "why": why, **asked, "recipe": str(path)}
     try:
-        report = apply(path, progress=False)
+        report = run(check_usage(as_recipe(path), "apply"), progress=False, verified=verified)
     except CompressError as exc:
         seconds = round(time.perf_counter() - started, 2)
         return Trial(**common, status="error", too_far=True, error=str(exc), seconds=seconds)

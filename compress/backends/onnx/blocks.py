@@ -228,6 +228,11 @@ class GridMemo:
             if hit is None:
                 return None
             parts.append(hit)
+        whole = parts[0][0]
+        if len(whole.codes) == len(parts) and all(
+            g is whole and c == i for i, (g, c) in enumerate(parts)
+        ):
+            return whole  # the same weight seen before, whole
         grids = [grid.columns(column, column + 1) for grid, column in parts]
         first = grids[0]
         if any(g.block != first.block or g.rows != first.rows for g in grids):

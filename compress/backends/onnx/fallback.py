@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.backends.onnx.quantize import Quantizer
-from compress.backends.onnx.ranking import rank_reverts
+from compress.backends.onnx.ranking import per_cost, rank_reverts
 from compress.errors import ModelError
 from compress.measure.accuracy import fidelity, score
 from compress.metrics import metric_drop
@@ -98,9 +98,10 @@ def revert_until_within(
         return scorer.outputs(trial, rows)
 
     candidates = [n for n in quantizer.quantized_nodes(start) if n not in keep_float]
-    ranked = rank_reverts(candidates, outputs_without, scorer.reference, quantized)
-    # the error removed per unit of what reverting costs (weight-only: the weights widened)
-    ranked.sort(key=lambda item: -item.gain / quantizer.revert_cost(item.name))
+    ranked = per_cost(
+        rank_reverts(candidates, outputs_without, scorer.reference, quantized),
+        quantizer.revert_cost,
+    )
     reverted: list[str] = []
     drop = before
     for step, item in enumerate(ranked, 1):

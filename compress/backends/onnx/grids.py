@@ -60,8 +60,11 @@ class Grids:
     widths: dict[bytes, int | None] = field(default_factory=dict)
 
     def choose(self, name: str, weight: np.ndarray, bits: int) -> Grid:
-        """The calibrated grid of these values at `bits`, else the calibration-free one."""
+        """The calibrated grid of these values at `bits`, else the one handed out before for
+        them (the fallback and the ranking write many files), else the calibration-free one."""
         grid = self.calibrated.recall(weight, bits)
+        if grid is None:
+            grid = self.memo.recall(weight, bits)
         if grid is None:
             grid = calibration_free(self.config)(name, weight, bits)
         self.memo.remember(weight, grid)

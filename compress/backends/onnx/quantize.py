@@ -445,6 +445,8 @@ class WeightOnlyQuantizer(Quantizer):
     config: WeightOnlyQuantize
     weight_ops = ("MatMul", "Gemm", "Gather")
     _weight_counts: dict[str, int] | None = None
+    #: the nodes the recipe's `int8_nodes` puts at 8 bits
+    user_wider: tuple[str, ...] = ()
 
     @classmethod
     def planned_types(cls, config: WeightOnlyQuantize) -> str:
@@ -467,6 +469,7 @@ class WeightOnlyQuantizer(Quantizer):
         rewritten, self.user_excluded = matmul_form(
             onnx.load(str(self.prepared)), self.user_excluded
         )
+        self.user_wider = tuple(_int8_nodes(rewritten, self.config, self.user_excluded))
         level, _ = accuracy_level(self.config)
         self.chosen["format"] = (
             f"MatMulNBits {self.config.weights}, block {self.config.block_size}, "
@@ -494,15 +497,26 @@ class WeightOnlyQuantizer(Quantizer):
     def write(self, target: Path, keep_float: Collection[str] = ()) -> None:
         """Quantize into `target`; `keep_float` nodes (the fallback's) go to 8-bit blocks when
         `sensitive: int8` (mixed precision), else to float like the ignored ones."""
-        wider = set(keep_float) if self.config.sensitive == "int8" else set()
-        excluded = sorted({*self.user_excluded, *keep_float} - wider)
+        reverted = set(keep_float) if self.config.sensitive == "int8" else set()
+        excluded = sorted({*self.user_excluded, *keep_float} - reverted)
+        wider = (reverted | set(self.user_wider)) - set(excluded)
         model = onnx.load(str(self.prepared))
-        self.grids.begin_write(model, set(keep_float) - wider)
+        self.grids.begin_write(model, set(keep_float) - reverted)
         self.chosen.update(
             quantize_blocks(model, self.config, excluded, self.grids.choose, sorted(wider))
         )
         onnx.save(model, str(target))
         onnx.checker.check_model(str(target))
+
+
+def _int8_nodes(
+    model: onnx.ModelProto, config: WeightOnlyQuantize, excluded: list[str]
+) -> list[str]:
+    """The nodes `int8_nodes` names (after the Gemm rewrite), less those left in float."""
+    names, unmatched = excluded_nodes(model, config.int8_nodes)
+    if unmatched:
+        raise ModelError(f"quantize: int8_nodes {unmatched[0]!r} matches no node of the ONNX graph")
+    return [name for name in names if name not in excluded]
 
 
 def matmul_form(model: onnx.ModelProto, excluded: list[str]) -> tuple[onnx.ModelProto, list[str]]:

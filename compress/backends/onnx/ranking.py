@@ -65,3 +65,9 @@ def rank_reverts(
         return float(np.mean(sample_errors(reference[rows], outputs)))
 
     return rank(candidates, lambda name: error(outputs_without(name, rows)), error(quantized[rows]))
+
+
+def per_cost(ranked: list[Ranked], cost: Callable[[str], float]) -> list[Ranked]:
+    """`ranked` by error removed per unit of what reverting a node costs (weight-only: the
+    weights widened), the best buy first: the order the fallback and `compress tune` take."""
+    return sorted(ranked, key=lambda item: -item.gain / cost(item.name))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -443,6 +444,47 @@ def _quantize_matmuls(
         widths[node.name or node.output[0]] = WIDTHS[width]
     _drop_dead_transposes(graph)
     return widths
+
+
+def int4_bytes(path: Path, block_sizes: Collection[int], symmetric: bool) -> dict[int, int]:
+    """The bytes the 4-bit blocks of the ONNX file's constant MatMul weights and embedding
+    tables take at each block size (codes, scales and zero points). MatMulNBits pads K up to
+    whole blocks, so a larger block is not always a smaller file: K=192 at block 128 stores 256
+    codes a column; GatherBlockQuantized stores a table's codes unpadded."""
+    graph = gemm_to_matmul(onnx.load(str(path))).graph
+    weights = [
+        weight
+        for node in graph.node
+        if node.op_type == "MatMul" and (weight := constant_weight(graph, node.input[1]))
+    ]
+    tables = [table for _, table in embedding_gathers(graph)]
+    shapes = []
+    for weight in {w.initializer: w for w in weights + tables}.values():
+        tensor = weight.tensor(graph)
+        depth, columns = tensor.dims[::-1] if weight.transposed else tensor.dims
+        if weight in tables:
+            depth, columns = columns, depth  # a table [V, H] has its blocks along H
+        scale = 2 if tensor.data_type == TensorProto.FLOAT16 else 4
+        shapes.append(_Blocked(depth, columns, scale, padded=weight not in tables))
+    return {block: sum(s.bytes(block, symmetric) for s in shapes) for block in block_sizes}
+
+
+@dataclass(frozen=True)
+class _Blocked:
+    """One weight's 4-bit blocks: `columns` of `depth` values each, blocked along the depth."""
+
+    depth: int
+    columns: int
+    scale_bytes: int
+    padded: bool  # MatMulNBits pads each column's codes and zero points to whole bytes
+
+    def bytes(self, block: int, symmetric: bool) -> int:
+        blocks = -(-self.depth // block)
+        if self.padded:
+            codes, zeros = self.columns * blocks * block // 2, self.columns * -(-blocks // 2)
+        else:  # GatherBlockQuantized packs codes and zero points across rows
+            codes, zeros = -(-self.columns * self.depth // 2), -(-self.columns * blocks // 2)
+        return codes + self.columns * blocks * self.scale_bytes + (0 if symmetric else zeros)
 
 
 def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
