@@ -217,9 +217,11 @@ def _sizes_option(text: str | None) -> tuple[int, ...] | None:
         sizes = tuple(int(name) for name in names)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a list of whole numbers, like 128,32") from None
-    wrong = [size for size in sizes if size < 16 or size & (size - 1)]
-    if wrong:
-        raise click.BadParameter(f"{wrong[0]} is not a power of two of at least 16")
+    from compress.passes.quantize import block_size_problem
+
+    problem = next(filter(None, map(block_size_problem, sizes)), None)
+    if problem:
+        raise click.BadParameter(problem)
     return sizes
 
 

@@ -364,6 +364,16 @@ def test_int4_bytes_predicts_the_blocks_written_padding_included(quantize, untie
     assert min(written, key=written.get) == 64 and written[128] > written[32]
 
 
+@pytest.mark.parametrize("layout", ["forward", "shared"])
+def test_int4_bytes_counts_a_tied_table_once_as_the_lm_head_stores_it(quantize, layout, request):
+    """A table tied to the lm_head is written once, as the lm_head's padded MatMulNBits weight
+    that GatherBlockQuantized reads: the prediction counts it so."""
+    path = request.getfixturevalue(layout)
+    blocks = (64, 128)
+    written = {b: quantized_bytes(quantize(path, block_size=b)[0]) for b in blocks}
+    assert int4_bytes(path, blocks, True) == written
+
+
 def test_int8_nodes_are_written_at_8_bits_and_an_unmatched_one_is_refused(quantize, reference):
     path, record = quantize(int8_nodes=("re:.*down_proj.*",))
     widths = record["node_widths"]

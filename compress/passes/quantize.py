@@ -143,6 +143,16 @@ class StaticQuantize(PostTrainingQuantize):
 BlockWidth = Literal["int4", "int8", "float"]
 
 
+def block_size_problem(size: int) -> str | None:
+    """Why `size` cannot be a weight-only block size (None when it can)."""
+    if size >= 16 and not size & (size - 1):
+        return None
+    return (
+        f"{size} is not a power of two of at least 16 (16, 32, 64, 128...), which MatMulNBits "
+        "and GatherBlockQuantized need"
+    )
+
+
 class WeightOnlyQuantize(PostTrainingQuantize):
     """Weights in blocks (MatMulNBits), activations in float: round to nearest (`rtn`; the
     other algorithms are gptq, awq and hqq); embedding tables as GatherBlockQuantized, the
@@ -192,11 +202,9 @@ class WeightOnlyQuantize(PostTrainingQuantize):
 
     @model_validator(mode="after")
     def _block_size(self) -> WeightOnlyQuantize:
-        if self.block_size & (self.block_size - 1):
-            raise ValueError(
-                f"block_size {self.block_size} is not a power of two (16, 32, 64, 128...), "
-                "which MatMulNBits and GatherBlockQuantized need"
-            )
+        problem = block_size_problem(self.block_size)
+        if problem:
+            raise ValueError(f"block_size {problem}")
         return self
 
     @model_validator(mode="after")

@@ -148,6 +148,7 @@ class Search:
     keep_float: list[str] = field(default_factory=list)
     interrupted: bool = False
 
+    kind = "levels"
     goal = "the highest level that met every budget"
 
     @property
@@ -322,7 +323,7 @@ def result(search: Search | WidthSearch, config: PassConfig, seconds: float) -> 
         recipe={"name": recipe.name, "path": str(recipe.path or "")},
         pass_index=search.pass_index,
         method=config.variant,
-        search="widths" if isinstance(search, WidthSearch) else "levels",
+        search=search.kind,
         budgets=budgets,
         evaluate_metric=recipe.evaluate.metric if recipe.evaluate else None,
         trials=search.trials,

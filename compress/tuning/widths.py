@@ -26,6 +26,7 @@ from compress.passes.quantize import (
     WEIGHT_ONLY_PASSES,
     CalibratedWeightOnly,
     WeightOnlyQuantize,
+    block_size_problem,
 )
 from compress.progress import Reporter
 from compress.recipe import Recipe, as_recipe
@@ -75,9 +76,9 @@ def search_space(
             )
         chosen = [name for name in chosen if name not in calibrated]
     sizes = sorted(set(block_sizes or BLOCK_SIZES), reverse=True)
-    wrong = [size for size in sizes if size < 16 or size & (size - 1)]
-    if wrong:
-        raise RecipeError(f"compress tune: block size {wrong[0]} is not a power of two >= 16")
+    problem = next(filter(None, map(block_size_problem, sizes)), None)
+    if problem:
+        raise RecipeError(f"compress tune: block size {problem}")
     return chosen, sizes
 
 
@@ -96,6 +97,7 @@ class WidthSearch:
     trials: list[Trial] = field(default_factory=list)
     interrupted: bool = False
 
+    kind = "widths"
     goal = "the smallest file that met every budget"
 
     def __post_init__(self) -> None:

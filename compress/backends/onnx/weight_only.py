@@ -450,14 +450,21 @@ def int4_bytes(path: Path, block_sizes: Collection[int], symmetric: bool) -> dic
     """The bytes the 4-bit blocks of the ONNX file's constant MatMul weights and embedding
     tables take at each block size (codes, scales and zero points). MatMulNBits pads K up to
     whole blocks, so a larger block is not always a smaller file: K=192 at block 128 stores 256
-    codes a column; GatherBlockQuantized stores a table's codes unpadded."""
+    codes a column; GatherBlockQuantized stores a table's codes unpadded, except a table tied
+    to the lm_head, which is stored once as the lm_head's MatMulNBits weight."""
     graph = gemm_to_matmul(onnx.load(str(path))).graph
     weights = [
         weight
         for node in graph.node
         if node.op_type == "MatMul" and (weight := constant_weight(graph, node.input[1]))
     ]
-    tables = [table for _, table in embedding_gathers(graph)]
+    head = final_projection(graph)
+    head_weight = constant_weight(graph, head.input[1]) if head is not None else None
+    tables = [
+        table
+        for _, table in embedding_gathers(graph)
+        if not (head_weight and is_tied(graph, table, head_weight))
+    ]
     shapes = []
     for weight in {w.initializer: w for w in weights + tables}.values():
         tensor = weight.tensor(graph)
